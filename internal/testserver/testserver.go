@@ -1,0 +1,338 @@
+package testserver
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// startTimeout bounds how long a started process may take to answer.
+	startTimeout = 10 * time.Second
+	// stopTimeout is how long Stop waits after SIGTERM before SIGKILL.
+	stopTimeout = 5 * time.Second
+	// pollInterval is the pause between readiness probes.
+	pollInterval = 20 * time.Millisecond
+	// probeTimeout bounds one readiness probe.
+	probeTimeout = 500 * time.Millisecond
+	// startAttempts is how many ports a starter tries when the process
+	// fails to bind a port it was given by FreePort.
+	startAttempts = 3
+	// wakeInterval is how often stop pokes a process that has a wake
+	// function while waiting for it to exit.
+	wakeInterval = 50 * time.Millisecond
+	// outputTail is how much captured output is shown in failure messages.
+	outputTail = 4 << 10
+)
+
+// sbinDirs returns the directories searched after PATH: Debian installs
+// nutcracker in /usr/sbin, which a non-root PATH often lacks.
+func sbinDirs() []string { return []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} }
+
+// errAddrInUse marks a start attempt that failed because its address was
+// taken, so a starter that chose the port itself may retry on another.
+var errAddrInUse = errors.New("testserver: address already in use")
+
+// errExited marks a start attempt whose process exited before answering.
+var errExited = errors.New("testserver: process exited before it was ready")
+
+// inCI reports whether the environment variable CI is true.
+func inCI() bool {
+	ci, err := strconv.ParseBool(os.Getenv("CI"))
+	return err == nil && ci
+}
+
+// skipOrFail skips the test, or fails it when CI is true.
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if inCI() {
+		t.Fatalf(format+" (CI=true: the CI job must provide this)", args...)
+		return
+	}
+	t.Skipf(format, args...)
+}
+
+// RequireBinary returns the path of the executable name, searching PATH and
+// then /usr/sbin, /usr/local/sbin and /sbin. If it is not found the test is
+// skipped with a message naming the binary, or fails when the environment
+// variable CI is true.
+func RequireBinary(t testing.TB, name string) string {
+	t.Helper()
+	if path, err := exec.LookPath(name); err == nil {
+		return path
+	}
+	if !strings.ContainsRune(name, filepath.Separator) {
+		for _, dir := range sbinDirs() {
+			path := filepath.Join(dir, name)
+			if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+				return path
+			}
+		}
+	}
+	skipOrFail(t, "testserver: %s not found in PATH, %s; install it to run this test",
+		name, strings.Join(sbinDirs(), ", "))
+	return ""
+}
+
+// FreePort returns a TCP port on host that was free a moment ago: it
+// listens on host:0, notes the port and closes the listener.
+//
+// The port is not reserved. Another process may take it before the caller
+// binds it; the Start helpers detect a failed bind and retry on a new port
+// when they chose the port themselves. host must be a loopback address
+// such as "127.0.0.1".
+func FreePort(t testing.TB, host string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("testserver: free port on %s: %v", host, err)
+		return 0
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		t.Fatalf("testserver: free port on %s: %v", host, err)
+	}
+	return port
+}
+
+// A Server is a running redis-server or memcached process. Its methods are
+// safe for concurrent use.
+type Server struct {
+	Host string // listen host, such as "127.0.0.1"
+	Port int    // listen port
+	Addr string // "Host:Port"
+	PID  int    // process id
+
+	proc *process
+}
+
+// Stop stops the server: SIGTERM, then SIGKILL if it has not exited after
+// 5s, and waits for the process to be reaped. Only the server's own PID is
+// signalled. An idle memcached notices SIGTERM only on its once-a-second
+// clock tick, so Stop also connects to it every 50ms until it exits, which
+// makes Stop return within milliseconds. Stop may be called more than once and from any goroutine; it
+// is also called from t.Cleanup.
+func (s *Server) Stop() { s.proc.stop() }
+
+// Output returns what the process has written to stdout and stderr so far.
+func (s *Server) Output() string { return s.proc.output() }
+
+// Exited reports whether the process has exited, for any reason.
+func (s *Server) Exited() bool { return s.proc.exited() }
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of os/exec's
+// stdout and stderr copiers and reads by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// process owns one started child. A goroutine waits for it and closes done
+// when it has been reaped; stop waits for that goroutine.
+type process struct {
+	name     string
+	cmd      *exec.Cmd
+	out      *syncBuffer
+	done     chan struct{}
+	waitErr  error // written before done is closed
+	stopOnce sync.Once
+	// wake, if set, is called repeatedly after SIGTERM until the process
+	// exits, to make it notice the signal sooner.
+	wake func()
+}
+
+// startProcess starts path with args in dir, capturing stdout and stderr.
+func startProcess(path string, args []string, dir string) (*process, error) {
+	out := &syncBuffer{}
+	// Not CommandContext: the process must outlive any test context and
+	// is stopped by stop, from t.Cleanup.
+	cmd := exec.Command(path, args...)
+	cmd.Dir = dir
+	cmd.Stdout = out
+	cmd.Stderr = out
+	// Bound Wait if a grandchild were to keep the output pipe open.
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("testserver: start %s: %w", filepath.Base(path), err)
+	}
+	p := &process{
+		name: filepath.Base(path),
+		cmd:  cmd,
+		out:  out,
+		done: make(chan struct{}),
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+func (p *process) output() string { return p.out.String() }
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop terminates the process and waits for it to be reaped. It is
+// idempotent; concurrent callers all return after the process is gone.
+func (p *process) stop() {
+	p.stopOnce.Do(func() {
+		// Signal is a no-op error (os.ErrProcessDone) once the process
+		// has been reaped, and never reaches a recycled PID.
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		timer := time.NewTimer(stopTimeout)
+		defer timer.Stop()
+		var wakeTick <-chan time.Time
+		if p.wake != nil {
+			ticker := time.NewTicker(wakeInterval)
+			defer ticker.Stop()
+			wakeTick = ticker.C
+			p.wake()
+		}
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-wakeTick:
+				p.wake()
+			case <-timer.C:
+				_ = p.cmd.Process.Kill()
+				<-p.done
+				return
+			}
+		}
+	})
+}
+
+// wakeByConnecting returns a wake function that opens and closes a TCP
+// connection to addr. memcached only checks for SIGTERM when its event
+// loop turns, which an idle server does once a second; a connection
+// turns it at once.
+func wakeByConnecting(addr string) func() {
+	return func() {
+		if c, err := net.DialTimeout("tcp", addr, wakeInterval); err == nil {
+			_ = c.Close()
+		}
+	}
+}
+
+// exitError describes a process that exited before it was ready. It wraps
+// errExited, and errAddrInUse when the output says the bind failed.
+func (p *process) exitError() error {
+	<-p.done
+	out := p.output()
+	err := fmt.Errorf("%w: %s pid %d: %v", errExited, p.name, p.pid(), p.waitErr)
+	if mentionsAddrInUse(out) {
+		err = fmt.Errorf("%w (%w)", err, errAddrInUse)
+	}
+	return err
+}
+
+// mentionsAddrInUse reports whether a server's output or log says that it
+// could not bind because the address was taken.
+func mentionsAddrInUse(s string) bool {
+	return strings.Contains(s, "Address already in use")
+}
+
+// waitReady polls probe until it succeeds, the process exits or
+// startTimeout passes.
+func (p *process) waitReady(probe func() error) error {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if p.exited() {
+			return p.exitError()
+		}
+		err := probe()
+		if err == nil {
+			if p.exited() {
+				return p.exitError()
+			}
+			return nil
+		}
+		if errors.Is(err, errAddrInUse) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testserver: %s pid %d not ready after %v: %w", p.name, p.pid(), startTimeout, err)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// logOnFailure arranges for the tail of what p wrote to its output, and
+// to the file extraLog if not empty, to be logged if the test fails.
+func logOnFailure(t testing.TB, p *process, extraLog string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if out := p.output(); out != "" {
+			t.Logf("testserver: %s pid %d output:\n%s", p.name, p.pid(), tail(out))
+		}
+		if extraLog != "" {
+			if b, err := os.ReadFile(extraLog); err == nil && len(b) > 0 {
+				t.Logf("testserver: %s pid %d log %s:\n%s", p.name, p.pid(), extraLog, tail(string(b)))
+			}
+		}
+	})
+}
+
+// tail returns at most the last outputTail bytes of s.
+func tail(s string) string {
+	if len(s) <= outputTail {
+		return s
+	}
+	return "…" + s[len(s)-outputTail:]
+}
+
+// accepting reports whether something accepts TCP connections on addr.
+func accepting(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, probeTimeout)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
+// checkFree returns an error wrapping errAddrInUse if addr already accepts
+// connections, so a readiness probe cannot be answered by a stranger.
+func checkFree(addr string) error {
+	if accepting(addr) {
+		return fmt.Errorf("%w: %s already accepts connections", errAddrInUse, addr)
+	}
+	return nil
+}
+
+// isRoot reports whether the test runs with effective uid 0.
+func isRoot() bool { return os.Geteuid() == 0 }
