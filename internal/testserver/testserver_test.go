@@ -305,3 +305,22 @@ func TestStartRedisAnsweredByStranger(t *testing.T) {
 	assert.True(t, errors.Is(err, errAddrInUse), "probe error %v", err)
 	require.NoError(t, probeMemcached(mc.Addr, mc.PID))
 }
+
+func TestRedisConn(t *testing.T) {
+	srv := StartRedis(t, RedisOptions{})
+	c := DialRedis(t, srv.Addr)
+	key := "k\x00\xff é"
+	reply, err := c.Do("SET", key, "v\r\n")
+	require.NoError(t, err)
+	assert.Equal(t, "+OK", reply)
+	reply, err = c.Do("GET", key)
+	require.NoError(t, err)
+	assert.Equal(t, "v\r\n", reply)
+	reply, err = c.Do("EXISTS", key, "missing")
+	require.NoError(t, err)
+	assert.Equal(t, ":1", reply)
+	reply, err = c.Do("NOSUCHCOMMAND")
+	require.NoError(t, err)
+	assert.Contains(t, reply, "-ERR")
+	require.NoError(t, c.Close())
+}
