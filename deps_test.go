@@ -1,0 +1,156 @@
+package walnut_test
+
+// The import DAG is policy (style.md §3.3), checked here as Go's own
+// go/build/deps_test.go checks the standard library's: a new edge needs a
+// design decision, not an edit to make the build pass.
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const module = "github.com/walnutproxy/walnut"
+
+// allowed maps each package (relative to the module) to the non-standard
+// packages its non-test code may import directly. "std" is implied. A
+// package missing from this map fails the test.
+var allowed = map[string][]string{
+	"hashkit":             {"github.com/dgryski/go-farm", "internal/bytesconv"},
+	"shard":               {"hashkit", "internal/bytesconv"},
+	"protocol":            {},
+	"protocol/resp":       {"protocol", "internal/bytesconv"},
+	"protocol/memcache":   {"protocol", "internal/bytesconv"},
+	"pool":                {},
+	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "internal/bytesconv", "go.yaml.in/yaml/v3"},
+	"cmd/walnut":          {"proxy", "hashkit", "shard", "protocol", "pool", "github.com/spf13/pflag", "github.com/prometheus/client_golang", "go.yaml.in/yaml/v3"},
+	"internal/bytesconv":  {},
+	"internal/testserver": {},
+	"bench":               {"*"},
+	"examples/*":          {"*"},
+}
+
+// clientLibs are the client libraries used as independent implementations:
+// only tests, examples/ and bench/ may depend on them.
+var clientLibs = []string{"github.com/redis/go-redis/", "github.com/bradfitz/gomemcache/"}
+
+type listedPackage struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+func listPackages(t *testing.T) []listedPackage {
+	out, err := exec.Command("go", "list", "-json", "./...").Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		t.Fatalf("go list: %v\n%s", err, ee.Stderr)
+	}
+	require.NoError(t, err)
+	var pkgs []listedPackage
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p listedPackage
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else {
+			require.NoError(t, err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	require.NotEmpty(t, pkgs)
+	return pkgs
+}
+
+func isStd(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
+
+func rel(path string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(path, module), "/")
+}
+
+func policyFor(pkg string) ([]string, bool) {
+	if rules, ok := allowed[pkg]; ok {
+		return rules, true
+	}
+	if strings.HasPrefix(pkg, "examples/") {
+		return allowed["examples/*"], true
+	}
+	if strings.HasPrefix(pkg, "bench/") {
+		return allowed["bench"], true
+	}
+	return nil, false
+}
+
+func permits(rules []string, imp string) bool {
+	for _, r := range rules {
+		if r == "*" {
+			return true
+		}
+		if strings.HasPrefix(imp, module+"/") {
+			if rel(imp) == r {
+				return true
+			}
+		} else if imp == r || strings.HasPrefix(imp, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestImportPolicy(t *testing.T) {
+	for _, p := range listPackages(t) {
+		pkg := rel(p.ImportPath)
+		if pkg == "" {
+			continue // this test-only root package
+		}
+		rules, ok := policyFor(pkg)
+		if !ok {
+			t.Errorf("package %s has no import policy in deps_test.go; add one (style.md §3.3)", pkg)
+			continue
+		}
+		tooling := pkg == "bench" || strings.HasPrefix(pkg, "bench/") || strings.HasPrefix(pkg, "examples/")
+		for _, imp := range p.Imports {
+			if isStd(imp) {
+				continue
+			}
+			if !permits(rules, imp) {
+				t.Errorf("%s imports %s, which its policy does not allow", pkg, imp)
+			}
+			if strings.HasPrefix(imp, module+"/examples") || strings.HasPrefix(imp, module+"/bench") {
+				t.Errorf("%s imports %s: nothing may import examples/ or bench/", pkg, imp)
+			}
+			if rel(imp) == "internal/testserver" && !tooling {
+				t.Errorf("%s imports internal/testserver outside tests", pkg)
+			}
+		}
+		if tooling {
+			continue
+		}
+		for _, dep := range p.Deps {
+			for _, lib := range clientLibs {
+				if strings.HasPrefix(dep, lib) {
+					t.Errorf("%s depends on %s: client libraries belong only in tests, examples/ and bench/", pkg, dep)
+				}
+			}
+		}
+	}
+}
+
+func TestImportPolicyRejects(t *testing.T) {
+	// The checker itself must be able to fail.
+	require.False(t, permits(allowed["hashkit"], module+"/shard"), "hashkit must not import shard")
+	require.False(t, permits(allowed["shard"], module+"/proxy"))
+	require.False(t, permits(allowed["pool"], module+"/protocol"), "pool gets its framer injected")
+	require.False(t, permits(allowed["shard"], "github.com/redis/go-redis/v9"))
+	require.True(t, permits(allowed["hashkit"], "github.com/dgryski/go-farm"))
+	_, ok := policyFor("newpkg")
+	require.False(t, ok)
+}
