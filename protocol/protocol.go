@@ -1,0 +1,105 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind is a wire protocol.
+type Kind uint8
+
+// The protocols walnut speaks.
+const (
+	Redis    Kind = iota + 1 // RESP2, with RESP3 replies recognised
+	Memcache                 // memcached ASCII (text) protocol
+)
+
+// String returns "redis" or "memcache".
+func (k Kind) String() string {
+	switch k {
+	case Redis:
+		return "redis"
+	case Memcache:
+		return "memcache"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Defaults used for zero Limits fields, matching redis-server 7's own
+// limits where it has one.
+const (
+	// DefaultMaxArgs is redis-server's limit on a multibulk length (1M).
+	DefaultMaxArgs = 1024 * 1024
+	// DefaultMaxBulk is redis-server's proto-max-bulk-len (512 MiB).
+	DefaultMaxBulk = 512 << 20
+	// DefaultMaxLine is redis-server's limit on an inline command and on
+	// any header line (64 KiB); memcached command lines use it too.
+	DefaultMaxLine = 64 << 10
+	// DefaultMaxDepth bounds the nesting of reply arrays, maps and sets.
+	DefaultMaxDepth = 64
+)
+
+// Limits bounds what a parser accepts. Each limit is checked before any
+// memory is allocated for the frame it guards. The zero value of a field
+// means its default.
+type Limits struct {
+	// MaxArgs is the most elements in a request (RESP array elements or
+	// inline arguments; memcached keys in a get). If zero, DefaultMaxArgs.
+	MaxArgs int
+	// MaxBulk is the largest bulk string or memcached data block, in bytes.
+	// If zero, DefaultMaxBulk.
+	MaxBulk int
+	// MaxLine is the longest line (inline command, RESP header line,
+	// memcached command line) including its CRLF. If zero, DefaultMaxLine.
+	MaxLine int
+	// MaxDepth is the deepest nesting of aggregate replies. If zero,
+	// DefaultMaxDepth.
+	MaxDepth int
+}
+
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxArgs <= 0 {
+		l.MaxArgs = DefaultMaxArgs
+	}
+	if l.MaxBulk <= 0 {
+		l.MaxBulk = DefaultMaxBulk
+	}
+	if l.MaxLine <= 0 {
+		l.MaxLine = DefaultMaxLine
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultMaxDepth
+	}
+	return l
+}
+
+// Sentinel errors, matched with errors.Is. Every *Error matches
+// ErrProtocol; one raised by a limit also matches ErrTooLarge.
+var (
+	ErrProtocol = errors.New("protocol: malformed input")
+	ErrTooLarge = errors.New("protocol: input exceeds a limit")
+)
+
+// An Error reports malformed input. Reply is the text to send back to the
+// client without its type byte or CRLF, worded as the real server words it:
+// "ERR Protocol error: invalid bulk length" for Redis (sent as "-" + Reply),
+// "CLIENT_ERROR bad data chunk" or "ERROR" for memcached. After an Error the
+// stream cannot be resynchronised: send Reply, then close the connection,
+// as redis-server does.
+type Error struct {
+	Kind     Kind
+	Reply    string
+	TooLarge bool // a Limits bound was exceeded
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	return "protocol: " + e.Kind.String() + ": " + e.Reply
+}
+
+// Is reports whether target is ErrProtocol, or ErrTooLarge for an error
+// raised by a limit.
+func (e *Error) Is(target error) bool {
+	return target == ErrProtocol || (e.TooLarge && target == ErrTooLarge)
+}
