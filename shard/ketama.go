@@ -101,7 +101,7 @@ func buildContinuum(cache *pointCache, pts []int) ketamaContinuum {
 			all = append(all, uint64(v)<<32|uint64(i))
 		}
 	}
-	slices.Sort(all)
+	sortPoints(all)
 	c := ketamaContinuum{values: make([]uint32, len(all)), owners: make([]int32, len(all))}
 	for j, p := range all {
 		c.values[j], c.owners[j] = uint32(p>>32), int32(uint32(p))
@@ -119,6 +119,39 @@ func buildContinuum(cache *pointCache, pts []int) ketamaContinuum {
 	}
 	c.bucket[1<<nbits] = uint32(len(c.values))
 	return c
+}
+
+// sortPoints sorts value<<32|owner keys ascending. Large continua (ejection
+// rebuilds of big pools) use a stable LSD radix sort on the value in three
+// 11-bit passes; owners were appended in ascending order, so ties keep owner
+// order exactly as a full comparison sort would.
+func sortPoints(keys []uint64) {
+	if len(keys) < 4096 {
+		slices.Sort(keys)
+		return
+	}
+	const digit = 11
+	tmp := make([]uint64, len(keys))
+	src, dst := keys, tmp
+	for shift := uint(32); shift < 64; shift += digit {
+		var count [1 << digit]int
+		for _, k := range src {
+			count[(k>>shift)&(1<<digit-1)]++
+		}
+		pos := 0
+		for i, c := range count {
+			count[i] = pos
+			pos += c
+		}
+		for _, k := range src {
+			d := (k >> shift) & (1<<digit - 1)
+			dst[count[d]] = k
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	// Three passes leave the result in tmp.
+	copy(keys, src)
 }
 
 // lookup returns the owner of the first point whose value is >= h, wrapping

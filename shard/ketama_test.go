@@ -3,6 +3,7 @@ package shard
 import (
 	"bufio"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,4 +146,22 @@ func TestPointCacheLongName(t *testing.T) {
 	p := c.points(0, 8)
 	require.Len(t, p, 8)
 	assert.Equal(t, p[:4], p[4:], "truncated strings of i=0 and i=1 are equal")
+}
+
+func TestSortPoints(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 4095, 4096, 50000} {
+		keys := make([]uint64, n)
+		x := uint64(88172645463325252)
+		for i := range keys {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			// Few distinct values so that ties occur; owners ascending.
+			keys[i] = (x%uint64(n/3+1))<<32 | uint64(i*7/(n+1))
+		}
+		want := slices.Clone(keys)
+		slices.Sort(want)
+		sortPoints(keys)
+		require.Equal(t, want, keys, "n=%d", n)
+	}
 }
