@@ -104,6 +104,7 @@ type Ring struct {
 	tag     [2]byte
 	hasTag  bool
 	single  bool // exactly one configured server: twemproxy skips hashing
+	fnv     bool // hash is the default FNV64a: called directly, inlined
 
 	// ketama
 	cont ketamaContinuum
@@ -139,6 +140,7 @@ func NewRing(servers []Server, opts RingOptions) (*Ring, error) {
 	}
 	if r.hash == nil {
 		r.hash = hashkit.FNV64a
+		r.fnv = true
 	}
 	if opts.HashTag != "" {
 		r.tag = [2]byte{opts.HashTag[0], opts.HashTag[1]}
@@ -208,6 +210,7 @@ func (r *Ring) WithLive(live []bool) (*Ring, error) {
 		tag:     r.tag,
 		hasTag:  r.hasTag,
 		single:  r.single,
+		fnv:     r.fnv,
 		cache:   r.cache,
 	}
 	nr.build(slices.Clone(live))
@@ -250,7 +253,10 @@ func (r *Ring) Pick(key []byte) int {
 	if r.single {
 		return 0
 	}
-	if r.dist == Random {
+	switch r.dist {
+	case Ketama:
+		return r.cont.lookup(r.Hash(key))
+	case Random:
 		return r.liveIdx[rand.IntN(len(r.liveIdx))]
 	}
 	return r.pickHash(r.Hash(key))
@@ -268,6 +274,9 @@ func (r *Ring) Hash(key []byte) uint32 {
 	}
 	if len(key) == 0 {
 		return 0
+	}
+	if r.fnv {
+		return hashkit.FNV64a(key)
 	}
 	return r.hash(key)
 }
