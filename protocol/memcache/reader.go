@@ -1,0 +1,256 @@
+package memcache
+
+import (
+	"errors"
+	"io"
+
+	"github.com/walnutproxy/walnut/protocol"
+)
+
+const (
+	// defaultBufSize is the Reader's initial buffer size.
+	defaultBufSize = 4 << 10
+	// maxIdleBufSize is the largest buffer a Reader keeps once it has
+	// nothing buffered; a larger one, grown for a big request, is
+	// dropped.
+	maxIdleBufSize = 64 << 10
+	// maxEmptyReads is how many successive (0, nil) reads are tolerated.
+	maxEmptyReads = 100
+)
+
+// errBadRead reports an io.Reader that returned an impossible count.
+var errBadRead = errors.New("memcache: reader returned an invalid count")
+
+// A Reader reads memcached requests (or responses) from an io.Reader. It
+// keeps one buffer, which grows as far as the request being read needs,
+// within its Limits, and is dropped for a small one once a large request
+// has been consumed.
+//
+// The slices of what it returns alias that buffer and are valid only
+// until the next call of a read method or Reset, like bufio.Reader.Peek.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	rd      io.Reader
+	lim     protocol.Limits
+	buf     []byte
+	r, w    int   // buf[r:w] is buffered, unread input
+	err     error // sticky error from rd
+	discard int   // bytes still to throw away (after "object too large")
+}
+
+// NewReader returns a Reader that reads from rd and enforces lim (zero
+// fields mean protocol's defaults).
+func NewReader(rd io.Reader, lim protocol.Limits) *Reader {
+	return &Reader{rd: rd, lim: lim.WithDefaults()}
+}
+
+// Reset discards any buffered input and state and makes r read from rd,
+// keeping its Limits and, if small, its buffer.
+func (r *Reader) Reset(rd io.Reader) {
+	buf := r.buf
+	if cap(buf) > maxIdleBufSize {
+		buf = nil
+	}
+	*r = Reader{rd: rd, lim: r.lim, buf: buf}
+}
+
+// Buffered returns the number of bytes read from the underlying reader
+// but not yet consumed.
+func (r *Reader) Buffered() int { return r.w - r.r }
+
+// ReadRequest reads the next request into req, reusing the capacity of
+// req.Keys. It reads from the underlying reader only when the buffer
+// holds no complete request.
+//
+// A malformed request is reported as the *protocol.Error that
+// ParseRequest returns. If req.Raw is not empty, the Reader has consumed
+// the bad input the way memcached does and stays usable: send the Reply
+// (unless req.Noreply), then read on. A too-large storage request's data
+// block (req.Discard bytes) is skipped by the Reader as it arrives,
+// without buffering it. If req.Raw is empty the stream is out of sync:
+// send the Reply if wanted and close; further calls return the error
+// again.
+//
+// At the end of input ReadRequest returns io.EOF, or
+// io.ErrUnexpectedEOF if a request was cut short. Other errors of the
+// underlying reader are returned as they are, and again by every later
+// call.
+func (r *Reader) ReadRequest(req *Request) error {
+	r.shrink()
+	for {
+		if r.discard > 0 {
+			if err := r.skip(); err != nil {
+				return err
+			}
+		}
+		n, need, err := parseRequest(r.buf[r.r:r.w], r.lim, req)
+		if n > 0 {
+			r.r += n
+			r.discard = req.Discard
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if err := r.fill(need); err != nil {
+			return err
+		}
+	}
+}
+
+// ReadRequests reads a batch of requests: it waits for the first as
+// ReadRequest does, then parses every further complete request already
+// buffered, without reading again, and returns them in reqs (reused from
+// len 0, including each element's Keys capacity). The requests alias the
+// Reader's buffer until the next call.
+//
+// It stops before a malformed request, which the next call reports: the
+// result is either one or more well-formed requests and a nil error, or
+// exactly one rejected request and its *protocol.Error (treated as
+// ReadRequest describes), or no request and an I/O error.
+func (r *Reader) ReadRequests(reqs []Request) ([]Request, error) {
+	reqs = nextRequest(reqs[:0])
+	if err := r.ReadRequest(&reqs[0]); err != nil {
+		var pe *protocol.Error
+		if errors.As(err, &pe) {
+			return reqs, err
+		}
+		return reqs[:0], err
+	}
+	for r.discard == 0 && r.r < r.w {
+		reqs = nextRequest(reqs)
+		n, _, err := parseRequest(r.buf[r.r:r.w], r.lim, &reqs[len(reqs)-1])
+		if n == 0 || err != nil {
+			return reqs[:len(reqs)-1], nil
+		}
+		r.r += n
+	}
+	return reqs, nil
+}
+
+// nextRequest extends reqs by one element, reusing the one in its spare
+// capacity if there is one.
+func nextRequest(reqs []Request) []Request {
+	if len(reqs) < cap(reqs) {
+		return reqs[:len(reqs)+1]
+	}
+	return append(reqs, Request{})
+}
+
+// ReadResponse reads the complete response to a request of command cmd
+// and returns it, framed by FrameResponse; it aliases the buffer until the
+// next call. A *protocol.Error means the server's output is invalid and
+// the connection must be closed. End of input is reported as io.EOF
+// before a response, io.ErrUnexpectedEOF within one.
+func (r *Reader) ReadResponse(cmd Command) ([]byte, error) {
+	r.shrink()
+	for {
+		b := r.buf[r.r:r.w]
+		n, need, err := frameResponse(b, cmd, r.lim)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			r.r += n
+			return b[:n:n], nil
+		}
+		if err := r.fill(need); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// shrink drops an empty buffer that grew past maxIdleBufSize.
+func (r *Reader) shrink() {
+	if r.r == r.w {
+		r.r, r.w = 0, 0
+		if cap(r.buf) > maxIdleBufSize {
+			r.buf = nil
+		}
+	}
+}
+
+// fill reads more input, making room first: it moves unread input to the
+// front and, if the buffer is full, grows it. need is the length of the
+// frame being read, if known, else 0.
+func (r *Reader) fill(need int) error {
+	if r.err != nil {
+		return r.readErr()
+	}
+	if r.r > 0 {
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
+	}
+	if r.w == len(r.buf) {
+		// Grow by doubling, up to the length of the request being read
+		// if known: memory follows the input actually received, not the
+		// length a request line announces.
+		size := max(2*len(r.buf), defaultBufSize)
+		if need > len(r.buf) && need < size {
+			size = need
+		}
+		buf := make([]byte, size)
+		copy(buf, r.buf[:r.w])
+		r.buf = buf
+	}
+	return r.read(r.buf[r.w:])
+}
+
+// read reads once into p, which must be r.buf[r.w:], and records the
+// result.
+func (r *Reader) read(p []byte) error {
+	for i := 0; i < maxEmptyReads; i++ {
+		n, err := r.rd.Read(p)
+		if n < 0 || n > len(p) {
+			r.err = errBadRead
+			return r.err
+		}
+		r.w += n
+		if err != nil {
+			r.err = err
+			if n > 0 {
+				return nil // report the error once the data is used
+			}
+			return r.readErr()
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	r.err = io.ErrNoProgress
+	return r.err
+}
+
+// readErr returns the sticky read error, turning io.EOF into
+// io.ErrUnexpectedEOF when input is buffered or being discarded.
+func (r *Reader) readErr() error {
+	if r.err == io.EOF && (r.r < r.w || r.discard > 0) {
+		return io.ErrUnexpectedEOF
+	}
+	return r.err
+}
+
+// skip throws away up to r.discard bytes, reading them if need be, without
+// growing the buffer.
+func (r *Reader) skip() error {
+	for r.discard > 0 {
+		if r.r == r.w {
+			if r.err != nil {
+				return r.readErr()
+			}
+			if r.buf == nil {
+				r.buf = make([]byte, defaultBufSize)
+			}
+			r.r, r.w = 0, 0
+			if err := r.read(r.buf); err != nil {
+				return err
+			}
+			continue
+		}
+		k := min(r.discard, r.w-r.r)
+		r.r += k
+		r.discard -= k
+	}
+	return nil
+}
