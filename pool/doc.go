@@ -1,7 +1,66 @@
-// Package pool will own the pipelined connections from walnut to the
-// backends of one server group, with twemproxy's timeout and auto-ejection
-// semantics.
+// Package pool holds walnut's connections to the backends of one server
+// group (one twemproxy pool), pipelined, with twemproxy's timeout and
+// auto-ejection semantics. It knows no protocol: requests are raw bytes,
+// and replies are delimited by an injected Framer.
 //
-// Not implemented yet: tracked by the issue "pool: pipelined backend
-// connections". Nothing here is usable today.
+// # Model
+//
+// Each server has Options.Conns connections (twemproxy's
+// server_connections, default 1), dialled on first use or, with
+// Preconnect, at New, and redialled on the first use after one fails. Do
+// queues a request on one of them, round robin, and returns at once; the
+// outcome arrives later through the request's Done callback.
+//
+// Every connection has two goroutines and no others, whatever the load. The
+// writer takes everything queued and writes it in one write (or one
+// writev, when large requests are sent from where they lie), then takes
+// what queued meanwhile: the busier the connection, the larger the batches,
+// with no timer. (When woken from idle it yields once first, so that the
+// goroutines just handed their replies can queue their next requests into
+// the same write.) The reader reads what the server sent, cuts it into
+// replies with the Framer and hands each to the next request in FIFO order,
+// many requests per read, as a slice of its buffer: nothing is copied.
+// Options.Init requests (AUTH, SELECT) go first on each new connection and
+// their replies are swallowed.
+//
+// # Failures
+//
+// A request that fails in the pool gets one of this package's errors, whose
+// texts are the strerror texts twemproxy puts in its error replies ("-ERR
+// Connection refused", "SERVER_ERROR Connection timed out", …), so the proxy
+// forwards them verbatim. An error reply from a server (Redis -ERR,
+// memcached SERVER_ERROR) is not an error: it is delivered as a reply.
+//
+// As in twemproxy, a connection that fails closes, and every request queued
+// or in flight on it fails with the same error: EOF (ErrEOF, "unknown"), a
+// reset, a malformed reply or a reply with nothing outstanding
+// (ErrInvalid), a reply Options.IsFailure rejects such as Redis -OOM
+// (ErrInvalid), or a request whose Options.Timeout passed (ErrTimedOut:
+// the timeout is per request, from when it is queued, and closes the whole
+// connection). A failed connection attempt fails the requests waiting for
+// it.
+//
+// Each connection close is one failure of its server, however many requests
+// it fails, and any reply resets the server's count of consecutive
+// failures. With Options.AutoEject a server that fails FailureLimit times in
+// a row is ejected: Options.OnChange is told, so its owner can rebuild its
+// placement without it, and requests to it fail at once with ErrEjected.
+// Where this package differs from twemproxy 0.5.0:
+//
+//   - Failures are counted per server event, not per connection: when one
+//     event (a restart, say) closes several connections of a server, only
+//     the first close counts, so server_connections above
+//     server_failure_limit no longer ejects a healthy server on its first
+//     hiccup (twemproxy issue #430).
+//   - Reinstatement is checked: after RetryTimeout the pool opens a fresh
+//     connection, sends Init and Options.Probe, and reinstates the server
+//     only if the probe is answered with a reply that is not a failure;
+//     otherwise the server stays ejected for another RetryTimeout.
+//     twemproxy reinstates blindly, and a dead server then fails
+//     FailureLimit more requests every RetryTimeout.
+//   - Connection attempts time out after Options.DialTimeout (twemproxy
+//     waits for the kernel).
+//
+// ServerStats carries twemproxy's per-server counters, readable at any
+// time.
 package pool

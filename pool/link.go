@@ -1,0 +1,727 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// readBufSize is a connection's initial read buffer, twemproxy's
+	// default mbuf size.
+	readBufSize = 16 << 10
+	// maxIdleReadBuf is the largest read buffer kept once it is empty;
+	// a bigger one, grown for a large reply, is dropped.
+	maxIdleReadBuf = 256 << 10
+	// maxCopy is the largest request copied into the write buffer; bigger
+	// ones are handed to writev as they are.
+	maxCopy = 1 << 10
+	// maxIdleWriteBuf is the largest write buffer kept between batches.
+	maxIdleWriteBuf = 256 << 10
+	// maxIdleEntries is the most entries a queue keeps room for once it
+	// has been emptied.
+	maxIdleEntries = 16 << 10
+)
+
+// entry is a request queued or in flight on a link.
+type entry struct {
+	req      *Request
+	deadline int64 // on Pool.now's clock; 0: none (NoReply, Init, or no Timeout)
+	init     bool  // an Init request: reply swallowed, not counted
+}
+
+// pipe is one of a server's Conns connection slots. It holds the current
+// link, replaced by a new one on first use after the previous one failed.
+type pipe struct {
+	s  *server
+	mu sync.Mutex // the queue lock: guards l and its links' fields marked "queue lock"
+	l  *link
+	c  pipeCounters
+}
+
+// pipeCounters are the traffic counters of one pipe, grouped by the
+// goroutine that writes them and padded apart to avoid false sharing.
+type pipeCounters struct {
+	queuedN, queuedB atomic.Int64 // Do
+	_                [48]byte
+	// Writer: taken off the queue (written or failed), and of those put in
+	// flight awaiting a reply.
+	dequeuedN, dequeuedB atomic.Int64
+	sentN, sentB         atomic.Int64
+	_                    [32]byte
+	// Reader (and failures): in-flight requests completed (answered or
+	// failed), and replies delivered.
+	doneN, doneB atomic.Int64
+	respN, respB atomic.Int64
+	_            [32]byte
+}
+
+// enqueue adds e to the pipe's current link, starting a new link if there
+// is none.
+func (pp *pipe) enqueue(e entry) {
+	pp.mu.Lock()
+	l := pp.l
+	fresh := l == nil || l.err != nil
+	if fresh {
+		l = pp.newLinkLocked()
+	}
+	l.queue = append(l.queue, e)
+	pp.c.queuedN.Add(1)
+	pp.c.queuedB.Add(int64(len(e.req.Data)))
+	arm := e.deadline != 0 && l.qOldest.Load() == 0
+	if arm {
+		l.qOldest.Store(e.deadline)
+	}
+	if l.writerIdle {
+		l.writerIdle = false
+		l.wakeWriter()
+	}
+	pp.mu.Unlock()
+	if fresh {
+		pp.startLink(l)
+	}
+	if arm {
+		// The first request with a deadline in the queue: make sure the
+		// reader's deadline covers it even if the writer is stuck.
+		l.fmu.Lock()
+		if l.err == nil && (l.armed == 0 || e.deadline < l.armed) {
+			l.armLocked(e.deadline)
+		}
+		l.fmu.Unlock()
+	}
+}
+
+// connect starts a link if the pipe has none (Options.Preconnect).
+func (pp *pipe) connect() {
+	pp.mu.Lock()
+	if pp.l != nil && pp.l.err == nil {
+		pp.mu.Unlock()
+		return
+	}
+	l := pp.newLinkLocked()
+	pp.mu.Unlock()
+	pp.startLink(l)
+}
+
+func (pp *pipe) newLinkLocked() *link {
+	p := pp.s.p
+	l := &link{pp: pp, epoch: pp.s.epoch.Load(), wake: make(chan struct{}, 1), initLeft: len(p.init)}
+	for _, r := range p.init {
+		l.queue = append(l.queue, entry{req: r, init: true})
+	}
+	pp.l = l
+	return l
+}
+
+func (pp *pipe) startLink(l *link) {
+	if !pp.s.p.start(l.run) {
+		l.fail(ErrClosed, failNone, nil, nil)
+	}
+}
+
+// link is one connection: a writer goroutine (run, which dials first) and a
+// reader goroutine, a queue of requests not yet written and a FIFO of
+// requests written and awaiting replies. A link that has failed (err set)
+// is never reused.
+//
+// Two locks keep producers off the reader's path. The queue lock (pp.mu) is
+// taken by Do, and by the writer once per batch. The in-flight lock (fmu)
+// is taken by the writer once per batch, to append the batch to handoff,
+// and by the reader when it has matched every reply it took and needs
+// more: it then takes all of handoff at once, as its private FIFO. Failing
+// a link takes both locks, queue lock first; the requests in the reader's
+// private FIFO are failed by the reader.
+type link struct {
+	pp    *pipe
+	epoch uint64        // server epoch when created; see server.failure
+	wake  chan struct{} // capacity 1: wakes the idle writer
+
+	// queue lock
+	queue      []entry
+	writerIdle bool
+	qOldest    atomic.Int64 // deadline of the queue's first entry with one; 0: none; read under fmu
+
+	fmu sync.Mutex
+	// in-flight lock
+	handoff []entry // written, awaiting replies, not yet taken by the reader
+	pHead   int64   // deadline of the reader's oldest request with one, as of its last report; 0: none
+	armed   int64   // read deadline set on nc (Pool.now clock), 0: none
+
+	// both locks to write, either to read
+	nc  net.Conn // nil until dialled
+	err error    // set once, when the link fails
+
+	// writer-owned
+	wbuf []byte
+	bufs net.Buffers
+	wv   net.Buffers // consumed by WriteTo; a field so it does not escape per batch
+
+	// reader-owned
+	rq       []entry // private FIFO: rq[rqi:] await replies, oldest first
+	rqi      int
+	ents     []entry // requests answered by the current read
+	ends     []int   // where their replies end in the read buffer
+	initLeft int     // Init replies still expected
+	initErrs int
+}
+
+func (l *link) wakeWriter() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// armLocked sets the read deadline to d (0: none). It is how Timeout is
+// enforced: the reader's Read fails when the oldest request's time is up.
+func (l *link) armLocked(d int64) {
+	if d == l.armed || l.nc == nil {
+		return
+	}
+	l.armed = d
+	var t time.Time
+	if d != 0 {
+		t = l.pp.s.p.at(d)
+	}
+	_ = l.nc.SetReadDeadline(t) // fails only if nc is closed, and then so is the link
+}
+
+// oldestLocked returns the deadline of the oldest request with one, or 0:
+// the reader's oldest, or else the first in handoff, or else in the queue
+// (requests are queued in deadline order). The reader's pHead may be older
+// than its true oldest; a deadline that fires early is re-armed. It is
+// called with fmu held, only when Timeout is set.
+func (l *link) oldestLocked() int64 {
+	if l.pHead != 0 {
+		return l.pHead
+	}
+	if d := firstDeadline(l.handoff); d != 0 {
+		return d
+	}
+	return l.qOldest.Load()
+}
+
+// firstDeadline returns the deadline of the first entry that has one, or 0.
+func firstDeadline(es []entry) int64 {
+	for _, e := range es {
+		if e.deadline != 0 {
+			return e.deadline
+		}
+	}
+	return 0
+}
+
+// doomed is what a failed link leaves to be finished outside the locks.
+type doomed struct {
+	nc       net.Conn
+	err      error
+	inflight []entry
+	queue    []entry
+}
+
+// killLocked marks l failed with err and takes its requests, except those
+// in the reader's private FIFO. It reports false if l had already failed.
+// Both locks are held.
+func (l *link) killLocked(err error) (doomed, bool) {
+	if l.err != nil {
+		return doomed{}, false
+	}
+	pp := l.pp
+	l.err = err
+	d := doomed{nc: l.nc, err: err, inflight: l.handoff, queue: l.queue}
+	l.handoff, l.queue = nil, nil
+	if l.nc != nil {
+		pp.s.conns.Add(-1)
+	}
+	if pp.l == l {
+		pp.l = nil
+	}
+	l.wakeWriter()
+	return d, true
+}
+
+// fail closes l, failing its requests with err; class and cause say how
+// the failure is counted and logged. first are requests the reader took
+// (already counted as done): they fail before the others. If l has failed
+// already, only first are failed, with l's error.
+func (l *link) fail(err error, class failClass, cause error, first []entry) {
+	l.pp.mu.Lock()
+	l.fmu.Lock()
+	d, ok := l.killLocked(err)
+	err = l.err
+	l.fmu.Unlock()
+	l.pp.mu.Unlock()
+	if ok {
+		l.finish(d, class, cause, first)
+		return
+	}
+	failEntries(first, err)
+}
+
+// failEntries fails the non-Init requests of es with err.
+func failEntries(es []entry, err error) {
+	for _, e := range es {
+		if !e.init {
+			e.req.Done(nil, err)
+		}
+	}
+}
+
+// finish completes a kill outside the locks: it closes the connection,
+// counts the failure, then fails first, the requests in flight and those
+// queued, in that order.
+func (l *link) finish(d doomed, class failClass, cause error, first []entry) {
+	if d.nc != nil {
+		_ = d.nc.Close()
+	}
+	c := &l.pp.c
+	n, b := countEntries(d.queue)
+	c.dequeuedN.Add(n)
+	c.dequeuedB.Add(b)
+	n, b = countEntries(d.inflight)
+	c.doneN.Add(n)
+	c.doneB.Add(b)
+	if cause == nil {
+		cause = d.err
+	}
+	l.pp.s.failure(l, class, cause)
+	failEntries(first, d.err)
+	failEntries(d.inflight, d.err)
+	failEntries(d.queue, d.err)
+}
+
+// countEntries returns the number and bytes of the non-Init entries.
+func countEntries(es []entry) (n, b int64) {
+	for _, e := range es {
+		if !e.init {
+			n++
+			b += int64(len(e.req.Data))
+		}
+	}
+	return n, b
+}
+
+// run is the writer goroutine: it dials, starts the reader, then writes
+// whatever is queued, all of it at once, until the link fails.
+func (l *link) run() {
+	pp := l.pp
+	s := pp.s
+	p := s.p
+
+	deadline := p.now() + int64(p.opts.DialTimeout)
+	byRequest := false
+	if p.opts.Timeout > 0 {
+		if oldest := l.qOldest.Load(); oldest != 0 && oldest < deadline {
+			deadline, byRequest = oldest, true
+		}
+	}
+	ctx, cancel := context.WithDeadline(p.ctx, p.at(deadline))
+	nc, err := p.dial(ctx, s.cfg.Network, s.cfg.Addr)
+	cancel()
+	if err != nil {
+		switch {
+		case p.ctx.Err() != nil:
+			l.fail(ErrClosed, failNone, err, nil)
+		case byRequest && errors.Is(err, context.DeadlineExceeded):
+			l.fail(ErrTimedOut, failTimeout, err, nil)
+		default:
+			l.fail(mapErr(err), failErr, err, nil)
+		}
+		return
+	}
+
+	pp.mu.Lock()
+	l.fmu.Lock()
+	if l.err != nil {
+		l.fmu.Unlock()
+		pp.mu.Unlock()
+		_ = nc.Close()
+		return
+	}
+	l.nc = nc
+	s.conns.Add(1)
+	if p.opts.Timeout > 0 {
+		l.armLocked(l.oldestLocked())
+	}
+	l.fmu.Unlock()
+	pp.mu.Unlock()
+	if !p.start(l.read) {
+		l.fail(ErrClosed, failNone, nil, nil)
+		return
+	}
+	l.write()
+}
+
+// write is the writer loop.
+func (l *link) write() {
+	pp := l.pp
+	c := &pp.c
+	timeouts := pp.s.p.opts.Timeout > 0
+	var batch []entry
+	for {
+		pp.mu.Lock()
+		for len(l.queue) == 0 && l.err == nil {
+			l.writerIdle = true
+			pp.mu.Unlock()
+			<-l.wake
+			// Let the goroutines made runnable with the one that woke us
+			// (typically those whose replies just arrived) queue their
+			// next requests first: one write for many, not one for each.
+			runtime.Gosched()
+			pp.mu.Lock()
+		}
+		if l.err != nil {
+			pp.mu.Unlock()
+			return
+		}
+		batch, l.queue = l.queue, batch[:0]
+		l.qOldest.Store(0)
+		pp.mu.Unlock()
+		dqN, dqB := countEntries(batch)
+		c.dequeuedN.Add(dqN)
+		c.dequeuedB.Add(dqB)
+
+		l.fmu.Lock()
+		if l.err != nil {
+			err := l.err
+			l.fmu.Unlock()
+			failEntries(batch, err)
+			return
+		}
+		var sN, sB int64
+		noReply := false
+		for _, e := range batch {
+			if e.req.NoReply {
+				noReply = true
+				continue
+			}
+			l.handoff = append(l.handoff, e)
+			if !e.init {
+				sN++
+				sB += int64(len(e.req.Data))
+			}
+		}
+		c.sentN.Add(sN)
+		c.sentB.Add(sB)
+		if timeouts && l.armed == 0 {
+			l.armLocked(l.oldestLocked())
+		}
+		l.fmu.Unlock()
+
+		err := l.send(batch)
+		if err != nil {
+			l.fail(mapErr(err), failErr, err, nil)
+		}
+		if noReply {
+			if err != nil {
+				l.fmu.Lock()
+				err = l.err
+				l.fmu.Unlock()
+			}
+			for _, e := range batch {
+				if e.req.NoReply {
+					e.req.Done(nil, err)
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+		clear(batch)
+		if cap(batch) > maxIdleEntries {
+			batch = nil
+		}
+	}
+}
+
+// send writes batch with one write, or one writev when it holds large
+// requests: requests up to maxCopy bytes are copied into runs in wbuf,
+// larger ones are written from where they are.
+func (l *link) send(batch []entry) error {
+	small := 0
+	for _, e := range batch {
+		if n := len(e.req.Data); n <= maxCopy {
+			small += n
+		}
+	}
+	if cap(l.wbuf) < small {
+		l.wbuf = make([]byte, 0, max(small, 2*cap(l.wbuf)))
+	}
+	buf, bufs := l.wbuf[:0], l.bufs[:0]
+	mark := 0 // start of the current run in buf; buf never reallocates
+	for _, e := range batch {
+		d := e.req.Data
+		if len(d) <= maxCopy {
+			buf = append(buf, d...)
+			continue
+		}
+		if len(buf) > mark {
+			bufs = append(bufs, buf[mark:])
+			mark = len(buf)
+		}
+		bufs = append(bufs, d)
+	}
+	if len(buf) > mark {
+		bufs = append(bufs, buf[mark:])
+	}
+	var err error
+	if len(bufs) == 1 {
+		_, err = l.nc.Write(bufs[0])
+	} else {
+		l.wv = bufs
+		_, err = l.wv.WriteTo(l.nc)
+		l.wv = nil
+	}
+	clear(bufs)
+	l.bufs = bufs[:0]
+	if cap(l.wbuf) > maxIdleWriteBuf {
+		l.wbuf = nil
+	}
+	return err
+}
+
+// read is the reader goroutine: it frames replies and completes requests
+// in order, until the link fails. On the way out it fails the requests
+// left in its private FIFO.
+func (l *link) read() {
+	defer l.failPrivate()
+	p := l.pp.s.p
+	framer, isFailure := p.opts.Framer, p.opts.IsFailure
+	timeouts := p.opts.Timeout > 0
+	nc := l.nc // set before this goroutine started, never changed
+	buf := make([]byte, readBufSize)
+	r, w := 0, 0 // unread bytes are buf[r:w]
+	need := 0    // bytes from r the next reply needs before framing is worth trying
+	for {
+		n, err := nc.Read(buf[w:])
+		w += n
+		if n > 0 && w-r >= need {
+			ends, ents := l.ends[:0], l.ents[:0]
+			start := r
+			var bad error // why the link must close: malformed, failure or stray reply
+			for r < w {
+				if l.rqi == len(l.rq) && !l.refill() {
+					bad = errStray
+					break
+				}
+				e := l.rq[l.rqi]
+				m, ferr := framer(buf[r:w], e.req)
+				if ferr != nil || m > w-r {
+					bad = ferr
+					if bad == nil {
+						bad = errFramerLength
+					}
+					break
+				}
+				if m <= 0 {
+					need = w - r + 1
+					if -m > need {
+						need = -m
+					}
+					break
+				}
+				need = 0
+				r += m
+				ends = append(ends, r)
+				ents = append(ents, e)
+				l.rq[l.rqi] = entry{}
+				l.rqi++
+				if isFailure != nil && isFailure(buf[r-m:r]) {
+					bad = errFailureReply
+					break
+				}
+			}
+			l.ends, l.ents = ends, ents
+			if len(ents) > 0 {
+				l.deliver(buf, start, ends, ents, bad == errFailureReply)
+			}
+			if bad != nil {
+				var first []entry
+				if bad == errFailureReply {
+					first = append(first, ents[len(ents)-1])
+				}
+				first = append(first, l.takePrivate()...)
+				l.fail(ErrInvalid, failErr, bad, first)
+				clear(ents)
+				return
+			}
+			clear(ents)
+			if timeouts {
+				l.fmu.Lock()
+				l.pHead = firstDeadline(l.rq[l.rqi:])
+				l.armLocked(l.oldestLocked())
+				l.fmu.Unlock()
+			}
+		}
+		if err != nil {
+			if l.readFailed(err) {
+				continue
+			}
+			return
+		}
+		if r == w {
+			r, w = 0, 0
+			if len(buf) > maxIdleReadBuf {
+				buf = make([]byte, readBufSize)
+			}
+		}
+		if w == len(buf) || r+need > len(buf) {
+			size := len(buf)
+			if w-r == size || need > size {
+				size = max(2*size, need)
+			}
+			if size != len(buf) {
+				nb := make([]byte, size)
+				w = copy(nb, buf[r:w])
+				buf = nb
+			} else {
+				w = copy(buf, buf[r:w])
+			}
+			r = 0
+		}
+	}
+}
+
+// Causes logged when a reply closes the connection.
+var (
+	errStray        = errors.New("pool: reply with no request outstanding")
+	errFailureReply = errors.New("pool: reply reports a server failure")
+	errFramerLength = errors.New("pool: Framer returned a length beyond its input")
+)
+
+// refill takes everything in handoff as the reader's private FIFO, which
+// must be empty. It reports whether there is anything to take.
+func (l *link) refill() bool {
+	clear(l.rq)
+	spare := l.rq[:0]
+	if cap(spare) > maxIdleEntries {
+		spare = nil
+	}
+	l.fmu.Lock()
+	l.rq, l.handoff = l.handoff, spare
+	if l.pp.s.p.opts.Timeout > 0 {
+		l.pHead = firstDeadline(l.rq)
+	}
+	l.fmu.Unlock()
+	l.rqi = 0
+	return len(l.rq) > 0
+}
+
+// takePrivate removes and returns the requests in the private FIFO,
+// counted as done.
+func (l *link) takePrivate() []entry {
+	es := l.rq[l.rqi:]
+	l.rq, l.rqi = nil, 0
+	n, b := countEntries(es)
+	l.pp.c.doneN.Add(n)
+	l.pp.c.doneB.Add(b)
+	return es
+}
+
+// failPrivate fails the requests left in the private FIFO with the link's
+// error; every path out of read sets it first.
+func (l *link) failPrivate() {
+	if l.rqi == len(l.rq) {
+		return
+	}
+	l.fmu.Lock()
+	err := l.err
+	l.fmu.Unlock()
+	failEntries(l.takePrivate(), err)
+}
+
+// deliver completes the requests ents with the replies buf[start:ends[0]],
+// buf[ends[0]:ends[1]], …, all but the last if dropLast is set (a failure
+// reply, whose request the caller fails).
+func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast bool) {
+	pp := l.pp
+	good := len(ents)
+	if dropLast {
+		good--
+	}
+	var respN, respB int64
+	from := start
+	for j := 0; j < good; j++ {
+		if !ents[j].init {
+			respN++
+			respB += int64(ends[j] - from)
+		}
+		from = ends[j]
+	}
+	doneN, doneB := countEntries(ents)
+	c := &pp.c
+	c.doneN.Add(doneN)
+	c.doneB.Add(doneB)
+	c.respN.Add(respN)
+	c.respB.Add(respB)
+	if respN > 0 {
+		pp.s.ok()
+	}
+	from = start
+	for j := 0; j < good; j++ {
+		e := ents[j]
+		reply := buf[from:ends[j]]
+		from = ends[j]
+		if e.init {
+			l.initReply(e.req, reply)
+			continue
+		}
+		e.req.Done(reply, nil)
+	}
+}
+
+// initReply handles the reply to an Init request.
+func (l *link) initReply(req *Request, reply []byte) {
+	s := l.pp.s
+	isErr := s.p.opts.IsError != nil && s.p.opts.IsError(reply)
+	if isErr {
+		l.initErrs++
+	}
+	s.logInit(req, reply, isErr)
+	l.initLeft--
+	if l.initLeft == 0 && l.initErrs == 0 {
+		s.initFailing.Store(false)
+	}
+}
+
+// readFailed handles a Read error. It reports true if the reader should go
+// on: the read deadline passed but no request's time is up.
+func (l *link) readFailed(err error) bool {
+	pp := l.pp
+	p := pp.s.p
+	if errors.Is(err, os.ErrDeadlineExceeded) && p.opts.Timeout > 0 {
+		pp.mu.Lock()
+		l.fmu.Lock()
+		if l.err != nil {
+			l.fmu.Unlock()
+			pp.mu.Unlock()
+			return false
+		}
+		l.pHead = firstDeadline(l.rq[l.rqi:])
+		oldest := l.oldestLocked()
+		if oldest != 0 && p.now() >= oldest {
+			d, _ := l.killLocked(ErrTimedOut)
+			l.fmu.Unlock()
+			pp.mu.Unlock()
+			l.finish(d, failTimeout, err, l.takePrivate())
+			return false
+		}
+		l.armed = -1 // force a new deadline, even an equal one
+		l.armLocked(oldest)
+		l.fmu.Unlock()
+		pp.mu.Unlock()
+		return true
+	}
+	class := failErr
+	if errors.Is(err, io.EOF) {
+		class = failEOF
+	}
+	l.fail(mapErr(err), class, err, l.takePrivate())
+	return false
+}

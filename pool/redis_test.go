@@ -1,0 +1,299 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walnutproxy/walnut/internal/testserver"
+	"github.com/walnutproxy/walnut/pool"
+)
+
+// TestRedisPipelined: 100 goroutines each pipeline 1,000 requests (SET
+// k v, GET k, …) without waiting, all over one connection; every reply must
+// be its own request's.
+func TestRedisPipelined(t *testing.T) {
+	srv := testserver.StartRedis(t, testserver.RedisOptions{})
+	p := newPool(t, one(srv.Addr), pool.Options{Framer: respFramer, Timeout: time.Minute})
+	const goroutines, pairs = 100, 500
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var done sync.WaitGroup
+			replies := make([]string, 2*pairs)
+			errs := make([]error, 2*pairs)
+			for j := range pairs {
+				key := "k" + strconv.Itoa(g) + ":" + strconv.Itoa(j)
+				val := "v" + strconv.Itoa(g) + ":" + strconv.Itoa(j*j)
+				for n, data := range [][]byte{cmd("SET", key, val), cmd("GET", key)} {
+					slot := 2*j + n
+					done.Add(1)
+					p.Do(0, &pool.Request{Data: data, Done: func(reply []byte, err error) {
+						replies[slot], errs[slot] = string(reply), err
+						done.Done()
+					}})
+				}
+			}
+			done.Wait()
+			for j := range pairs {
+				val := "v" + strconv.Itoa(g) + ":" + strconv.Itoa(j*j)
+				if !assert.NoError(t, errs[2*j]) || !assert.NoError(t, errs[2*j+1]) ||
+					!assert.Equal(t, "+OK\r\n", replies[2*j]) || !assert.Equal(t, bulk(val), replies[2*j+1]) {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := p.Stats(0)
+	assert.Equal(t, int64(goroutines*pairs*2), st.Requests)
+	assert.Equal(t, int64(goroutines*pairs*2), st.Responses)
+	assert.Equal(t, int64(1), st.ServerConnections)
+	assert.Zero(t, st.InQueue+st.OutQueue+st.InQueueBytes+st.OutQueueBytes)
+	assert.Zero(t, st.ServerErr+st.ServerEOF+st.ServerTimedOut)
+}
+
+// killedErrors are the errors a request in flight may get when its server
+// dies: EOF, or a reset when the server closed with unread input, or a
+// broken pipe when the pool was writing; and refused once it is gone.
+func killedError(err error) bool {
+	return errors.Is(err, pool.ErrEOF) || errors.Is(err, pool.ErrConnReset) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, pool.ErrConnRefused)
+}
+
+// TestRedisKilled kills redis (SIGTERM and SIGKILL) with requests in flight
+// behind a BLPOP and under concurrent load: every request completes, with
+// its own reply or a connection error; then redis restarts on the same
+// port and the pool recovers.
+func TestRedisKilled(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			srv := testserver.StartRedis(t, testserver.RedisOptions{})
+			p := newPool(t, one(srv.Addr), pool.Options{Framer: respFramer})
+			testKilled(t, p, srv, sig, cmd("BLPOP", "nolist", "0"),
+				func(g, j int) ([]byte, []byte, string) {
+					key := "k" + strconv.Itoa(g) + ":" + strconv.Itoa(j)
+					return cmd("SET", key, key), cmd("GET", key), bulk(key)
+				},
+				func() { testserver.StartRedis(t, testserver.RedisOptions{Port: srv.Port}) })
+		})
+	}
+}
+
+// testKilled is TestRedisKilled's and TestMemcachedKilled's body. block is a
+// request the server leaves unanswered; pair returns a set, a get and the
+// get's expected reply; restart starts the server again on its port.
+func testKilled(t *testing.T, p *pool.Pool, srv *testserver.Server, sig syscall.Signal, block []byte,
+	pair func(g, j int) (set, get []byte, want string), restart func()) {
+	blocked := doAsync(p, 0, block)
+	var queued []<-chan result
+	for j := range 20 {
+		_, get, _ := pair(-1, j)
+		queued = append(queued, doAsync(p, 0, get))
+	}
+	require.Eventually(t, func() bool { return p.Stats(0).OutQueue == 21 }, waitFor, time.Millisecond)
+
+	// Concurrent load: each reply is either the right one or an error.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[string]int{}
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				set, get, want := pair(g, j)
+				if _, err := p.Call(context.Background(), 0, set); err != nil {
+					mu.Lock()
+					counts[err.Error()]++
+					mu.Unlock()
+					assert.True(t, killedError(err), "SET: %v", err)
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				reply, err := p.Call(context.Background(), 0, get)
+				if err != nil {
+					assert.True(t, killedError(err), "GET: %v", err)
+					continue
+				}
+				assert.Equal(t, want, string(reply))
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if sig == syscall.SIGKILL {
+		require.NoError(t, syscall.Kill(srv.PID, syscall.SIGKILL))
+	} else {
+		srv.Stop()
+	}
+	require.Eventually(t, srv.Exited, waitFor, time.Millisecond)
+
+	for _, ch := range append([]<-chan result{blocked}, queued...) {
+		r := await(t, ch)
+		assert.True(t, killedError(r.err), "in flight when killed: %+v", r)
+		assert.NotErrorIs(t, r.err, pool.ErrConnRefused, "was in flight")
+	}
+	time.Sleep(50 * time.Millisecond)
+	restart()
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("errors seen by the load: %v", counts)
+
+	set, get, want := pair(100, 0)
+	_, err := p.Call(context.Background(), 0, set)
+	require.NoError(t, err)
+	reply, err := p.Call(context.Background(), 0, get)
+	require.NoError(t, err)
+	assert.Equal(t, want, string(reply))
+	st := p.Stats(0)
+	assert.Positive(t, st.ServerEOF+st.ServerErr)
+	assert.Zero(t, st.InQueue+st.OutQueue)
+}
+
+// TestRedisEjection: with AutoEject, a dead redis is ejected after
+// FailureLimit failures, stays ejected while the probe fails, and is
+// reinstated once it is back.
+func TestRedisEjection(t *testing.T) {
+	srv := testserver.StartRedis(t, testserver.RedisOptions{})
+	type change struct {
+		server  int
+		ejected bool
+	}
+	changes := make(chan change, 10)
+	var logs logBuffer
+	const retry = 150 * time.Millisecond
+	p := newPool(t, []pool.Server{{Addr: "127.0.0.1:1", Name: "other"}, {Addr: srv.Addr}}, pool.Options{
+		Framer: respFramer, IsFailure: redisFailure, AutoEject: true, FailureLimit: 2, RetryTimeout: retry,
+		Probe:    cmd("PING"),
+		OnChange: func(i int, ejected bool) { changes <- change{i, ejected} },
+		Logger:   newLogger(&logs),
+	})
+	t.Cleanup(func() { t.Log(logs.String()) })
+	reply, err := p.Call(context.Background(), 1, cmd("PING"))
+	require.NoError(t, err)
+	require.Equal(t, "+PONG\r\n", string(reply))
+
+	srv.Stop()
+	var errs []string
+	for !errors.Is(err, pool.ErrEjected) {
+		_, err = p.Call(context.Background(), 1, cmd("PING"))
+		require.Error(t, err)
+		errs = append(errs, err.Error())
+		require.Less(t, len(errs), 10, "not ejected: %v", errs)
+	}
+	t.Logf("errors until ErrEjected: %v", errs)
+	assert.Equal(t, change{1, true}, <-changes)
+	assert.True(t, p.Ejected(1))
+	assert.False(t, p.Ejected(0))
+	assert.Positive(t, p.Stats(1).ServerEjectedAt)
+
+	time.Sleep(4 * retry)
+	assert.True(t, p.Ejected(1), "a failing probe does not reinstate")
+	assert.Empty(t, changes)
+
+	testserver.StartRedis(t, testserver.RedisOptions{Port: srv.Port})
+	select {
+	case c := <-changes:
+		assert.Equal(t, change{1, false}, c)
+	case <-time.After(waitFor):
+		t.Fatal("not reinstated")
+	}
+	reply, err = p.Call(context.Background(), 1, cmd("PING"))
+	require.NoError(t, err)
+	assert.Equal(t, "+PONG\r\n", string(reply))
+	assert.Equal(t, int64(1), p.Stats(1).Ejects)
+}
+
+// TestRedisAuthSelect: AUTH and SELECT as Init land a SET in db 3 of a
+// password-protected redis.
+func TestRedisAuthSelect(t *testing.T) {
+	srv := testserver.StartRedis(t, testserver.RedisOptions{Password: "s3cret"})
+	p := newPool(t, one(srv.Addr), pool.Options{
+		Framer: respFramer, IsError: redisError,
+		Init: [][]byte{cmd("AUTH", "s3cret"), cmd("SELECT", "3")},
+	})
+	reply, err := p.Call(context.Background(), 0, cmd("SET", "where", "db3"))
+	require.NoError(t, err)
+	assert.Equal(t, "+OK\r\n", string(reply))
+	st := p.Stats(0)
+	assert.Equal(t, int64(1), st.Requests)
+	assert.Equal(t, int64(1), st.Responses)
+	assert.Zero(t, st.InitErrors)
+
+	c := testserver.DialRedis(t, srv.Addr)
+	for _, tt := range []struct{ give, want string }{
+		{"AUTH", "+OK"}, {"SELECT 3", "+OK"}, {"GET", "db3"}, {"SELECT 0", "+OK"}, {"GET", ""},
+	} {
+		var got string
+		switch tt.give {
+		case "AUTH":
+			got, err = c.Do("AUTH", "s3cret")
+		case "GET":
+			got, err = c.Do("GET", "where")
+		default:
+			got, err = c.Do("SELECT", tt.give[len("SELECT "):])
+		}
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got, tt.give)
+	}
+}
+
+// TestRedisInitFailure: a wrong password is logged once and counted on
+// every connection, and is not fatal: requests get redis's NOAUTH replies.
+func TestRedisInitFailure(t *testing.T) {
+	srv := testserver.StartRedis(t, testserver.RedisOptions{Password: "right"})
+	var logs logBuffer
+	p := newPool(t, one(srv.Addr), pool.Options{
+		Framer: respFramer, IsError: redisError, Conns: 3, Preconnect: true,
+		Init: [][]byte{cmd("AUTH", "wrong")}, Logger: newLogger(&logs),
+	})
+	require.Eventually(t, func() bool { return p.Stats(0).InitErrors == 3 }, waitFor, time.Millisecond)
+	for range 3 {
+		reply, err := p.Call(context.Background(), 0, cmd("GET", "k"))
+		require.NoError(t, err)
+		assert.Contains(t, string(reply), "-NOAUTH")
+	}
+	assert.Equal(t, 1, logs.count("init request failed"), logs.String())
+	assert.Contains(t, logs.String(), "WRONGPASS")
+	st := p.Stats(0)
+	assert.Equal(t, int64(3), st.ServerConnections)
+	assert.Zero(t, st.ServerErr)
+}
+
+// TestRedisOOM: an -OOM reply is a server failure: the request gets
+// "Invalid argument", the connection is closed, and the next request
+// redials.
+func TestRedisOOM(t *testing.T) {
+	srv := testserver.StartRedis(t, testserver.RedisOptions{Args: []string{"--maxmemory", "1", "--maxmemory-policy", "noeviction"}})
+	p := newPool(t, one(srv.Addr), pool.Options{Framer: respFramer, IsFailure: redisFailure})
+	set := doAsync(p, 0, cmd("SET", "k", "v"))
+	get := doAsync(p, 0, cmd("GET", "k"))
+	r := await(t, set)
+	assert.ErrorIs(t, r.err, pool.ErrInvalid)
+	assert.Equal(t, "Invalid argument", r.err.Error())
+	r = await(t, get)
+	assert.ErrorIs(t, r.err, pool.ErrInvalid, "every request on the closed connection fails")
+	st := p.Stats(0)
+	assert.Equal(t, int64(1), st.ServerErr)
+	assert.Zero(t, st.Responses, "a failure reply is not a response")
+
+	reply, err := p.Call(context.Background(), 0, cmd("GET", "k"))
+	require.NoError(t, err, "GET is allowed over maxmemory")
+	assert.Equal(t, "$-1\r\n", string(reply))
+}
