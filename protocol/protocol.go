@@ -28,7 +28,9 @@ func (k Kind) String() string {
 // Defaults used for zero Limits fields, matching redis-server 7's own
 // limits where it has one.
 const (
-	// DefaultMaxArgs is redis-server's limit on a multibulk length (1M).
+	// DefaultMaxArgs bounds the elements of one request (1M). Redis before
+	// 7 had this limit; redis-server 7 accepts up to 2^31-1 elements, so a
+	// caller proxying very large MSETs may raise it.
 	DefaultMaxArgs = 1024 * 1024
 	// DefaultMaxBulk is redis-server's proto-max-bulk-len (512 MiB).
 	DefaultMaxBulk = 512 << 20

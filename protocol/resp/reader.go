@@ -1,0 +1,270 @@
+package resp
+
+import (
+	"errors"
+	"io"
+
+	"github.com/walnutproxy/walnut/protocol"
+)
+
+// DefaultReaderSize is the buffer size of a Reader made by NewReader. It is
+// redis-server's own read size (PROTO_IOBUF_LEN).
+const DefaultReaderSize = 16 << 10
+
+// minBufferSize is the smallest buffer NewReaderSize and NewWriterSize
+// accept.
+const minBufferSize = 16
+
+// keepFactor bounds how far a Reader's buffer may stay grown: one larger
+// than keepFactor times the initial size is dropped as soon as the
+// buffered bytes fit in the initial buffer again.
+const keepFactor = 4
+
+// maxEmptyReads is how many reads returning nothing a Reader tolerates in
+// a row before it gives up with io.ErrNoProgress, as bufio does.
+const maxEmptyReads = 100
+
+// A Reader reads RESP commands (on a client connection) or replies (on a
+// server connection) from an io.Reader through its own buffer. One type
+// serves both directions because the buffering is the hard part and is
+// the same; a connection simply uses only one family of methods.
+//
+// Results alias the buffer and are valid only until the next call to a
+// Read method, as with bufio.Reader.Peek. The buffer grows geometrically as
+// one long command or reply arrives (never ahead of its bytes, whatever
+// length a header announces); a buffer that grew past four times its
+// initial size is dropped at the next Read call once the bytes still
+// buffered fit in the initial one. The Limits bound each line, bulk and
+// count, not the total size of one frame: a command may be as large as
+// MaxArgs bulks of MaxBulk bytes.
+//
+// A *protocol.Error from a Read method is sticky: the malformed bytes stay
+// buffered and every later call reports them again. Send the error's Reply
+// and close the connection, as redis-server does. I/O errors are returned
+// once, as bufio returns them; io.ErrUnexpectedEOF reports a stream that
+// ended inside a frame.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	rd    io.Reader
+	lim   protocol.Limits
+	buf   []byte // len(buf) is the capacity in use
+	small []byte // the initial buffer, returned to after growth
+	r, w  int    // buf[r:w] is buffered and unread
+	err   error  // read error to report once the buffered bytes are used
+
+	cmd   cmdState
+	frame frameState
+	mem   valueMem // elements of the replies ReadReply builds
+}
+
+// NewReader returns a Reader with a DefaultReaderSize buffer that parses
+// within lim (zero fields mean their defaults).
+func NewReader(rd io.Reader, lim protocol.Limits) *Reader {
+	return NewReaderSize(rd, lim, DefaultReaderSize)
+}
+
+// NewReaderSize returns a Reader whose buffer starts at size bytes (at
+// least 16).
+func NewReaderSize(rd io.Reader, lim protocol.Limits, size int) *Reader {
+	size = max(size, minBufferSize)
+	small := make([]byte, size)
+	return &Reader{rd: rd, lim: lim.WithDefaults(), buf: small, small: small}
+}
+
+// Reset discards any buffered data and errors and makes r read from rd,
+// with the initial buffer.
+func (r *Reader) Reset(rd io.Reader) {
+	r.mem.release()
+	*r = Reader{rd: rd, lim: r.lim, buf: r.small, small: r.small, frame: frameState{more: r.frame.more}, mem: r.mem}
+}
+
+// Buffered returns the number of bytes buffered and not yet consumed.
+func (r *Reader) Buffered() int {
+	return r.w - r.r
+}
+
+// ReadCommand reads the next command into cmd, reusing cmd.Args. Input
+// redis-server ignores (empty inline lines, "*0", "*-1") is skipped.
+func (r *Reader) ReadCommand(cmd *Command) error {
+	r.shrink()
+	return r.readCommand(cmd)
+}
+
+// ReadCommands blocks until at least one command is complete, then
+// returns every complete command already buffered, parsed into cmds[:0]
+// (so the capacity of cmds and of each element's Args is reused). This is
+// the batch a proxy dispatches before it flushes once. If a malformed
+// command follows complete ones, those are returned with a nil error and
+// the next call reports it.
+func (r *Reader) ReadCommands(cmds []Command) ([]Command, error) {
+	r.shrink()
+	cmds = cmds[:0]
+	cmds = grow(cmds)
+	if err := r.readCommand(&cmds[0]); err != nil {
+		return cmds[:0], err
+	}
+	for r.r < r.w {
+		cmds = grow(cmds)
+		c := &cmds[len(cmds)-1]
+		var st cmdState
+		n, err := st.parse(r.buf[r.r:r.w], &r.lim, c)
+		if n == 0 || err != nil {
+			return cmds[:len(cmds)-1], nil
+		}
+		r.r += n
+		if len(c.Args) == 0 {
+			cmds = cmds[:len(cmds)-1]
+		}
+	}
+	return cmds, nil
+}
+
+// grow extends cmds by one element, reusing one beyond len if there is one.
+func grow(cmds []Command) []Command {
+	if len(cmds) < cap(cmds) {
+		return cmds[:len(cmds)+1]
+	}
+	return append(cmds, Command{})
+}
+
+func (r *Reader) readCommand(cmd *Command) error {
+	r.cmd = cmdState{}
+	for {
+		n, err := r.cmd.parse(r.buf[r.r:r.w], &r.lim, cmd)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			r.r += n
+			if len(cmd.Args) > 0 {
+				return nil
+			}
+			continue // skipped input, as redis-server skips it
+		}
+		moved, err := r.fill(r.cmd.need)
+		if moved {
+			// Args point into the old place; parse again from the start.
+			r.cmd = cmdState{}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// ReadReply reads the next reply into v, as ParseReply does, except that
+// the elements of aggregates live in memory the Reader reuses: v, like its
+// strings, is valid only until the next call to a Read method.
+func (r *Reader) ReadReply(v *Value) error {
+	r.shrink()
+	n, err := r.frameReply(true)
+	if err != nil {
+		return err
+	}
+	if err := v.build(r.buf[r.r:r.r+n], &r.lim, &r.frame, &r.mem); err != nil {
+		return err
+	}
+	r.r += n
+	return nil
+}
+
+// ReadRawReply reads the next reply and returns its bytes, as FrameReply
+// delimits them, for a proxy to forward unchanged.
+func (r *Reader) ReadRawReply() ([]byte, error) {
+	r.shrink()
+	n, err := r.frameReply(false)
+	if err != nil {
+		return nil, err
+	}
+	b := r.buf[r.r : r.r+n : r.r+n]
+	r.r += n
+	return b, nil
+}
+
+// frameReply frames the next reply, reading as needed, and returns its
+// length. Framing resumes where it stopped after each read, so a long
+// reply costs time linear in its length.
+func (r *Reader) frameReply(record bool) (int, error) {
+	r.frame.start(record)
+	for {
+		n, err := r.frame.frame(r.buf[r.r:r.w], &r.lim)
+		if err != nil {
+			return 0, err
+		}
+		if n > 0 {
+			return n, nil
+		}
+		if _, err := r.fill(r.frame.need); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// shrink returns to the initial buffer if the current one grew past
+// keepFactor times its size and the unread bytes fit in it again. Callers
+// must hold no slices of the buffer.
+func (r *Reader) shrink() {
+	if len(r.buf) <= keepFactor*len(r.small) || r.w-r.r > len(r.small) {
+		return
+	}
+	r.w = copy(r.small, r.buf[r.r:r.w])
+	r.r = 0
+	r.buf = r.small
+	r.mem.release() // let the large buffer go
+}
+
+// fill reads at least one more byte into the buffer. When the buffer is
+// full it first makes room, by moving the unread bytes to the front or by
+// growing, and reports that they moved. need is the length the current
+// frame needs from r.r, if known: the buffer grows geometrically but never
+// past it, so a header that announces a large bulk costs memory only as
+// its bytes arrive.
+func (r *Reader) fill(need int) (moved bool, err error) {
+	if r.err != nil {
+		err, r.err = r.err, nil
+		return false, r.eofErr(err)
+	}
+	if r.w == len(r.buf) {
+		moved = true
+		n := r.w - r.r
+		if r.r > 0 && need <= len(r.buf) {
+			copy(r.buf, r.buf[r.r:r.w])
+		} else {
+			size := 2 * len(r.buf)
+			if need > 0 {
+				size = min(size, need)
+			}
+			buf := make([]byte, max(size, n+1))
+			copy(buf, r.buf[r.r:r.w])
+			r.buf = buf
+		}
+		r.r, r.w = 0, n
+	}
+	for range maxEmptyReads {
+		n, err := r.rd.Read(r.buf[r.w:])
+		if n < 0 || n > len(r.buf)-r.w {
+			return moved, errInvalidRead
+		}
+		r.w += n
+		if n > 0 {
+			r.err = err
+			return moved, nil
+		}
+		if err != nil {
+			return moved, r.eofErr(err)
+		}
+	}
+	return moved, io.ErrNoProgress
+}
+
+// eofErr turns io.EOF inside a frame into io.ErrUnexpectedEOF.
+func (r *Reader) eofErr(err error) error {
+	if errors.Is(err, io.EOF) && r.w > r.r {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// errInvalidRead reports an io.Reader that returned an impossible count.
+var errInvalidRead = errors.New("resp: reader returned invalid count")
