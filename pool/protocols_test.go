@@ -1,0 +1,59 @@
+package pool_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walnutproxy/walnut/internal/testserver"
+	"github.com/walnutproxy/walnut/pool"
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/memcache"
+	"github.com/walnutproxy/walnut/protocol/resp"
+)
+
+// TestRESPFramer runs the pool with protocol/resp's FrameReply, the framer
+// the proxy uses, against redis.
+func TestRESPFramer(t *testing.T) {
+	srv := testserver.StartRedis(t, testserver.RedisOptions{})
+	framer := func(b []byte, _ *pool.Request) (int, error) { return resp.FrameReply(b, protocol.Limits{}) }
+	p := newPool(t, one(srv.Addr), pool.Options{Framer: framer})
+	var chs []<-chan result
+	for i := range 50 {
+		k := "k" + strconv.Itoa(i)
+		chs = append(chs, doAsync(p, 0, cmd("RPUSH", k, "a", k)), doAsync(p, 0, cmd("LRANGE", k, "0", "-1")))
+	}
+	for i := range 50 {
+		k := "k" + strconv.Itoa(i)
+		assert.Equal(t, result{reply: ":2\r\n"}, await(t, chs[2*i]))
+		assert.Equal(t, result{reply: "*2\r\n$1\r\na\r\n" + bulk(k)}, await(t, chs[2*i+1]))
+	}
+}
+
+// TestMemcacheFramer runs the pool with protocol/memcache's FrameResponse,
+// which needs the command: the framer reads it from the request.
+func TestMemcacheFramer(t *testing.T) {
+	srv := testserver.StartMemcached(t, testserver.MemcachedOptions{})
+	framer := func(b []byte, req *pool.Request) (int, error) {
+		var r memcache.Request
+		if _, err := memcache.ParseRequest(req.Data, protocol.Limits{}, &r); err != nil {
+			return 0, err
+		}
+		return memcache.FrameResponse(b, r.Command, protocol.Limits{})
+	}
+	p := newPool(t, one(srv.Addr), pool.Options{Framer: framer})
+	for _, tt := range []struct{ give, want string }{
+		{"set a 0 0 1\r\nx\r\n", "STORED\r\n"},
+		{"incr a 1\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
+		{"get a nokey a\r\n", "VALUE a 0 1\r\nx\r\nVALUE a 0 1\r\nx\r\nEND\r\n"},
+		{"delete a\r\n", "DELETED\r\n"},
+		{"get a\r\n", "END\r\n"},
+	} {
+		reply, err := p.Call(context.Background(), 0, []byte(tt.give))
+		require.NoError(t, err, tt.give)
+		assert.Equal(t, tt.want, string(reply), tt.give)
+	}
+}
