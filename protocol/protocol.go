@@ -39,6 +39,14 @@ const (
 	DefaultMaxLine = 64 << 10
 	// DefaultMaxDepth bounds the nesting of reply arrays, maps and sets.
 	DefaultMaxDepth = 64
+
+	// Ceilings: WithDefaults lowers larger values to these, so that length
+	// arithmetic in the parsers (offset + length + CRLF) cannot overflow
+	// even when a caller asks for "no limit" with math.MaxInt.
+	CeilingMaxArgs  = 1<<31 - 1
+	CeilingMaxBulk  = 1<<31 - 1
+	CeilingMaxLine  = 1 << 30
+	CeilingMaxDepth = 1 << 16
 )
 
 // Limits bounds what a parser accepts. Each limit is checked before any
@@ -59,21 +67,24 @@ type Limits struct {
 	MaxDepth int
 }
 
-// WithDefaults returns l with every zero field set to its default.
+// WithDefaults returns l with every zero (or negative) field set to its
+// default and every field above its ceiling lowered to the ceiling.
 func (l Limits) WithDefaults() Limits {
-	if l.MaxArgs <= 0 {
-		l.MaxArgs = DefaultMaxArgs
-	}
-	if l.MaxBulk <= 0 {
-		l.MaxBulk = DefaultMaxBulk
-	}
-	if l.MaxLine <= 0 {
-		l.MaxLine = DefaultMaxLine
-	}
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = DefaultMaxDepth
-	}
+	l.MaxArgs = resolve(l.MaxArgs, DefaultMaxArgs, CeilingMaxArgs)
+	l.MaxBulk = resolve(l.MaxBulk, DefaultMaxBulk, CeilingMaxBulk)
+	l.MaxLine = resolve(l.MaxLine, DefaultMaxLine, CeilingMaxLine)
+	l.MaxDepth = resolve(l.MaxDepth, DefaultMaxDepth, CeilingMaxDepth)
 	return l
+}
+
+func resolve(v, def, ceiling int) int {
+	switch {
+	case v <= 0:
+		return def
+	case v > ceiling:
+		return ceiling
+	}
+	return v
 }
 
 // Sentinel errors, matched with errors.Is. Every *Error matches

@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -27,6 +28,9 @@ func TestError(t *testing.T) {
 func TestLimitsWithDefaults(t *testing.T) {
 	got := protocol.Limits{MaxBulk: 100}.WithDefaults()
 	assert.Equal(t, protocol.Limits{MaxArgs: protocol.DefaultMaxArgs, MaxBulk: 100, MaxLine: protocol.DefaultMaxLine, MaxDepth: protocol.DefaultMaxDepth}, got)
+	huge := protocol.Limits{MaxArgs: math.MaxInt, MaxBulk: math.MaxInt, MaxLine: math.MaxInt, MaxDepth: math.MaxInt}.WithDefaults()
+	assert.Equal(t, protocol.Limits{MaxArgs: protocol.CeilingMaxArgs, MaxBulk: protocol.CeilingMaxBulk, MaxLine: protocol.CeilingMaxLine, MaxDepth: protocol.CeilingMaxDepth}, huge)
+	assert.Equal(t, protocol.Limits{}.WithDefaults(), protocol.Limits{MaxArgs: -1, MaxBulk: -5}.WithDefaults().WithDefaults())
 }
 
 func TestKind(t *testing.T) {
