@@ -6,9 +6,11 @@
 // The parsers are pure functions over a byte slice that report an
 // incomplete frame by consuming nothing (n == 0 with a nil error):
 // ParseRequest for requests, FrameResponse for the complete response to a
-// given command and ParseValue for one VALUE block of a get response. A
-// Reader does the buffering around them for an io.Reader; the Append
-// functions and a Writer encode. Parsed values alias their input.
+// given command (FrameResponseHint adds, for an incomplete one, the length
+// it will at least have) and ParseValue for one VALUE block of a get
+// response. A Reader does the buffering around them for an io.Reader;
+// the Append functions and a Writer encode. Parsed values alias their
+// input.
 //
 // The request parser accepts what memcached 1.6 accepts and answers
 // malformed input with memcached's own reply, carried by a
@@ -18,7 +20,9 @@
 // the stream in sync. In particular it accepts, as memcached does:
 // leading, trailing and repeated spaces; lines ended by "\n" alone; a
 // negative exptime; "delete <key> 0"; an unrecognised token in place of
-// noreply; keys with bytes 0x80-0xFF; gat and gats without keys.
+// noreply; keys with bytes 0x80-0xFF; gat and gats without keys. The q
+// flag of the meta commands is decoded into Request.Quiet, which
+// documents the replies memcached then leaves out.
 //
 // It deviates from memcached in these ways, all on input no real client
 // sends:

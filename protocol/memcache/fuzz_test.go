@@ -159,7 +159,7 @@ func checkRequest(t *testing.T, frame []byte, lim protocol.Limits, req *memcache
 func equalViews(a, b reqView) bool {
 	return slices.Equal(a.Keys, b.Keys) &&
 		a.Command == b.Command && a.Flags == b.Flags && a.Exptime == b.Exptime && a.Bytes == b.Bytes &&
-		a.Cas == b.Cas && a.Delta == b.Delta && a.Noreply == b.Noreply && a.Data == b.Data
+		a.Cas == b.Cas && a.Delta == b.Delta && a.Noreply == b.Noreply && a.Quiet == b.Quiet && a.Data == b.Data
 }
 
 func FuzzFrameResponse(f *testing.F) {
@@ -176,6 +176,7 @@ func FuzzFrameResponse(f *testing.F) {
 			if n < 0 || n > len(b) {
 				t.Fatalf("n = %d for %d bytes", n, len(b))
 			}
+			checkHint(t, b, cmd, lim, n, err)
 			if err != nil {
 				if n != 0 {
 					t.Fatalf("n = %d with error %v", n, err)
@@ -199,6 +200,14 @@ func FuzzFrameResponse(f *testing.F) {
 						if m, err := memcache.FrameResponse(frame[:i], cmd, lim); m != 0 || err != nil {
 							t.Fatalf("prefix %q of %q: n=%d err=%v", frame[:i], frame, m, err)
 						}
+					}
+				}
+				// The hint for any prefix is a lower bound of the frame's
+				// length.
+				for _, i := range prefixLengths(len(frame)) {
+					h, err := memcache.FrameResponseHint(frame[:i], cmd, lim)
+					if h > 0 || err != nil || -h > len(frame) {
+						t.Fatalf("prefix of %d bytes of the %d-byte %q: hint %d, %v", i, len(frame), frame, h, err)
 					}
 				}
 			}
@@ -275,4 +284,35 @@ func FuzzParseValue(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkHint checks FrameResponseHint on b against FrameResponse's n and
+// err: the same outcome, and a negative hint only for an incomplete frame,
+// beyond len(b).
+func checkHint(t *testing.T, b []byte, cmd memcache.Command, lim protocol.Limits, n int, err error) {
+	t.Helper()
+	h, herr := memcache.FrameResponseHint(b, cmd, lim)
+	if (err == nil) != (herr == nil) || max(h, 0) != n {
+		t.Fatalf("FrameResponseHint = %d, %v; FrameResponse = %d, %v", h, herr, n, err)
+	}
+	if h < 0 && -h <= len(b) {
+		t.Fatalf("hint %d for %d bytes", h, len(b))
+	}
+}
+
+// prefixLengths returns the prefix lengths of an n-byte frame to check:
+// all of them for short frames, a spread for long ones.
+func prefixLengths(n int) []int {
+	if n <= maxPrefixCheck {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = i
+		}
+		return out
+	}
+	out := make([]int, 0, 70)
+	for i := range 64 {
+		out = append(out, i*n/64)
+	}
+	return append(out, n-1, n-2, n-3, n-5, n-6, n-7)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -319,4 +320,150 @@ func TestMemcachedPipeline(t *testing.T) {
 		memcache.RespDeleted, memcache.RespNotFound, memcache.RespVersion,
 	}, got)
 	assert.Zero(t, r.Buffered())
+}
+
+// metaReplies lists, for each meta command, the status codes FrameResponse
+// accepts as its reply (errors aside), from memcached 1.6.18's
+// proto_text.c.
+var metaReplies = map[memcache.Command][]string{
+	memcache.MetaGet:        {"VA", "HD", "EN"},
+	memcache.MetaSet:        {"HD", "NS", "EX", "NF"},
+	memcache.MetaDelete:     {"HD", "NF", "EX"},
+	memcache.MetaArithmetic: {"VA", "HD", "NF", "NS", "EX"},
+	memcache.MetaDebug:      {"ME", "EN"},
+	memcache.MetaNoop:       {"MN"},
+}
+
+// TestMemcachedMetaReplies drives a real memcached through the outcomes
+// of every meta command, checks that each reply frames as the reply to
+// its own command, and that it is rejected as the reply to any meta
+// command that memcached never answers with its status code. (ma's NS,
+// an autovivify that could not store, cannot be provoked.)
+func TestMemcachedMetaReplies(t *testing.T) {
+	srv := testserver.StartMemcached(t, testserver.MemcachedOptions{})
+	c := newClient(t, srv.Addr)
+	assert.Equal(t, "OK\r\n", c.do(memcache.FlushAll, []byte("flush_all\r\n")))
+	steps := []struct {
+		cmd  memcache.Command
+		req  string
+		want string // the reply, or its status code and a space
+	}{
+		{memcache.MetaNoop, "mn\r\n", "MN\r\n"},
+		{memcache.MetaGet, "mg mr v\r\n", "EN\r\n"},
+		{memcache.MetaSet, "ms mr 2\r\nhi\r\n", "HD\r\n"},
+		{memcache.MetaSet, "ms mr 1 ME\r\nx\r\n", "NS\r\n"},
+		{memcache.MetaSet, "ms mr 1 C999999999\r\nx\r\n", "EX\r\n"},
+		{memcache.MetaSet, "ms nf 1 C1\r\nx\r\n", "NF\r\n"},
+		{memcache.MetaGet, "mg mr v\r\n", "VA 2\r\nhi\r\n"},
+		{memcache.MetaGet, "mg mr\r\n", "HD\r\n"},
+		{memcache.MetaDebug, "me mr\r\n", "ME "},
+		{memcache.MetaDebug, "me nf\r\n", "EN\r\n"},
+		{memcache.MetaSet, "ms mn 1\r\n5\r\n", "HD\r\n"},
+		{memcache.MetaArithmetic, "ma mn\r\n", "HD\r\n"},
+		{memcache.MetaArithmetic, "ma mn v\r\n", "VA 1\r\n7\r\n"},
+		{memcache.MetaArithmetic, "ma mn C999999999\r\n", "EX\r\n"},
+		{memcache.MetaArithmetic, "ma nf\r\n", "NF\r\n"},
+		{memcache.MetaDelete, "md mn C999999999\r\n", "EX\r\n"},
+		{memcache.MetaDelete, "md mn\r\n", "HD\r\n"},
+		{memcache.MetaDelete, "md mn\r\n", "NF\r\n"},
+	}
+	for _, s := range steps {
+		resp := c.do(s.cmd, []byte(s.req))
+		if strings.HasSuffix(s.want, " ") {
+			assert.True(t, strings.HasPrefix(resp, s.want), "%q: %q", s.req, resp)
+		} else {
+			assert.Equal(t, s.want, resp, "%q", s.req)
+		}
+		code := resp[:2]
+		for other, codes := range metaReplies {
+			n, err := memcache.FrameResponse([]byte(resp), other, protocol.Limits{})
+			if slices.Contains(codes, code) {
+				assert.NoError(t, err, "%q as the reply to %v", resp, other)
+				assert.Equal(t, len(resp), n)
+			} else {
+				assert.ErrorIs(t, err, protocol.ErrProtocol, "%q as the reply to %v", resp, other)
+				assert.Zero(t, n)
+			}
+		}
+	}
+}
+
+// TestMemcachedMetaQuiet checks Request.Quiet and what a real memcached
+// 1.6.18 suppresses in quiet mode, per command and outcome: each request
+// is followed by mn, and the reply before MN, if any, must be want. A
+// suppressed reply is why a FIFO matcher cannot forward quiet requests:
+// the MN that arrives instead does not frame as their reply.
+func TestMemcachedMetaQuiet(t *testing.T) {
+	srv := testserver.StartMemcached(t, testserver.MemcachedOptions{})
+	c := newClient(t, srv.Addr)
+	assert.Equal(t, "OK\r\n", c.do(memcache.FlushAll, []byte("flush_all\r\n")))
+	steps := []struct {
+		cmd   memcache.Command
+		req   string
+		quiet bool
+		want  string // "": no reply; ends with a space: a prefix
+	}{
+		// mg: a miss (EN) is suppressed, a hit is not.
+		{memcache.MetaGet, "mg k v q\r\n", true, ""},
+		{memcache.MetaGet, "mg k qx\r\n", true, ""}, // memcached reads a flag by its first byte
+		{memcache.MetaGet, "mg k v q q\r\n", true, "CLIENT_ERROR duplicate flag\r\n"},
+		{memcache.MetaGet, "mg k q zz\r\n", true, "CLIENT_ERROR invalid flag\r\n"},
+		// ms: HD is suppressed; NS, EX and NF are not.
+		{memcache.MetaSet, "ms k 2 q\r\nhi\r\n", true, ""},
+		{memcache.MetaGet, "mg k v q\r\n", true, "VA 2\r\nhi\r\n"},
+		{memcache.MetaGet, "mg k q\r\n", true, "HD\r\n"},
+		{memcache.MetaSet, "ms k 1 q ME\r\nx\r\n", true, "NS\r\n"},
+		{memcache.MetaSet, "ms k 1 q C999999999\r\nx\r\n", true, "EX\r\n"},
+		{memcache.MetaSet, "ms nf 1 q C1\r\nx\r\n", true, "NF\r\n"},
+		{memcache.MetaSet, "ms nf 1 q MR\r\nx\r\n", true, "NS\r\n"},
+		// ma: the update of an existing item is suppressed; NF, EX and
+		// the reply for an item created by N are not.
+		{memcache.MetaSet, "ms n 1 q\r\n5\r\n", true, ""},
+		{memcache.MetaArithmetic, "ma n q\r\n", true, ""},
+		{memcache.MetaArithmetic, "ma n q v\r\n", true, ""},
+		{memcache.MetaGet, "mg n v\r\n", false, "VA 1\r\n7\r\n"},
+		{memcache.MetaArithmetic, "ma n q C999999999\r\n", true, "EX\r\n"},
+		{memcache.MetaArithmetic, "ma nf q\r\n", true, "NF\r\n"},
+		{memcache.MetaArithmetic, "ma viv q N0\r\n", true, "HD\r\n"},
+		{memcache.MetaArithmetic, "ma viv2 q N0 v\r\n", true, "VA 1\r\n0\r\n"},
+		{memcache.MetaArithmetic, "ma k q\r\n", true, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
+		// md: HD (deleted or marked stale) is suppressed; NF and EX are not.
+		{memcache.MetaDelete, "md n q C999999999\r\n", true, "EX\r\n"},
+		{memcache.MetaDelete, "md n q I\r\n", true, ""},
+		{memcache.MetaDelete, "md n q\r\n", true, ""},
+		{memcache.MetaDelete, "md n q\r\n", true, "NF\r\n"},
+		{memcache.MetaDelete, "md k q zz\r\n", true, "CLIENT_ERROR invalid or duplicate flag\r\n"},
+		// me and mn have no q flag.
+		{memcache.MetaDebug, "me k q\r\n", false, "ME k "},
+		{memcache.MetaDebug, "me nf q\r\n", false, "EN\r\n"},
+		{memcache.MetaNoop, "mn q\r\n", false, "MN\r\n"},
+	}
+	mn := []byte("mn\r\n")
+	for _, s := range steps {
+		var req memcache.Request
+		n, err := memcache.ParseRequest([]byte(s.req), protocol.Limits{}, &req)
+		require.NoError(t, err, "%q", s.req)
+		require.Equal(t, len(s.req), n)
+		require.Equal(t, s.cmd, req.Command)
+		assert.Equal(t, s.quiet, req.Quiet, "Quiet of %q", s.req)
+		assert.False(t, req.Noreply)
+
+		_, err = c.conn.Write(append([]byte(s.req), mn...))
+		require.NoError(t, err)
+		if s.want == "" {
+			_, err := memcache.FrameResponse(mn, s.cmd, protocol.Limits{})
+			assert.ErrorIs(t, err, protocol.ErrProtocol, "MN frames as the reply to %q", s.req)
+		} else {
+			resp, err := c.r.ReadResponse(s.cmd)
+			require.NoError(t, err, "%q", s.req)
+			if strings.HasSuffix(s.want, " ") {
+				assert.True(t, strings.HasPrefix(string(resp), s.want), "%q: %q", s.req, resp)
+			} else {
+				assert.Equal(t, s.want, string(resp), "%q", s.req)
+			}
+		}
+		resp, err := c.r.ReadResponse(memcache.MetaNoop)
+		require.NoError(t, err, "%q", s.req)
+		require.Equal(t, "MN\r\n", string(resp), "after %q", s.req)
+	}
 }

@@ -48,8 +48,31 @@ type Request struct {
 	// Noreply is set when the request ends with the noreply token, so
 	// memcached sends no reply to it, not even an error reply (only
 	// storage commands, cas, incr, decr, touch, delete, verbosity and
-	// flush_all take noreply; the meta commands' q flag is not decoded).
+	// flush_all take noreply; the meta commands have Quiet instead).
 	Noreply bool
+	// Quiet is set when mg, ms, md or ma carries the q flag: a flag
+	// token starting with 'q' (memcached reads a flag by its first byte;
+	// the flags follow the key, and for ms the datalen). In quiet mode
+	// memcached 1.6.18 suppresses only the nominal reply, so whether a
+	// quiet request is answered depends on its outcome:
+	//
+	//   - mg: EN (a miss) is suppressed; a hit (VA or HD) is sent;
+	//   - ms: HD (stored) is suppressed; NS, EX and NF are sent;
+	//   - md: HD (deleted, or marked stale with I) is suppressed; NF
+	//     and EX are sent;
+	//   - ma: the HD or VA of an existing item's update is suppressed;
+	//     NF, NS, EX, and the HD or VA of an item created by the N flag,
+	//     are sent.
+	//
+	// Errors (ERROR, CLIENT_ERROR, SERVER_ERROR) are always sent:
+	// memcached's out_errstring clears the quiet mode for them, and a
+	// duplicate or unknown flag is such an error. me and mn have no q
+	// flag. A proxy that pairs replies with requests in order therefore
+	// must not forward a quiet meta request, or must follow a batch of
+	// them with mn and take every reply before MN as belonging to that
+	// batch. walnut's proxy refuses all meta commands, as twemproxy
+	// does.
+	Quiet bool
 	// Data is the data block of a storage command or ms, without its
 	// CRLF.
 	Data []byte
@@ -77,7 +100,10 @@ type Request struct {
 //   - n > 0, err != nil: the input was rejected but consumed exactly as
 //     memcached consumes it, so the stream is still in sync: send the
 //     error's Reply (unless req.Noreply is set: memcached stays silent
-//     then), skip req.Discard further bytes, and go on with b[n:].
+//     then; req.Noreply is never set for a meta command, because
+//     memcached sends every error of a meta command even when the
+//     request is Quiet), skip req.Discard further bytes, and go on with
+//     b[n:].
 //     req.Raw is b[:n] and req.Command is the command, if recognised.
 //   - n == 0, err != nil: the stream cannot be resynchronised (a line
 //     longer than lim.MaxLine, or an HTTP request line): send the Reply if
@@ -170,6 +196,12 @@ func parseRequest(b []byte, lim protocol.Limits, req *Request) (n, need int, err
 		// of stats are left in Raw.
 	default:
 		args := splitArgs(line, p)
+		switch cmd {
+		case MetaGet, MetaDelete, MetaArithmetic:
+			req.Quiet = hasQuietFlag(line, p, 1) // flags follow <key>
+		case MetaSet:
+			req.Quiet = hasQuietFlag(line, p, 2) // flags follow <key> <datalen>
+		}
 		if cmd == MetaSet || cmd.IsStorage() {
 			return parseStorage(b, n, lim, &args, req)
 		}
@@ -352,6 +384,22 @@ func parseStorage(b []byte, n int, lim protocol.Limits, a *argList, req *Request
 	}
 	req.Data = b[n : n+req.Bytes : n+req.Bytes]
 	return total, 0, nil
+}
+
+// hasQuietFlag reports whether a token of line from p on, after the first
+// skip tokens, starts with 'q': the q flag of a meta command, as
+// memcached's _meta_flag_preparse recognises flags by their first byte.
+func hasQuietFlag(line []byte, p, skip int) bool {
+	for i := 0; ; i++ {
+		var tok []byte
+		tok, p = nextToken(line, p)
+		if len(tok) == 0 {
+			return false
+		}
+		if i >= skip && tok[0] == 'q' {
+			return true
+		}
+	}
 }
 
 // parseKeys appends the keys in line from p on to req.Keys.

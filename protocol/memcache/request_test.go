@@ -23,12 +23,13 @@ type reqView struct {
 	Cas     uint64
 	Delta   uint64
 	Noreply bool
+	Quiet   bool
 	Data    string
 }
 
 func view(r *memcache.Request) reqView {
 	v := reqView{Command: r.Command, Flags: r.Flags, Exptime: r.Exptime, Bytes: r.Bytes,
-		Cas: r.Cas, Delta: r.Delta, Noreply: r.Noreply, Data: string(r.Data)}
+		Cas: r.Cas, Delta: r.Delta, Noreply: r.Noreply, Quiet: r.Quiet, Data: string(r.Data)}
 	for _, k := range r.Keys {
 		v.Keys = append(v.Keys, string(k))
 	}
@@ -98,10 +99,23 @@ var validRequests = []struct {
 	{"stats detail on\r\n", reqView{Command: memcache.Stats}},
 	{"mn\r\n", reqView{Command: memcache.MetaNoop}},
 	{"mg k v f t\r\n", reqView{Command: memcache.MetaGet, Keys: []string{"k"}}},
-	{"md k q\r\n", reqView{Command: memcache.MetaDelete, Keys: []string{"k"}}},
+	{"md k q\r\n", reqView{Command: memcache.MetaDelete, Keys: []string{"k"}, Quiet: true}},
 	{"ma k D5\r\n", reqView{Command: memcache.MetaArithmetic, Keys: []string{"k"}}},
 	{"me k\r\n", reqView{Command: memcache.MetaDebug, Keys: []string{"k"}}},
 	{"ms k 2 T10 F5\r\nhi\r\n", reqView{Command: memcache.MetaSet, Keys: []string{"k"}, Bytes: 2, Data: "hi"}},
+	// The q flag: any flag token starting with 'q', after the key (and
+	// the datalen of ms); me and mn have no q flag.
+	{"mg k v q\r\n", reqView{Command: memcache.MetaGet, Keys: []string{"k"}, Quiet: true}},
+	{"mg k  q  \r\n", reqView{Command: memcache.MetaGet, Keys: []string{"k"}, Quiet: true}},
+	{"mg k qx\r\n", reqView{Command: memcache.MetaGet, Keys: []string{"k"}, Quiet: true}},
+	{"mg k Oq kq\r\n", reqView{Command: memcache.MetaGet, Keys: []string{"k"}}},
+	{"mg q v\r\n", reqView{Command: memcache.MetaGet, Keys: []string{"q"}}},
+	{"ma q D1 q\r\n", reqView{Command: memcache.MetaArithmetic, Keys: []string{"q"}, Quiet: true}},
+	{"ms k 2 q\r\nhi\r\n", reqView{Command: memcache.MetaSet, Keys: []string{"k"}, Bytes: 2, Data: "hi", Quiet: true}},
+	{"ms k 2 a b c d e f g h i j k l m n o q\r\nhi\r\n", reqView{Command: memcache.MetaSet, Keys: []string{"k"}, Bytes: 2, Data: "hi", Quiet: true}},
+	{"ms q 2\r\nhi\r\n", reqView{Command: memcache.MetaSet, Keys: []string{"q"}, Bytes: 2, Data: "hi"}},
+	{"me k q\r\n", reqView{Command: memcache.MetaDebug, Keys: []string{"k"}}},
+	{"mn q\r\n", reqView{Command: memcache.MetaNoop}},
 	{"ms k 2 a b c d e f g h i j k l m n o p\r\nhi\r\n", reqView{Command: memcache.MetaSet, Keys: []string{"k"}, Bytes: 2, Data: "hi"}},
 }
 
@@ -241,10 +255,18 @@ var badRequests = []struct {
 	{give: "ms " + key251 + " 1\r\nx\r\n", reply: "CLIENT_ERROR bad command line format", n: len("ms " + key251 + " 1\r\n"), cmd: memcache.MetaSet},
 	{give: "ms k 2 a b c d e f g h i j k l m n o p q\r\nhi\r\n", reply: "CLIENT_ERROR options flags too long", n: len("ms k 2 a b c d e f g h i j k l m n o p q\r\n"), cmd: memcache.MetaSet},
 	{give: "ms k 1\r\nxyz\r\n", reply: "CLIENT_ERROR bad data chunk", n: len("ms k 1\r\nxyz"), cmd: memcache.MetaSet},
+	// memcached sends the errors of quiet meta commands too.
+	{give: "mg " + key251 + " v q\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.MetaGet},
+	{give: "md " + key251 + " q\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.MetaDelete},
+	{give: "ma " + key251 + " q\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.MetaArithmetic},
+	{give: "ms k x q\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.MetaSet},
+	{give: "ms " + key251 + " 1 q\r\nx\r\n", reply: "CLIENT_ERROR bad command line format", n: len("ms " + key251 + " 1 q\r\n"), cmd: memcache.MetaSet},
+	{give: "ms k 1 q\r\nxyz\r\n", reply: "CLIENT_ERROR bad data chunk", n: len("ms k 1 q\r\nxyz"), cmd: memcache.MetaSet},
 	// Limits.
 	{give: "set k 0 0 2000000\r\n", reply: "SERVER_ERROR object too large for cache", n: -1, cmd: memcache.Set, tooLarge: true, discard: 2000002, lim: protocol.Limits{MaxBulk: 1 << 20}},
 	{give: "set k 0 0 11 noreply\r\n", reply: "SERVER_ERROR object too large for cache", n: -1, cmd: memcache.Set, tooLarge: true, noreply: true, discard: 13, lim: protocol.Limits{MaxBulk: 10}},
 	{give: "ms k 11 T0\r\n", reply: "SERVER_ERROR object too large for cache", n: -1, cmd: memcache.MetaSet, tooLarge: true, discard: 13, lim: protocol.Limits{MaxBulk: 10}},
+	{give: "ms k 2000000 q\r\n", reply: "SERVER_ERROR object too large for cache", n: -1, cmd: memcache.MetaSet, tooLarge: true, discard: 2000002, lim: protocol.Limits{MaxBulk: 1 << 20}},
 	{give: "get a b c d\r\n", reply: "CLIENT_ERROR too many keys", n: -1, cmd: memcache.Get, tooLarge: true, lim: protocol.Limits{MaxArgs: 3}},
 	{give: "gat 0 a b c d\r\n", reply: "CLIENT_ERROR too many keys", n: -1, cmd: memcache.Gat, tooLarge: true, lim: protocol.Limits{MaxArgs: 3}},
 	{give: "get aaaaaaaaaaaaaaaa", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 16}},

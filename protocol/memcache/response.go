@@ -285,8 +285,12 @@ func responseLine(b []byte, lim protocol.Limits) (line []byte, n int, err error)
 //   - incr, decr: a decimal number or NOT_FOUND;
 //   - version: VERSION <version>; verbosity, flush_all: OK;
 //   - stats: STAT (or other) lines ended by END, or a single OK or RESET;
-//   - mg, ms, md, ma, mn, me: one meta reply line (VA, HD, EN, NF, NS,
-//     EX, MN, ME and flags), VA followed by its data block;
+//   - mg, ms, md, ma, mn, me: one meta reply line, a status code and
+//     flags, with the codes memcached 1.6 answers each command with: mg
+//     VA, HD or EN; ms HD, NS, EX or NF; md HD, NF or EX; ma VA, HD, NF,
+//     NS or EX; me ME or EN; mn MN. VA is followed by its data block.
+//     A quiet meta request (Request.Quiet) may get no reply at all: see
+//     Request.Quiet;
 //   - quit: nothing; any byte is an error;
 //   - Unknown: nothing but an error line.
 //
@@ -303,6 +307,28 @@ func responseLine(b []byte, lim protocol.Limits) (line []byte, n int, err error)
 // caller's decision. n is never greater than len(b).
 func FrameResponse(b []byte, cmd Command, lim protocol.Limits) (n int, err error) {
 	n, _, err = frameResponse(b, cmd, lim.WithDefaults())
+	return n, err
+}
+
+// FrameResponseHint is FrameResponse with a size hint for an incomplete
+// response, as the pool's Framer contract allows: n > 0 is the length of
+// the complete response, as FrameResponse returns it; n == 0 means
+// incomplete, with no estimate; n < 0 means incomplete, and the response
+// is at least -n bytes long, with -n > len(b). A caller can then read
+// until it holds -n bytes before trying again, growing its buffer once,
+// instead of framing again after every read.
+//
+// A hint is known once a VALUE line (or a meta VA line) is complete: it
+// then covers that value's data block, plus the shortest possible END
+// line of a retrieval response. It is a lower bound: -n is never larger
+// than the complete response turns out to be. It is at most len(b) plus
+// lim.MaxBulk and a few bytes: a caller that sizes a buffer from it
+// allocates up to lim.MaxBulk on the word of a server's header line.
+func FrameResponseHint(b []byte, cmd Command, lim protocol.Limits) (n int, err error) {
+	n, need, err := frameResponse(b, cmd, lim.WithDefaults())
+	if n == 0 && err == nil && need > len(b) {
+		return -need, nil
+	}
 	return n, err
 }
 
@@ -346,7 +372,7 @@ func frameResponse(b []byte, cmd Command, lim protocol.Limits) (n, need int, err
 		return frameLines(b, lim)
 	case MetaGet, MetaSet, MetaDelete, MetaArithmetic, MetaNoop, MetaDebug:
 		if r == RespMeta {
-			return frameMeta(b, line, n, lim)
+			return frameMeta(b, line, n, cmd, lim)
 		}
 	}
 	if !ok {
@@ -379,7 +405,8 @@ func frameValues(b []byte, lim protocol.Limits) (int, int, error) {
 		}
 		end := pos + n + h.size + 2
 		if len(b) < end {
-			return 0, end, nil
+			// At least an "END\r\n" follows the block.
+			return 0, end + len("END\r\n"), nil
 		}
 		if b[end-2] != '\r' || b[end-1] != '\n' {
 			return 0, 0, errInvalid()
@@ -409,10 +436,14 @@ func frameLines(b []byte, lim protocol.Limits) (int, int, error) {
 	}
 }
 
-// frameMeta frames a meta reply whose first line (n bytes) is line: VA
-// <size> <flags>* is followed by a data block.
-func frameMeta(b, line []byte, n int, lim protocol.Limits) (int, int, error) {
+// frameMeta frames a meta reply to cmd whose first line (n bytes) is
+// line, classified RespMeta: VA <size> <flags>* is followed by a data
+// block.
+func frameMeta(b, line []byte, n int, cmd Command, lim protocol.Limits) (int, int, error) {
 	word, p := nextToken(line, 0)
+	if !metaReplyFits(cmd, word) {
+		return 0, 0, errInvalid()
+	}
 	if string(word) != "VA" {
 		return n, 0, nil
 	}
@@ -432,4 +463,30 @@ func frameMeta(b, line []byte, n int, lim protocol.Limits) (int, int, error) {
 		return 0, 0, errInvalid()
 	}
 	return total, 0, nil
+}
+
+// metaReplyFits reports whether the meta status code word answers the
+// meta command cmd, as memcached 1.6.18's proto_text.c answers it: mg
+// with VA (hit, v flag), HD (hit) or EN (miss); ms with HD (stored), NS
+// (not stored), EX (cas mismatch) or NF (cas on a missing item); md with
+// HD, NF or EX; ma with VA, HD, NF, NS (autovivify failed) or EX; me with
+// ME or EN; mn with MN.
+func metaReplyFits(cmd Command, word []byte) bool {
+	switch string(word) {
+	case "VA":
+		return cmd == MetaGet || cmd == MetaArithmetic
+	case "HD":
+		return cmd == MetaGet || cmd == MetaSet || cmd == MetaDelete || cmd == MetaArithmetic
+	case "EN":
+		return cmd == MetaGet || cmd == MetaDebug
+	case "NF", "EX":
+		return cmd == MetaSet || cmd == MetaDelete || cmd == MetaArithmetic
+	case "NS":
+		return cmd == MetaSet || cmd == MetaArithmetic
+	case "ME":
+		return cmd == MetaDebug
+	case "MN":
+		return cmd == MetaNoop
+	}
+	return false
 }

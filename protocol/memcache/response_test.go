@@ -1,7 +1,10 @@
 package memcache_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,9 +65,20 @@ var validResponses = []struct {
 	{memcache.MetaGet, "EN\r\n"},
 	{memcache.MetaSet, "HD c5\r\n"},
 	{memcache.MetaSet, "NS\r\n"},
+	{memcache.MetaSet, "EX\r\n"},
+	{memcache.MetaSet, "NF\r\n"},
+	{memcache.MetaSet, "CLIENT_ERROR bad data chunk\r\n"},
+	{memcache.MetaDelete, "HD\r\n"},
 	{memcache.MetaDelete, "NF\r\n"},
+	{memcache.MetaDelete, "EX\r\n"},
+	{memcache.MetaArithmetic, "VA 1 t-1\r\n5\r\n"},
+	{memcache.MetaArithmetic, "HD c7\r\n"},
+	{memcache.MetaArithmetic, "NF\r\n"},
+	{memcache.MetaArithmetic, "NS\r\n"},
 	{memcache.MetaArithmetic, "EX\r\n"},
 	{memcache.MetaDebug, "ME k exp=-1 la=1 cas=2 fetch=no cls=1 size=63\r\n"},
+	{memcache.MetaDebug, "EN\r\n"},
+	{memcache.MetaGet, "CLIENT_ERROR duplicate flag\r\n"},
 	{memcache.Unknown, "ERROR\r\n"},
 }
 
@@ -130,6 +144,26 @@ func TestFrameResponseInvalid(t *testing.T) {
 		{cmd: memcache.MetaGet, give: "STORED\r\n"},
 		{cmd: memcache.MetaGet, give: "VA x\r\n"},
 		{cmd: memcache.MetaGet, give: "VA 1\r\nxy\r\n"},
+		// A meta reply that does not answer the command: with quiet
+		// requests, the reply to a later one.
+		{cmd: memcache.MetaGet, give: "MN\r\n"},
+		{cmd: memcache.MetaGet, give: "NF\r\n"},
+		{cmd: memcache.MetaGet, give: "ME k exp=-1\r\n"},
+		{cmd: memcache.MetaSet, give: "VA 1\r\nx\r\n"},
+		{cmd: memcache.MetaSet, give: "EN\r\n"},
+		{cmd: memcache.MetaSet, give: "MN\r\n"},
+		{cmd: memcache.MetaDelete, give: "NS\r\n"},
+		{cmd: memcache.MetaDelete, give: "VA 1\r\nx\r\n"},
+		{cmd: memcache.MetaDelete, give: "EN\r\n"},
+		{cmd: memcache.MetaArithmetic, give: "EN\r\n"},
+		{cmd: memcache.MetaArithmetic, give: "MN\r\n"},
+		{cmd: memcache.MetaNoop, give: "HD\r\n"},
+		{cmd: memcache.MetaNoop, give: "EN\r\n"},
+		{cmd: memcache.MetaDebug, give: "HD\r\n"},
+		{cmd: memcache.MetaDebug, give: "MN\r\n"},
+		{cmd: memcache.MetaDebug, give: "VA 1\r\nx\r\n"},
+		{cmd: memcache.Get, give: "HD\r\n"},
+		{cmd: memcache.Set, give: "HD\r\n"},
 		{cmd: memcache.Quit, give: "x"},
 		{cmd: memcache.Unknown, give: "STORED\r\n"},
 		{cmd: memcache.Command(200), give: "STORED\r\n"},
@@ -257,4 +291,79 @@ func TestClassifyResponse(t *testing.T) {
 	}
 	assert.Equal(t, "invalid", memcache.Response(200).String())
 	assert.Equal(t, "NOT_FOUND", memcache.RespNotFound.String())
+}
+
+func TestFrameResponseHint(t *testing.T) {
+	valueLine := "VALUE k 0 1000000\r\n"
+	tests := []struct {
+		cmd  memcache.Command
+		give string
+		want int // the hint, or the length of a complete response
+	}{
+		{memcache.Get, valueLine, -len(valueLine) - 1000002 - len("END\r\n")},
+		{memcache.Get, valueLine + "abc", -len(valueLine) - 1000002 - len("END\r\n")},
+		{memcache.Gets, "VALUE k 0 3 9\r\nabc\r", -len("VALUE k 0 3 9\r\nabc\r\nEND\r\n")},
+		{memcache.Get, "VALUE a 0 1\r\nx\r\nVALUE b 0 10\r\n", -len("VALUE a 0 1\r\nx\r\nVALUE b 0 10\r\n") - 12 - 5},
+		{memcache.MetaGet, "VA 1000 f0\r\n", -len("VA 1000 f0\r\n") - 1002},
+		{memcache.MetaArithmetic, "VA 2\r\n4", -len("VA 2\r\n42\r\n")},
+		// No estimate: an incomplete line.
+		{memcache.Get, "", 0},
+		{memcache.Get, "VALUE k 0 1000000", 0},
+		{memcache.Get, "VALUE k 0 1\r\nx\r\n", 0},
+		{memcache.Set, "STORED", 0},
+		{memcache.Stats, "STAT pid 1\r\n", 0},
+		// Complete.
+		{memcache.Get, "VALUE k 0 1\r\nx\r\nEND\r\n", len("VALUE k 0 1\r\nx\r\nEND\r\n")},
+		{memcache.MetaGet, "VA 1\r\nx\r\n", len("VA 1\r\nx\r\n")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd.String()+"/"+strconv.Quote(tt.give), func(t *testing.T) {
+			n, err := memcache.FrameResponseHint([]byte(tt.give), tt.cmd, protocol.Limits{})
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, n)
+			n, err = memcache.FrameResponse([]byte(tt.give), tt.cmd, protocol.Limits{})
+			require.NoError(t, err)
+			assert.Equal(t, max(tt.want, 0), n)
+		})
+	}
+
+	// The hint for any prefix of a valid response never exceeds its
+	// length.
+	rng := rand.New(rand.NewPCG(7, 8))
+	hinted := 0
+	for range 500 {
+		var frame []byte
+		cmd := memcache.Get
+		if rng.IntN(4) == 0 {
+			cmd = memcache.MetaGet
+			data := bytes.Repeat([]byte("v"), rng.IntN(70000))
+			frame = append(fmt.Appendf(nil, "VA %d f1 t-1\r\n", len(data)), data...)
+			frame = append(frame, "\r\n"...)
+		} else {
+			for range rng.IntN(4) {
+				data := bytes.Repeat([]byte("d"), rng.IntN([]int{10, 1000, 100000}[rng.IntN(3)]))
+				if rng.IntN(2) == 0 {
+					frame = memcache.AppendValueCas(frame, []byte("key"), 0, data, rng.Uint64())
+				} else {
+					frame = memcache.AppendValue(frame, []byte("key"), 1, data)
+				}
+			}
+			frame = memcache.AppendEnd(frame)
+		}
+		n, err := memcache.FrameResponse(frame, cmd, protocol.Limits{})
+		require.NoError(t, err)
+		require.Equal(t, len(frame), n)
+		for range 20 {
+			k := rng.IntN(len(frame))
+			h, err := memcache.FrameResponseHint(frame[:k], cmd, protocol.Limits{})
+			require.NoError(t, err)
+			require.LessOrEqual(t, h, 0, "prefix of %d bytes of %.80q", k, frame)
+			require.LessOrEqual(t, -h, len(frame), "prefix of %d bytes of %.80q", k, frame)
+			if h < 0 {
+				require.Greater(t, -h, k)
+				hinted++
+			}
+		}
+	}
+	assert.Greater(t, hinted, 1000, "prefixes with a hint")
 }

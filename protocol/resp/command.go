@@ -107,7 +107,13 @@ func (st *cmdState) parse(b []byte, lim *protocol.Limits, cmd *Command) (int, er
 			}
 		}
 		if size > len(b)-start-2 {
-			st.need = start + size + 2 // size ≤ MaxBulk, so no overflow
+			// start ≤ len(b) and size ≤ lim.MaxBulk ≤
+			// protocol.CeilingMaxBulk (2^31-1, the cap WithDefaults
+			// applies), so the sum cannot overflow a 64-bit int; with
+			// 32-bit ints it is checked, and the need left unknown.
+			if size <= math.MaxInt-2-start {
+				st.need = start + size + 2
+			}
 			return 0, nil
 		}
 		end := start + size + 2

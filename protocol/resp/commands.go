@@ -320,11 +320,10 @@ func (ci *CommandInfo) ArityError() *CommandError {
 }
 
 // UnsupportedError returns the reply for a refused command: "ERR "
-// followed by ci.Reason.
+// followed by ci.Reason. It is meant for a ClassUnsupported command, every
+// one of which has a Reason (the tests check it); for any other command
+// the reply is a bare "ERR ".
 func (ci *CommandInfo) UnsupportedError() *CommandError {
-	if ci.Reason == "" {
-		return newCommandError("ERR " + strings.ToUpper(strings.ReplaceAll(ci.Name, "|", " ")) + " is not supported through a sharding proxy")
-	}
 	return newCommandError("ERR " + ci.Reason)
 }
 
@@ -435,7 +434,7 @@ func (ci *CommandInfo) Keys(args [][]byte, dst []int) ([]int, error) {
 // redis-server's implementation of ci does, returning its error text.
 func (ci *CommandInfo) numKeysCount(args [][]byte) (int, error) {
 	avail := len(args) - ci.NumKeysIndex - 1 // arguments after numkeys
-	n, ok := parseRedisInt(args[ci.NumKeysIndex])
+	n, ok := string2ll(args[ci.NumKeysIndex])
 	switch ci.numKeys {
 	case numKeysEval, numKeysFcall:
 		switch {
@@ -477,36 +476,6 @@ func (ci *CommandInfo) numKeysCount(args [][]byte) (int, error) {
 		}
 	}
 	return int(n), nil
-}
-
-// parseRedisInt parses b as redis-server's string2ll does: an optional
-// '-', no '+', no leading zeros, no spaces, within int64.
-func parseRedisInt(b []byte) (int64, bool) {
-	if len(b) == 1 && b[0] == '0' {
-		return 0, true
-	}
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		b = b[1:]
-	}
-	// 19 digits stay below 1e19 < 1<<64, so v cannot overflow.
-	if len(b) == 0 || len(b) > 19 || b[0] < '1' || b[0] > '9' {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(c-'0')
-	}
-	switch {
-	case neg && v <= 1<<63:
-		return int64(-v), true // -(1<<63) wraps to itself
-	case !neg && v < 1<<63:
-		return int64(v), true
-	}
-	return 0, false
 }
 
 // Commands returns a copy of the command table, sorted by name: every

@@ -457,6 +457,8 @@ func TestKeysReusesDst(t *testing.T) {
 	assert.Same(t, &dst[0], &got[0], "dst's array not reused")
 }
 
+// TestKeysNumKeysParse checks string2ll, which parses numkeys arguments
+// (as it parses request headers) the way redis-server's string2ll does.
 func TestKeysNumKeysParse(t *testing.T) {
 	tests := []struct {
 		give   string
@@ -486,7 +488,7 @@ func TestKeysNumKeysParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strconv.Quote(tt.give), func(t *testing.T) {
-			got, ok := parseRedisInt([]byte(tt.give))
+			got, ok := string2ll([]byte(tt.give))
 			assert.Equal(t, tt.wantOK, ok)
 			assert.Equal(t, tt.want, got)
 		})

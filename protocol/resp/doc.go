@@ -22,9 +22,13 @@
 // materialising it, for a proxy that forwards reply bytes unchanged. It
 // walks nested aggregates iteratively, and knows every RESP3 type
 // (including attributes and streamed frames) so that an unexpected reply
-// never desynchronises the stream. ParseReply, and Reader.ReadReply,
-// materialise a reply as a Value tree for in-process callers and tests; an
-// error reply is a Value, not a Go error.
+// never desynchronises the stream; FrameReplyHint also tells, for an
+// incomplete reply whose bulk header has arrived, how long the reply will
+// at least be, so that a caller framing from its own buffer can read on
+// and grow that buffer once instead of framing again after every read.
+// ParseReply, and Reader.ReadReply, materialise a reply as a Value tree
+// for in-process callers and tests; an error reply is a Value, not a Go
+// error.
 //
 // # Encoding
 //

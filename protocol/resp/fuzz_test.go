@@ -175,6 +175,9 @@ func replySeeds() [][]byte {
 		[]byte("+OK\n+OK\r\n"),
 		[]byte("$3\r\nabc\n\r"),
 		[]byte(":-9223372036854775808\r\n:9223372036854775808\r\n"),
+		[]byte("%?\r\n+k\r\n.\r\n"),
+		[]byte("%?\r\n+k\r\n|1\r\n+a\r\n+b\r\n%?\r\n.\r\n.\r\n"),
+		[]byte("*2\r\n$?\r\n;3\r\nabc\r\n;0\r\n$100\r\n"),
 	)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 10 {
@@ -215,10 +218,18 @@ func checkFrameReply(t *testing.T, b []byte, lim protocol.Limits) {
 			t.Fatalf("FrameReply: %v; ParseReply: %v", err, err2)
 		}
 	}
+	h, herr := resp.FrameReplyHint(b, lim)
+	if (err == nil) != (herr == nil) || max(h, 0) != n || h < 0 && -h <= len(b) {
+		t.Fatalf("FrameReplyHint = %d, %v; FrameReply = %d, %v", h, herr, n, err)
+	}
 	if n > 0 {
 		for _, k := range prefixes(n) {
 			if n, err := resp.FrameReply(b[:k], lim); n != 0 || err != nil {
 				t.Fatalf("prefix of %d bytes: %d, %v", k, n, err)
+			}
+			// The hint for any prefix is a lower bound of the length.
+			if h, err := resp.FrameReplyHint(b[:k], lim); h > 0 || err != nil || -h > n || h < 0 && -h <= k {
+				t.Fatalf("prefix of %d bytes of a %d-byte reply: hint %d, %v", k, n, h, err)
 			}
 		}
 	}
@@ -294,6 +305,7 @@ func checkParseReply(t *testing.T, b []byte, lim protocol.Limits) {
 			break
 		}
 		want = append(want, show(v))
+		checkPairs(t, v)
 
 		// A re-encoded reply frames and parses back to itself.
 		enc := resp.AppendValue(nil, v)

@@ -107,6 +107,15 @@ func (r *Reader) ReadCommands(cmds []Command) ([]Command, error) {
 	for r.r < r.w {
 		cmds = grow(cmds)
 		c := &cmds[len(cmds)-1]
+		// A fresh state for each command: a partial command at the end
+		// of the buffer is dropped here and parsed again, from its
+		// start, by the next call's readCommand, which then resumes
+		// across reads. Keeping its state instead is not worth it: the
+		// Args parsed so far live in an element of cmds, which the next
+		// call may not be given back, and point into a buffer that
+		// shrink or fill may move; the rescan covers only the bytes
+		// already buffered (headers are parsed, bulk data skipped), so
+		// the cost stays linear in the input.
 		var st cmdState
 		n, err := st.parse(r.buf[r.r:r.w], &r.lim, c)
 		if n == 0 || err != nil {

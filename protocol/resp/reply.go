@@ -29,7 +29,8 @@ const (
 
 // RESP3 streamed frames: "$?\r\n" starts a string sent as ";<len>\r\n<bytes>\r\n"
 // chunks ending with ";0\r\n"; "*?\r\n", "%?\r\n" and "~?\r\n" start an
-// aggregate that ends with ".\r\n".
+// aggregate that ends with ".\r\n" (for a map, after an even number of
+// elements: keys and values).
 const (
 	typeChunk byte = ';'
 	typeEnd   byte = '.'
@@ -83,13 +84,37 @@ func (v Value) IsNil() bool {
 //
 // FrameReply does not allocate for replies nested up to 15 deep.
 func FrameReply(b []byte, lim protocol.Limits) (n int, err error) {
+	n, err = FrameReplyHint(b, lim)
+	return max(n, 0), err
+}
+
+// FrameReplyHint is FrameReply with a size hint for an incomplete reply,
+// as the pool's Framer contract allows: n > 0 is the length of the
+// complete reply, as FrameReply returns it; n == 0 means incomplete, with
+// no estimate; n < 0 means incomplete, and the reply is at least -n bytes
+// long, with -n > len(b). A caller can then read until it holds -n bytes
+// before framing again, growing its buffer once, instead of framing again
+// from the start after every read.
+//
+// A hint is known once the header of a string that b holds only part of
+// is complete ("$1000000\r\n", or a blob error, verbatim string or
+// streamed chunk, at any depth): it then reaches the end of that string.
+// It is a lower bound: -n is never larger than the complete reply turns
+// out to be. It is at most len(b) plus lim.MaxBulk and a few bytes: a
+// caller that sizes a buffer from it allocates up to lim.MaxBulk on the
+// word of a server's header line.
+func FrameReplyHint(b []byte, lim protocol.Limits) (n int, err error) {
 	lim = lim.WithDefaults()
 	if end, _ := scalarEnd(b, 0, &lim); end > 0 {
 		return end, nil // most replies: no state needed
 	}
 	var st frameState
 	st.start(false)
-	return st.frame(b, &lim)
+	n, err = st.frame(b, &lim)
+	if n == 0 && err == nil && st.need > len(b) {
+		return -st.need, nil
+	}
+	return n, err
 }
 
 // ParseReply parses the first complete reply in b into v and returns its
@@ -162,7 +187,12 @@ func nextToken(b []byte, p int, lim *protocol.Limits, t *token) error {
 		}
 		size := int(n)
 		if size > len(b)-i-2 {
-			t.need = i + size + 2
+			// i ≤ len(b) and size ≤ lim.MaxBulk ≤ protocol.CeilingMaxBulk
+			// (2^31-1, the cap WithDefaults applies), so the sum cannot
+			// overflow a 64-bit int; with 32-bit ints it is checked.
+			if size <= math.MaxInt-2-i {
+				t.need = i + size + 2
+			}
 			return nil
 		}
 		if b[i+size] != '\r' || b[i+size+1] != '\n' {
@@ -265,7 +295,7 @@ func numberLine(b []byte, p int, lim *protocol.Limits, streamed bool) (int64, in
 	if streamed && len(text) == 1 && text[0] == '?' {
 		return streamedCount, end, nil
 	}
-	v, ok := parseInt(text)
+	v, ok := parseReplyInt(text)
 	if !ok {
 		switch b[p] {
 		case TypeInt:
@@ -278,9 +308,17 @@ func numberLine(b []byte, p int, lim *protocol.Limits, streamed bool) (int64, in
 	return v, end, nil
 }
 
-// parseInt parses an optional '-' and 1 to 19 decimal digits within int64.
-// Leading zeros are allowed, and "-0" is 0.
-func parseInt(b []byte) (int64, bool) {
+// parseReplyInt parses an optional '-' and 1 to 19 decimal digits within
+// int64. Leading zeros are allowed, and "-0" is 0.
+//
+// It is deliberately more lenient than string2ll, which parses client
+// requests exactly as redis-server does so that walnut rejects what
+// redis-server rejects, word for word. Replies come from a server, and a
+// proxy frames them only to find where each ends: a number with leading
+// zeros is unambiguous, and rejecting it would close a server connection
+// over formatting that other RESP servers may produce and that twemproxy's
+// reply parser (which accumulates digits) accepts too.
+func parseReplyInt(b []byte) (int64, bool) {
 	neg := len(b) > 0 && b[0] == '-'
 	if neg {
 		b = b[1:]
@@ -329,9 +367,11 @@ func replyLine(b []byte, p, max int) (int, error) {
 
 // frameLevel is one open aggregate while framing.
 type frameLevel struct {
-	left int   // elements still expected; -1 for a streamed aggregate
-	idx  int32 // streamed aggregate: its index in frameState.counts
-	attr bool  // the key/value pairs of an attribute
+	left  int   // elements still expected; -1 for a streamed aggregate
+	idx   int32 // streamed aggregate: its index in frameState.counts
+	attr  bool  // the key/value pairs of an attribute
+	pairs bool  // streamed aggregate: a map, whose elements come in pairs
+	odd   bool  // streamed aggregate: an odd number of elements so far
 }
 
 // inlineLevels is how many levels a frameState holds without allocating.
@@ -440,7 +480,10 @@ func (st *frameState) frame(b []byte, lim *protocol.Limits) (int, error) {
 		case t.typ == typeChunk:
 			return 0, byteError(msgUnexpectedType, t.typ)
 		case t.typ == typeEnd:
-			if top.left >= 0 || st.afterAttr {
+			// "." ends a streamed aggregate, but not between an
+			// attribute and the reply it annotates, nor between a map
+			// key and its value.
+			if top.left >= 0 || st.afterAttr || top.pairs && top.odd {
 				return 0, byteError(msgUnexpectedType, t.typ)
 			}
 			st.pos = t.end
@@ -481,7 +524,7 @@ func (st *frameState) frame(b []byte, lim *protocol.Limits) (int, error) {
 				if len(st.counts) >= math.MaxInt32 {
 					return 0, newError(msgInvalidMultibulk, true)
 				}
-				st.push(frameLevel{left: -1, idx: int32(len(st.counts))})
+				st.push(frameLevel{left: -1, idx: int32(len(st.counts)), pairs: t.typ == TypeMap})
 				if st.record {
 					st.counts = append(st.counts, 0)
 				}
@@ -548,8 +591,11 @@ func (st *frameState) value() {
 	top := st.top()
 	if top.left > 0 {
 		top.left--
-	} else if st.record {
-		st.counts[top.idx]++
+	} else {
+		top.odd = !top.odd
+		if st.record {
+			st.counts[top.idx]++
+		}
 	}
 	if st.record {
 		st.nodes++

@@ -228,6 +228,8 @@ func TestReplyMalformed(t *testing.T) {
 		{give: "*1\r\n.\r\n", want: "ERR Protocol error: unexpected reply type '.'"},
 		{give: ";3\r\nabc\r\n", want: "ERR Protocol error: unexpected reply type ';'"},
 		{give: "*?\r\n|1\r\n+a\r\n+b\r\n.\r\n", want: "ERR Protocol error: unexpected reply type '.'"},
+		{give: "%?\r\n+k\r\n.\r\n", want: "ERR Protocol error: unexpected reply type '.'"},
+		{give: "%?\r\n+k\r\n+v\r\n+k2\r\n.\r\n", want: "ERR Protocol error: unexpected reply type '.'"},
 		{give: "|1\r\n+a\r\n+b\r\n|1\r\n", want: "ERR Protocol error: unexpected reply type '|'"},
 		{give: "|0\r\n|0\r\n", want: "ERR Protocol error: unexpected reply type '|'"},
 		{give: "+" + strings.Repeat("x", 10), lim: protocol.Limits{MaxLine: 8}, want: "ERR Protocol error: too big reply line", tooLarge: true},
@@ -556,4 +558,138 @@ func TestReaderReplyErrorIsSticky(t *testing.T) {
 		require.True(t, errors.As(err, &pe))
 		assert.Equal(t, "ERR Protocol error: unexpected reply type 'x'", pe.Reply)
 	}
+}
+
+// TestStreamedMapParity is a regression test: a streamed RESP3 map
+// ("%?") ended by "." after a key without its value was accepted as a map
+// of one element. Every map, streamed or counted, holds key/value pairs.
+func TestStreamedMapParity(t *testing.T) {
+	bad := []string{
+		"%?\r\n+k\r\n.\r\n",
+		"%?\r\n+k\r\n+v\r\n+k2\r\n.\r\n",
+		"%?\r\n+k\r\n%?\r\n+a\r\n.\r\n.\r\n",        // the inner map
+		"*?\r\n%?\r\n:1\r\n.\r\n.\r\n",              // a map in a streamed array
+		"%?\r\n|1\r\n+a\r\n+b\r\n+k\r\n.\r\n",       // attribute entries are not map elements
+		"%?\r\n+k\r\n|1\r\n+a\r\n+b\r\n.\r\n",       // nor is an attribute without its reply
+		"%?\r\n$?\r\n;1\r\nk\r\n;0\r\n.\r\n",        // a streamed key alone
+		"%?\r\n+k\r\n*?\r\n:1\r\n.\r\n+k2\r\n.\r\n", // a second key alone
+		"%1\r\n+k\r\n%?\r\n+a\r\n+b\r\n+c\r\n.\r\n", // inside a counted map
+	}
+	for _, give := range bad {
+		t.Run(name(give), func(t *testing.T) {
+			b := []byte(give)
+			n, err := resp.FrameReply(b, protocol.Limits{})
+			assert.Zero(t, n)
+			assert.ErrorIs(t, err, protocol.ErrProtocol, "FrameReply")
+			var v resp.Value
+			n, err = resp.ParseReply(b, protocol.Limits{}, &v)
+			assert.Zero(t, n)
+			assert.ErrorIs(t, err, protocol.ErrProtocol, "ParseReply")
+			r := resp.NewReaderSize(iotest.OneByteReader(bytes.NewReader(b)), protocol.Limits{}, 16)
+			assert.ErrorIs(t, r.ReadReply(&v), protocol.ErrProtocol, "ReadReply")
+			r = resp.NewReaderSize(iotest.OneByteReader(bytes.NewReader(b)), protocol.Limits{}, 16)
+			_, err = r.ReadRawReply()
+			assert.ErrorIs(t, err, protocol.ErrProtocol, "ReadRawReply")
+		})
+	}
+	good := []struct{ give, want string }{
+		{"%?\r\n.\r\n", "%[]"},
+		{"%?\r\n+k\r\n+v\r\n.\r\n", `%[+"k", +"v"]`},
+		{"%?\r\n+k\r\n*?\r\n.\r\n.\r\n", `%[+"k", *[]]`},
+		{"%?\r\n+k\r\n|1\r\n+a\r\n+b\r\n:1\r\n.\r\n", `%[+"k", |[+"a", +"b"] :1]`},
+		{"%?\r\n%?\r\n+a\r\n+b\r\n.\r\n~?\r\n:1\r\n.\r\n.\r\n", `%[%[+"a", +"b"], ~[:1]]`},
+		{"*?\r\n+k\r\n.\r\n", `*[+"k"]`}, // arrays and sets may be odd
+		{"~?\r\n+k\r\n.\r\n", `~[+"k"]`},
+	}
+	for _, tt := range good {
+		t.Run(name(tt.give), func(t *testing.T) {
+			b := []byte(tt.give)
+			n, err := resp.FrameReply(b, protocol.Limits{})
+			require.NoError(t, err)
+			assert.Equal(t, len(b), n)
+			var v resp.Value
+			n, err = resp.ParseReply(b, protocol.Limits{}, &v)
+			require.NoError(t, err)
+			assert.Equal(t, len(b), n)
+			assert.Equal(t, tt.want, show(v))
+			checkPairs(t, v)
+		})
+	}
+}
+
+// checkPairs fails unless every map and every attribute in v holds an
+// even number of values: keys and values in turn.
+func checkPairs(t *testing.T, v resp.Value) {
+	t.Helper()
+	if len(v.Attrs)%2 != 0 {
+		t.Fatalf("attribute of %d values in %s", len(v.Attrs), show(v))
+	}
+	if v.Type == resp.TypeMap && len(v.Elems)%2 != 0 {
+		t.Fatalf("map of %d values: %s", len(v.Elems), show(v))
+	}
+	for _, e := range v.Attrs {
+		checkPairs(t, e)
+	}
+	for _, e := range v.Elems {
+		checkPairs(t, e)
+	}
+}
+
+func TestFrameReplyHint(t *testing.T) {
+	tests := []struct {
+		give string
+		want int // the hint, or the length of a complete reply
+	}{
+		{"$1000000\r\n", -len("$1000000\r\n") - 1000000 - 2},
+		{"$1000000\r\nabc", -len("$1000000\r\n") - 1000000 - 2},
+		{"$3\r\nabc\r", -len("$3\r\nabc\r\n")},
+		{"*2\r\n:1\r\n$10\r\nabc", -len("*2\r\n:1\r\n$10\r\n") - 12},
+		{"%1\r\n+k\r\n!5\r\nab", -len("%1\r\n+k\r\n!5\r\n") - 7},
+		{"=9\r\ntxt:", -len("=9\r\n") - 11},
+		{"$?\r\n;4\r\nab", -len("$?\r\n;4\r\n") - 6},
+		{"|1\r\n+a\r\n$2\r\n", -len("|1\r\n+a\r\n$2\r\n") - 4},
+		// No estimate: an incomplete line, or between elements.
+		{"", 0},
+		{"$100", 0},
+		{"+OK", 0},
+		{"*3\r\n", 0},
+		{"*3\r\n$1\r\na\r\n", 0},
+		{"$?\r\n", 0},
+		// Complete.
+		{"$3\r\nabc\r\n+x", len("$3\r\nabc\r\n")},
+		{"*1\r\n$1\r\na\r\n", len("*1\r\n$1\r\na\r\n")},
+	}
+	for _, tt := range tests {
+		t.Run(name(tt.give), func(t *testing.T) {
+			n, err := resp.FrameReplyHint([]byte(tt.give), protocol.Limits{})
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, n)
+			n, err = resp.FrameReply([]byte(tt.give), protocol.Limits{})
+			require.NoError(t, err)
+			assert.Equal(t, max(tt.want, 0), n)
+		})
+	}
+
+	// The hint for any prefix of a valid reply never exceeds its length.
+	rng := rand.New(rand.NewPCG(5, 6))
+	hinted := 0
+	for range 500 {
+		v := randValue(rng, 1+rng.IntN(4))
+		if rng.IntN(4) == 0 {
+			v = resp.Value{Type: resp.TypeArray, Elems: []resp.Value{v, {Type: resp.TypeBulk, Str: bytes.Repeat([]byte("x"), rng.IntN(100000))}}}
+		}
+		frame := resp.AppendValue(nil, v)
+		for range 20 {
+			k := rng.IntN(len(frame))
+			h, err := resp.FrameReplyHint(frame[:k], protocol.Limits{})
+			require.NoError(t, err)
+			require.LessOrEqual(t, h, 0, "prefix of %d bytes of %q", k, frame)
+			require.LessOrEqual(t, -h, len(frame), "prefix of %d bytes of %q", k, frame)
+			if h < 0 {
+				require.Greater(t, -h, k)
+				hinted++
+			}
+		}
+	}
+	assert.Greater(t, hinted, 1000, "prefixes with a hint")
 }
