@@ -106,8 +106,9 @@ func buildContinuum(cache *pointCache, pts []int) ketamaContinuum {
 	for j, p := range all {
 		c.values[j], c.owners[j] = uint32(p>>32), int32(uint32(p))
 	}
-	// About one point per bucket, between 2^4 and 2^16 buckets.
-	nbits := min(max(bits.Len(uint(len(all))), 4), 16)
+	// About four points per bucket (a quarter of the memory of one per
+	// bucket, for the same speed), between 2^4 and 2^16 buckets.
+	nbits := min(max(bits.Len(uint(len(all)))-2, 4), 16)
 	c.shift = uint(32 - nbits)
 	c.bucket = make([]uint32, 1<<nbits+1)
 	j := 0

@@ -253,13 +253,25 @@ func (r *Ring) Pick(key []byte) int {
 	if r.single {
 		return 0
 	}
-	switch r.dist {
-	case Ketama:
-		return r.cont.lookup(r.Hash(key))
-	case Random:
-		return r.liveIdx[rand.IntN(len(r.liveIdx))]
+	if r.dist != Ketama {
+		if r.dist == Random {
+			return r.liveIdx[rand.IntN(len(r.liveIdx))]
+		}
+		return r.pickHash(r.Hash(key))
 	}
-	return r.pickHash(r.Hash(key))
+	// Ketama, the common case, with Hash inlined by hand.
+	if r.hasTag {
+		key = hashTagged(key, r.tag[0], r.tag[1])
+	}
+	var h uint32
+	if len(key) != 0 {
+		if r.fnv {
+			h = hashkit.FNV64a(key)
+		} else {
+			h = r.hash(key)
+		}
+	}
+	return r.cont.lookup(h)
 }
 
 // Hash returns the hash value twemproxy computes for key in this pool: the
