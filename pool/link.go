@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -32,8 +33,18 @@ const (
 // entry is a request queued or in flight on a link.
 type entry struct {
 	req      *Request
-	deadline int64 // on Pool.now's clock; 0: none (NoReply, Init, or no Timeout)
-	init     bool  // an Init request: reply swallowed, not counted
+	deadline int64  // on Pool.now's clock; 0: none (NoReply, Init, or no Timeout)
+	seq      uint64 // set by the writer when it hands the entry off; 0 before
+	init     bool   // an Init request: reply swallowed, not counted
+	noReply  bool   // req.NoReply, read by Do: the writer never reads req once it is handed off
+}
+
+// outcome is the result of a request completed while the writer was still
+// writing it, kept for the writer to deliver once it is done.
+type outcome struct {
+	req   *Request
+	reply []byte // a copy: the read buffer it came from moves on
+	err   error
 }
 
 // pipe is one of a server's Conns connection slots. It holds the current
@@ -132,11 +143,24 @@ func (pp *pipe) startLink(l *link) {
 //
 // Two locks keep producers off the reader's path. The queue lock (pp.mu) is
 // taken by Do, and by the writer once per batch. The in-flight lock (fmu)
-// is taken by the writer once per batch, to append the batch to handoff,
-// and by the reader when it has matched every reply it took and needs
-// more: it then takes all of handoff at once, as its private FIFO. Failing
-// a link takes both locks, queue lock first; the requests in the reader's
-// private FIFO are failed by the reader.
+// is taken by the writer twice per batch, to append the batch to handoff
+// before writing it and to mark it written after, and by the reader when
+// it has matched every reply it took and needs more: it then takes all of
+// handoff at once, as its private FIFO. Failing a link takes both locks,
+// queue lock first; the requests in the reader's private FIFO are failed
+// by the reader.
+//
+// A batch is in handoff, where a reply or a failure may complete its
+// requests, while the writer is still writing it, perhaps with writev
+// straight from the requests' Data. Once Done has run its request may be
+// reused, so the writer reads everything it needs from the batch before
+// handing it off (the data to write, which entries are NoReply) and never
+// touches a handed-off request again; and a request is not completed while
+// the writer may still be writing it. The writer numbers the entries it
+// hands off (seq) and, once a write has returned, marks every entry up to
+// the last one written (written). Whoever completes an entry numbered
+// beyond written instead leaves its outcome in held, under fmu, and the
+// writer delivers it when its write returns (see hold).
 type link struct {
 	pp    *pipe
 	epoch uint64        // server epoch when created; see server.failure
@@ -152,14 +176,17 @@ type link struct {
 	handoff []entry // written, awaiting replies, not yet taken by the reader
 	pHead   int64   // deadline of the reader's oldest request with one, as of its last report; 0: none
 	armed   int64   // read deadline set on nc (Pool.now clock), 0: none
+	held    []outcome
+	written atomic.Uint64 // seq of the last entry the writer is done with; stored under fmu
 
 	// both locks to write, either to read
 	nc  net.Conn // nil until dialled
 	err error    // set once, when the link fails
 
 	// writer-owned
+	seq  uint64 // of the last entry handed off
 	wbuf []byte
-	bufs net.Buffers
+	bufs net.Buffers // the batch being written: runs of wbuf and large requests' Data
 	wv   net.Buffers // consumed by WriteTo; a field so it does not escape per batch
 
 	// reader-owned
@@ -249,8 +276,8 @@ func (l *link) killLocked(err error) (doomed, bool) {
 // fail closes l, failing its requests with err; class and cause say how
 // the failure is counted and logged. first are requests the reader took
 // (already counted as done): they fail before the others. If l has failed
-// already, only first are failed, with l's error.
-func (l *link) fail(err error, class failClass, cause error, first []entry) {
+// already, only first are failed, with l's error. It returns l's error.
+func (l *link) fail(err error, class failClass, cause error, first []entry) error {
 	l.pp.mu.Lock()
 	l.fmu.Lock()
 	d, ok := l.killLocked(err)
@@ -259,18 +286,36 @@ func (l *link) fail(err error, class failClass, cause error, first []entry) {
 	l.pp.mu.Unlock()
 	if ok {
 		l.finish(d, class, cause, first)
-		return
+		return err
 	}
-	failEntries(first, err)
+	l.failEntries(first, err)
+	return err
 }
 
-// failEntries fails the non-Init requests of es with err.
-func failEntries(es []entry, err error) {
+// failEntries fails the non-Init requests of es with err, leaving those
+// the writer may still be writing to it. No lock is held.
+func (l *link) failEntries(es []entry, err error) {
+	written := l.written.Load()
 	for _, e := range es {
-		if !e.init {
-			e.req.Done(nil, err)
+		if e.init || e.seq > written && l.hold(e, nil, err) {
+			continue
 		}
+		e.req.Done(nil, err)
 	}
+}
+
+// hold completes e, which the writer may still be writing, with reply (copied)
+// or err: if the writer has not yet finished with it, the outcome is left
+// in held for the writer to deliver, and hold reports true; otherwise
+// hold reports false and the caller completes e. No lock is held.
+func (l *link) hold(e entry, reply []byte, err error) bool {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	if e.seq <= l.written.Load() {
+		return false
+	}
+	l.held = append(l.held, outcome{req: e.req, reply: bytes.Clone(reply), err: err})
+	return true
 }
 
 // finish completes a kill outside the locks: it closes the connection,
@@ -291,9 +336,9 @@ func (l *link) finish(d doomed, class failClass, cause error, first []entry) {
 		cause = d.err
 	}
 	l.pp.s.failure(l, class, cause)
-	failEntries(first, d.err)
-	failEntries(d.inflight, d.err)
-	failEntries(d.queue, d.err)
+	l.failEntries(first, d.err)
+	l.failEntries(d.inflight, d.err)
+	l.failEntries(d.queue, d.err)
 }
 
 // countEntries returns the number and bytes of the non-Init entries.
@@ -386,26 +431,25 @@ func (l *link) write() {
 		dqN, dqB := countEntries(batch)
 		c.dequeuedN.Add(dqN)
 		c.dequeuedB.Add(dqB)
+		// The batch is the writer's alone until it is handed off: read
+		// from its requests all that the write needs.
+		sN, sB, noReply := l.prepare(batch)
 
 		l.fmu.Lock()
 		if l.err != nil {
 			err := l.err
 			l.fmu.Unlock()
-			failEntries(batch, err)
+			l.resetBufs()
+			l.failEntries(batch, err)
 			return
 		}
-		var sN, sB int64
-		noReply := false
-		for _, e := range batch {
-			if e.req.NoReply {
-				noReply = true
+		for i := range batch {
+			if batch[i].noReply {
 				continue
 			}
-			l.handoff = append(l.handoff, e)
-			if !e.init {
-				sN++
-				sB += int64(len(e.req.Data))
-			}
+			l.seq++
+			batch[i].seq = l.seq
+			l.handoff = append(l.handoff, batch[i])
 		}
 		c.sentN.Add(sN)
 		c.sentB.Add(sB)
@@ -414,18 +458,23 @@ func (l *link) write() {
 		}
 		l.fmu.Unlock()
 
-		err := l.send(batch)
+		// From here on the handed-off requests may be completed by
+		// others, and are not read again.
+		err := l.send()
+		l.fmu.Lock()
+		l.written.Store(l.seq)
+		held := l.held
+		l.held = nil
+		l.fmu.Unlock()
 		if err != nil {
-			l.fail(mapErr(err), failErr, err, nil)
+			err = l.fail(mapErr(err), failErr, err, nil)
+		}
+		for _, o := range held {
+			o.req.Done(o.reply, o.err)
 		}
 		if noReply {
-			if err != nil {
-				l.fmu.Lock()
-				err = l.err
-				l.fmu.Unlock()
-			}
 			for _, e := range batch {
-				if e.req.NoReply {
+				if e.noReply {
 					e.req.Done(nil, err)
 				}
 			}
@@ -440,14 +489,26 @@ func (l *link) write() {
 	}
 }
 
-// send writes batch with one write, or one writev when it holds large
-// requests: requests up to maxCopy bytes are copied into runs in wbuf,
-// larger ones are written from where they are.
-func (l *link) send(batch []entry) error {
+// prepare reads from batch's requests what the writer needs, before it
+// hands the batch off: it lays out the write in bufs, one buffer or, when
+// the batch holds large requests, several for writev. Requests up to
+// maxCopy bytes are copied into runs in wbuf; larger ones are written from
+// where they are, so their Data must stay untouched until written, which
+// Done guarantees. It returns the count and bytes of the requests that
+// await replies (Init excluded), and whether any is NoReply.
+func (l *link) prepare(batch []entry) (sN, sB int64, noReply bool) {
 	small := 0
 	for _, e := range batch {
-		if n := len(e.req.Data); n <= maxCopy {
+		n := len(e.req.Data)
+		if n <= maxCopy {
 			small += n
+		}
+		switch {
+		case e.noReply:
+			noReply = true
+		case !e.init:
+			sN++
+			sB += int64(n)
 		}
 	}
 	if cap(l.wbuf) < small {
@@ -470,20 +531,32 @@ func (l *link) send(batch []entry) error {
 	if len(buf) > mark {
 		bufs = append(bufs, buf[mark:])
 	}
+	l.bufs = bufs
+	return sN, sB, noReply
+}
+
+// send writes what prepare laid out, with one write or one writev, and
+// lets go of the requests' data.
+func (l *link) send() error {
 	var err error
-	if len(bufs) == 1 {
-		_, err = l.nc.Write(bufs[0])
+	if len(l.bufs) == 1 {
+		_, err = l.nc.Write(l.bufs[0])
 	} else {
-		l.wv = bufs
+		l.wv = l.bufs
 		_, err = l.wv.WriteTo(l.nc)
 		l.wv = nil
 	}
-	clear(bufs)
-	l.bufs = bufs[:0]
+	l.resetBufs()
+	return err
+}
+
+// resetBufs drops the references bufs holds to a batch's data.
+func (l *link) resetBufs() {
+	clear(l.bufs)
+	l.bufs = l.bufs[:0]
 	if cap(l.wbuf) > maxIdleWriteBuf {
 		l.wbuf = nil
 	}
-	return err
 }
 
 // read is the reader goroutine: it frames replies and completes requests
@@ -633,7 +706,7 @@ func (l *link) failPrivate() {
 	l.fmu.Lock()
 	err := l.err
 	l.fmu.Unlock()
-	failEntries(l.takePrivate(), err)
+	l.failEntries(l.takePrivate(), err)
 }
 
 // deliver completes the requests ents with the replies buf[start:ends[0]],
@@ -664,6 +737,7 @@ func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast
 		pp.s.ok()
 	}
 	from = start
+	written := l.written.Load()
 	for j := 0; j < good; j++ {
 		e := ents[j]
 		reply := buf[from:ends[j]]
@@ -671,6 +745,9 @@ func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast
 		if e.init {
 			l.initReply(e.req, reply)
 			continue
+		}
+		if e.seq > written && l.hold(e, reply, nil) {
+			continue // answered before the writer was done with it
 		}
 		e.req.Done(reply, nil)
 	}

@@ -14,10 +14,11 @@ import (
 
 // A Framer finds the first complete reply in b, which holds bytes read from
 // a server and starts at a reply boundary. req is the request the reply
-// answers (one of Options.Init, or the probe, for those), for protocols
-// whose replies can only be framed knowing the command, such as memcached's;
-// a Framer may only read req.Data. A reply that arrives with no request
-// outstanding is not framed: it closes the connection.
+// answers (one of Options.Init, or the probe, for those, whose Tag is 0),
+// for protocols whose replies can only be framed knowing the command, such
+// as memcached's; a Framer may only read req.Data and req.Tag. A reply that
+// arrives with no request outstanding is not framed: it closes the
+// connection.
 //
 // The Framer returns the reply's length n, with 0 < n <= len(b). If b holds
 // only part of a reply it returns 0, or -m where m > len(b) is a lower
@@ -165,6 +166,11 @@ type Request struct {
 	// exempt from Timeout.
 	NoReply bool
 
+	// Tag is not used by the pool. Set it for the Framer, e.g. to the
+	// memcache.Command of the request, so the framer need not re-parse
+	// the request to frame its reply.
+	Tag uint8
+
 	// Done is called exactly once with the request's outcome: the reply,
 	// or an error from this package (see ErrConnRefused and the others).
 	// Exactly one of reply and err is non-nil, except for NoReply requests.
@@ -177,10 +183,14 @@ type Request struct {
 	// Done is called on one of the pool's goroutines, with two
 	// exceptions: a request that cannot be queued (ErrEjected, ErrClosed)
 	// is completed by Do itself, before Do returns, and the requests Close
-	// fails are completed by Close. Done must not block, as it delays
-	// every other request on its connection, and must not call Close.
-	// Calls for different requests are not ordered with respect to each
-	// other.
+	// fails are completed by Close, or by the pool's goroutines before
+	// Close returns. Done is not called while the pool may still be
+	// reading the request: a reply that arrives before the request is
+	// fully written (a server may answer early and discard the rest) is
+	// delivered, copied, once the write is done. Done must not block, as
+	// it delays every other request on its connection, and must not call
+	// Close. Calls for different requests are not ordered with respect to
+	// each other.
 	Done func(reply []byte, err error)
 }
 
@@ -329,7 +339,7 @@ func (p *Pool) Do(i int, req *Request) {
 	if p.opts.Timeout > 0 && !req.NoReply {
 		deadline = p.now() + int64(p.opts.Timeout)
 	}
-	pp.enqueue(entry{req: req, deadline: deadline})
+	pp.enqueue(entry{req: req, deadline: deadline, noReply: req.NoReply})
 }
 
 // Call sends data to server i and waits for the reply, which it returns as

@@ -1,7 +1,6 @@
 package pool_test
 
 import (
-	"context"
 	"strconv"
 	"testing"
 
@@ -34,15 +33,12 @@ func TestRESPFramer(t *testing.T) {
 }
 
 // TestMemcacheFramer runs the pool with protocol/memcache's FrameResponse,
-// which needs the command: the framer reads it from the request.
+// which needs the command: the request carries it in Tag, set when it was
+// parsed, so the framer need not parse the request again.
 func TestMemcacheFramer(t *testing.T) {
 	srv := testserver.StartMemcached(t, testserver.MemcachedOptions{})
 	framer := func(b []byte, req *pool.Request) (int, error) {
-		var r memcache.Request
-		if _, err := memcache.ParseRequest(req.Data, protocol.Limits{}, &r); err != nil {
-			return 0, err
-		}
-		return memcache.FrameResponse(b, r.Command, protocol.Limits{})
+		return memcache.FrameResponse(b, memcache.Command(req.Tag), protocol.Limits{})
 	}
 	p := newPool(t, one(srv.Addr), pool.Options{Framer: framer})
 	for _, tt := range []struct{ give, want string }{
@@ -52,8 +48,14 @@ func TestMemcacheFramer(t *testing.T) {
 		{"delete a\r\n", "DELETED\r\n"},
 		{"get a\r\n", "END\r\n"},
 	} {
-		reply, err := p.Call(context.Background(), 0, []byte(tt.give))
+		var parsed memcache.Request
+		n, err := memcache.ParseRequest([]byte(tt.give), protocol.Limits{}, &parsed)
 		require.NoError(t, err, tt.give)
-		assert.Equal(t, tt.want, string(reply), tt.give)
+		require.Equal(t, len(tt.give), n, tt.give)
+		ch := make(chan result, 1)
+		p.Do(0, &pool.Request{Data: []byte(tt.give), Tag: uint8(parsed.Command), Done: func(reply []byte, err error) {
+			ch <- result{string(reply), err}
+		}})
+		assert.Equal(t, result{reply: tt.want}, await(t, ch), tt.give)
 	}
 }

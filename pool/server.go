@@ -204,8 +204,18 @@ func (s *server) probe() {
 	s.notifyUnlock(false)
 }
 
-// errProbeFailure is a probe answered with a reply IsFailure rejects.
-var errProbeFailure = errors.New("pool: probe reply reports a server failure")
+// Probe failures other than connection errors.
+var (
+	// errProbeFailure is a probe answered with a reply IsFailure rejects.
+	errProbeFailure = errors.New("pool: probe reply reports a server failure")
+	// errProbeTooLong is an Init or probe reply longer than maxProbeReply.
+	errProbeTooLong = errors.New("pool: probe reply too long")
+)
+
+// maxProbeReply is the longest reply to an Init request or the probe that
+// tryProbe reads: its read buffer grows no further, and a longer reply
+// (or a Framer's size hint beyond it) fails the probe.
+const maxProbeReply = 64 << 20
 
 // tryProbe opens a fresh connection, sends Init and Probe, and checks the
 // replies. Connection failures are counted in ServerEOF, ServerErr and
@@ -249,17 +259,20 @@ func (s *server) tryProbe() error {
 		return err
 	}
 	buf := make([]byte, 4096)
-	r, w := 0, 0
+	r, w := 0, 0 // unread bytes are buf[r:w]
+	need := 0    // bytes from r the next reply needs before framing is worth trying
 	for len(reqs) > 0 {
-		for len(reqs) > 0 && r < w {
+		for len(reqs) > 0 && r < w && w-r >= need {
 			n, err := p.opts.Framer(buf[r:w], reqs[0])
 			if err != nil || n > w-r {
 				s.errs.Add(1)
 				return ErrInvalid
 			}
 			if n <= 0 {
+				need = max(w-r+1, -n) // at least one more byte, or the hint
 				break
 			}
+			need = 0
 			if f := p.opts.IsFailure; f != nil && f(buf[r:r+n]) {
 				s.errs.Add(1)
 				return errProbeFailure
@@ -270,13 +283,22 @@ func (s *server) tryProbe() error {
 		if len(reqs) == 0 {
 			break
 		}
-		if w == len(buf) {
-			if r > 0 {
-				w = copy(buf, buf[r:w])
-				r = 0
-			} else {
-				buf = append(buf, make([]byte, len(buf))...)
+		if need > maxProbeReply {
+			s.errs.Add(1)
+			return errProbeTooLong
+		}
+		if r > 0 && (w == len(buf) || r+need > len(buf)) {
+			w = copy(buf, buf[r:w])
+			r = 0
+		}
+		if w == len(buf) || need > len(buf) {
+			if len(buf) >= maxProbeReply {
+				s.errs.Add(1)
+				return errProbeTooLong
 			}
+			nb := make([]byte, min(max(2*len(buf), need), maxProbeReply))
+			copy(nb, buf[:w])
+			buf = nb
 		}
 		n, err := nc.Read(buf[w:])
 		w += n
