@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -84,8 +85,11 @@ func RequireBinary(t testing.TB, name string) string {
 	return ""
 }
 
-// FreePort returns a TCP port on host that was free a moment ago: it
-// listens on host:0, notes the port and closes the listener.
+// FreePort returns a TCP port on host that was free a moment ago. It picks
+// random ports below Linux's ephemeral range (32768-60999), so that the
+// kernel will not hand the port to an outgoing connection, such as a test's
+// own client socket, before the caller binds it; it checks each by
+// listening on it and closing the listener.
 //
 // The port is not reserved. Another process may take it before the caller
 // binds it; the Start helpers detect a failed bind and retry on a new port
@@ -93,17 +97,30 @@ func RequireBinary(t testing.TB, name string) string {
 // such as "127.0.0.1".
 func FreePort(t testing.TB, host string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("testserver: free port on %s: %v", host, err)
-		return 0
+	var lastErr error
+	for range 100 {
+		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("testserver: free port on %s: %v", host, err)
+		}
+		return port
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatalf("testserver: free port on %s: %v", host, err)
-	}
-	return port
+	t.Fatalf("testserver: no free port on %s in [%d, %d): %v", host, freePortLow, freePortHigh, lastErr)
+	return 0
 }
+
+// The range FreePort draws from: below the ephemeral range, above the
+// well-known service ports walnut's tests might meet (6379, 11211, 22121,
+// 22222).
+const (
+	freePortLow  = 23000
+	freePortHigh = 32000
+)
 
 // A Server is a running redis-server or memcached process. Its methods are
 // safe for concurrent use.
