@@ -20,6 +20,11 @@ const (
 	// maxIdleReadBuf is the largest read buffer kept once it is empty;
 	// a bigger one, grown for a large reply, is dropped.
 	maxIdleReadBuf = 256 << 10
+	// maxReadAhead bounds how far past the bytes already received a
+	// framer's size hint may grow the read buffer at once, so that a
+	// backend announcing a huge reply cannot make the pool allocate it
+	// before the bytes arrive; beyond it the buffer doubles as data comes.
+	maxReadAhead = 4 << 20
 	// maxCopy is the largest request copied into the write buffer; bigger
 	// ones are handed to writev as they are.
 	maxCopy = 1 << 10
@@ -647,7 +652,7 @@ func (l *link) read() {
 		if w == len(buf) || r+need > len(buf) {
 			size := len(buf)
 			if w-r == size || need > size {
-				size = max(2*size, need)
+				size = max(2*size, min(need, w-r+maxReadAhead))
 			}
 			if size != len(buf) {
 				nb := make([]byte, size)
