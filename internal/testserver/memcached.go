@@ -36,25 +36,9 @@ type MemcachedOptions struct {
 func StartMemcached(t testing.TB, opts MemcachedOptions) *Server {
 	t.Helper()
 	bin := RequireBinary(t, "memcached")
-	host := opts.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	for attempt := 1; ; attempt++ {
-		port := opts.Port
-		if port == 0 {
-			port = FreePort(t, host)
-		}
-		s, err := startMemcachedOnce(t, bin, host, port, opts.Args)
-		if err == nil {
-			return s
-		}
-		if opts.Port != 0 || attempt == startAttempts || !errors.Is(err, errAddrInUse) {
-			t.Fatalf("%v", err)
-			return nil
-		}
-		t.Logf("testserver: retrying memcached on a new port: %v", err)
-	}
+	return startWithRetry(t, "memcached", opts.Host, opts.Port, func(host string, port int) (*Server, error) {
+		return startMemcachedOnce(t, bin, host, port, opts.Args)
+	})
 }
 
 // memcachedDefaultPort is memcached's and nutcracker's default port.

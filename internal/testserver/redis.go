@@ -2,7 +2,6 @@ package testserver
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -40,25 +39,9 @@ type RedisOptions struct {
 func StartRedis(t testing.TB, opts RedisOptions) *Server {
 	t.Helper()
 	bin := RequireBinary(t, "redis-server")
-	host := opts.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	for attempt := 1; ; attempt++ {
-		port := opts.Port
-		if port == 0 {
-			port = FreePort(t, host)
-		}
-		s, err := startRedisOnce(t, bin, host, port, opts)
-		if err == nil {
-			return s
-		}
-		if opts.Port != 0 || attempt == startAttempts || !errors.Is(err, errAddrInUse) {
-			t.Fatalf("%v", err)
-			return nil
-		}
-		t.Logf("testserver: retrying redis-server on a new port: %v", err)
-	}
+	return startWithRetry(t, "redis-server", opts.Host, opts.Port, func(host string, port int) (*Server, error) {
+		return startRedisOnce(t, bin, host, port, opts)
+	})
 }
 
 func startRedisOnce(t testing.TB, bin, host string, port int, opts RedisOptions) (*Server, error) {

@@ -122,6 +122,31 @@ const (
 	freePortHigh = 32000
 )
 
+// startWithRetry runs start on host (default "127.0.0.1") and port. When
+// port is zero it picks a free port and, if the process fails to bind it,
+// tries a new one, up to startAttempts times. Other failures fail the test.
+func startWithRetry(t testing.TB, name, host string, port int, start func(host string, port int) (*Server, error)) *Server {
+	t.Helper()
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	for attempt := 1; ; attempt++ {
+		p := port
+		if p == 0 {
+			p = FreePort(t, host)
+		}
+		s, err := start(host, p)
+		if err == nil {
+			return s
+		}
+		if port != 0 || attempt == startAttempts || !errors.Is(err, errAddrInUse) {
+			t.Fatalf("%v", err)
+			return nil
+		}
+		t.Logf("testserver: retrying %s on a new port: %v", name, err)
+	}
+}
+
 // A Server is a running redis-server or memcached process. Its methods are
 // safe for concurrent use.
 type Server struct {
