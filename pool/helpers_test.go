@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -292,4 +293,42 @@ func (b *logBuffer) count(substr string) int { return strings.Count(b.String(), 
 
 func newLogger(b *logBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// pipelinePairs has each of goroutines goroutines queue pairs (set, get)
+// request pairs on server 0 without waiting, then checks that every reply is
+// the one its own request expects. pair gives the requests and the replies
+// for goroutine g, pair j.
+func pipelinePairs(t *testing.T, p *pool.Pool, goroutines, pairs int, pair func(g, j int) (set, get []byte, wantSet, wantGet string)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var done sync.WaitGroup
+			replies := make([]string, 2*pairs)
+			errs := make([]error, 2*pairs)
+			for j := range pairs {
+				set, get, _, _ := pair(g, j)
+				for n, data := range [][]byte{set, get} {
+					slot := 2*j + n
+					done.Add(1)
+					p.Do(0, &pool.Request{Data: data, Done: func(reply []byte, err error) {
+						replies[slot], errs[slot] = string(reply), err
+						done.Done()
+					}})
+				}
+			}
+			done.Wait()
+			for j := range pairs {
+				_, _, wantSet, wantGet := pair(g, j)
+				if !assert.NoError(t, errs[2*j]) || !assert.NoError(t, errs[2*j+1]) ||
+					!assert.Equal(t, wantSet, replies[2*j]) || !assert.Equal(t, wantGet, replies[2*j+1]) {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

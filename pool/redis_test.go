@@ -23,37 +23,11 @@ func TestRedisPipelined(t *testing.T) {
 	srv := testserver.StartRedis(t, testserver.RedisOptions{})
 	p := newPool(t, one(srv.Addr), pool.Options{Framer: respFramer, Timeout: time.Minute})
 	const goroutines, pairs = 100, 500
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var done sync.WaitGroup
-			replies := make([]string, 2*pairs)
-			errs := make([]error, 2*pairs)
-			for j := range pairs {
-				key := "k" + strconv.Itoa(g) + ":" + strconv.Itoa(j)
-				val := "v" + strconv.Itoa(g) + ":" + strconv.Itoa(j*j)
-				for n, data := range [][]byte{cmd("SET", key, val), cmd("GET", key)} {
-					slot := 2*j + n
-					done.Add(1)
-					p.Do(0, &pool.Request{Data: data, Done: func(reply []byte, err error) {
-						replies[slot], errs[slot] = string(reply), err
-						done.Done()
-					}})
-				}
-			}
-			done.Wait()
-			for j := range pairs {
-				val := "v" + strconv.Itoa(g) + ":" + strconv.Itoa(j*j)
-				if !assert.NoError(t, errs[2*j]) || !assert.NoError(t, errs[2*j+1]) ||
-					!assert.Equal(t, "+OK\r\n", replies[2*j]) || !assert.Equal(t, bulk(val), replies[2*j+1]) {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	pipelinePairs(t, p, goroutines, pairs, func(g, j int) (set, get []byte, wantSet, wantGet string) {
+		key := "k" + strconv.Itoa(g) + ":" + strconv.Itoa(j)
+		val := "v" + strconv.Itoa(g) + ":" + strconv.Itoa(j*j)
+		return cmd("SET", key, val), cmd("GET", key), "+OK\r\n", bulk(val)
+	})
 	st := p.Stats(0)
 	assert.Equal(t, int64(goroutines*pairs*2), st.Requests)
 	assert.Equal(t, int64(goroutines*pairs*2), st.Responses)
