@@ -12,6 +12,7 @@ require (
 )
 
 require (
+	github.com/spf13/pflag v1.1.0 // indirect
 	go.uber.org/atomic v1.11.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.30.0 // indirect

@@ -1,0 +1,206 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/walnutproxy/walnut/pool"
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/shard"
+)
+
+// A clientConn is one client connection. Its goroutine reads a batch of
+// requests (every complete request buffered), sends each to its backend
+// through the pool, waits for every reply of the batch, writes the replies
+// in request order with one write, and reads again. Forwarded requests alias
+// the read buffer, which is safe because nothing is read until the batch is
+// answered.
+type clientConn struct {
+	s  *Server
+	nc net.Conn
+
+	// Batch completion: pending counts the calls in flight plus one for
+	// the dispatching goroutine; the call that brings it to zero wakes it.
+	pending atomic.Int32
+	wake    chan struct{}
+
+	calls  []*call // reused; calls[:ncalls] belong to the current batch
+	ncalls int
+
+	slots   []slot
+	local   []byte  // locally generated replies, referenced by slots
+	keyCall []int32 // for fragmented requests: the call of each key
+	srvCall []int32 // scratch: server index → call index, -1 if none
+	pos     []int   // scratch: key positions
+	out     []byte
+
+	interrupted atomic.Bool
+
+	// Redis session state.
+	authed bool
+	name   []byte
+}
+
+// A call is one request to one backend.
+type call struct {
+	cc     *clientConn
+	req    pool.Request
+	reply  []byte // copy of the reply
+	err    error  // pool error, if the request failed
+	buf    []byte // request bytes built by the proxy (fragments, re-encoded inline commands)
+	nkeys  int    // keys in a fragment
+	cur    int    // merge cursor into reply
+	server int
+}
+
+func (c *call) done(reply []byte, err error) {
+	c.err = err
+	c.reply = append(c.reply[:0], reply...)
+	if c.cc.pending.Add(-1) == 0 {
+		c.cc.wake <- struct{}{}
+	}
+}
+
+// Slot kinds: how a request's reply is produced.
+const (
+	slotLocal   uint8 = iota // bytes in local[lo:hi]
+	slotSingle               // one call's reply, passed through
+	slotNone                 // no reply (memcached noreply)
+	slotMGet                 // Redis MGET fragments, merged by key position
+	slotSum                  // Redis DEL/UNLINK/TOUCH/EXISTS fragments, integers added
+	slotMSet                 // Redis MSET fragments, +OK when all succeed
+	slotMcGet                // memcached get/gets/gat/gats fragments, VALUE blocks merged
+)
+
+// A slot is one client request's place in the reply order.
+type slot struct {
+	kind         uint8
+	lo, hi       int32 // slotLocal: local[lo:hi]
+	call, ncall  int32 // calls[call : call+ncall]
+	key0, nkeys  int32 // keyCall[key0 : key0+nkeys]
+	noReplyError bool  // memcached noreply: suppress even error replies
+}
+
+func newClientConn(s *Server, nc net.Conn) *clientConn {
+	c := &clientConn{s: s, nc: nc, wake: make(chan struct{}, 1)}
+	c.srvCall = make([]int32, s.base.Len())
+	for i := range c.srvCall {
+		c.srvCall[i] = -1
+	}
+	return c
+}
+
+// interrupt makes a client blocked in a read return, so that it notices
+// the server is shutting down; a client in the middle of a batch finishes
+// it first.
+func (c *clientConn) interrupt() {
+	c.interrupted.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *clientConn) serve() {
+	var err error
+	if c.s.cfg.Protocol == protocol.Redis {
+		err = c.serveRedis()
+	} else {
+		err = c.serveMemcache()
+	}
+	c.nc.Close()
+	c.s.stats.clientConns.Add(-1)
+	switch {
+	case err == nil || errors.Is(err, io.EOF) || c.interrupted.Load():
+		c.s.stats.clientEOF.Add(1)
+	default:
+		c.s.stats.clientErr.Add(1)
+		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.s.log.Debug("client connection closed", "remote", c.nc.RemoteAddr().String(), "err", err)
+		}
+	}
+}
+
+// begin starts a batch.
+func (c *clientConn) begin() {
+	c.ncalls = 0
+	c.slots = c.slots[:0]
+	c.local = c.local[:0]
+	c.keyCall = c.keyCall[:0]
+	c.pending.Store(1)
+}
+
+// newCall returns a fresh call of the current batch and its index.
+func (c *clientConn) newCall(server int) (*call, int32) {
+	if c.ncalls == len(c.calls) {
+		cl := &call{cc: c}
+		cl.req.Done = cl.done
+		c.calls = append(c.calls, cl)
+	}
+	cl := c.calls[c.ncalls]
+	idx := int32(c.ncalls)
+	c.ncalls++
+	cl.err = nil
+	cl.reply = cl.reply[:0]
+	cl.buf = cl.buf[:0]
+	cl.nkeys = 0
+	cl.cur = 0
+	cl.server = server
+	cl.req.Data = nil
+	cl.req.NoReply = false
+	cl.req.Tag = 0
+	return cl, idx
+}
+
+// send queues a call on its server.
+func (c *clientConn) send(cl *call) {
+	c.pending.Add(1)
+	c.s.pool.Do(cl.server, &cl.req)
+}
+
+// wait blocks until every call of the batch is done.
+func (c *clientConn) wait() {
+	if c.pending.Add(-1) != 0 {
+		<-c.wake
+	}
+}
+
+// addLocal appends a slot whose reply is the bytes appended to c.local by
+// fn.
+func (c *clientConn) addLocal(b []byte) {
+	lo := int32(len(c.local))
+	c.local = append(c.local, b...)
+	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: int32(len(c.local))})
+}
+
+// write sends out and drops an oversized buffer.
+func (c *clientConn) write(out []byte) error {
+	_, err := c.nc.Write(out)
+	if cap(out) > maxKeptBuffer {
+		out = nil
+	}
+	c.out = out[:0]
+	for i := range c.calls[:c.ncalls] {
+		cl := c.calls[i]
+		if cap(cl.reply) > maxKeptBuffer {
+			cl.reply = nil
+		}
+		if cap(cl.buf) > maxKeptBuffer {
+			cl.buf = nil
+		}
+	}
+	if cap(c.local) > maxKeptBuffer {
+		c.local = nil
+	}
+	return err
+}
+
+// maxKeptBuffer is the largest scratch buffer kept between batches.
+const maxKeptBuffer = 256 << 10
+
+// ring returns the ring in force.
+func (c *clientConn) ring() *shard.Ring { return c.s.ring.Load() }
+
+// placeholderKey is the key twemproxy routes keyless commands by.
+var placeholderKey = []byte("placeholder")

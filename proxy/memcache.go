@@ -1,0 +1,212 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/memcache"
+)
+
+func (c *clientConn) serveMemcache() error {
+	rd := memcache.NewReader(c.nc, c.s.lim)
+	var reqs []memcache.Request
+	for {
+		var err error
+		reqs, err = rd.ReadRequests(reqs)
+		if err != nil {
+			var pe *protocol.Error
+			if !errors.As(err, &pe) {
+				return err
+			}
+			inSync := len(reqs) == 1 && len(reqs[0].Raw) > 0
+			if !inSync || !reqs[0].Noreply {
+				out := append(c.out[:0], pe.Reply...)
+				out = append(out, '\r', '\n')
+				if werr := c.write(out); werr != nil {
+					return werr
+				}
+			}
+			if !inSync {
+				return err
+			}
+			continue
+		}
+		c.begin()
+		quit := false
+		for i := range reqs {
+			if c.memcacheDispatch(&reqs[i]) {
+				quit = true
+				break
+			}
+		}
+		c.wait()
+		out := c.out[:0]
+		for i := range c.slots {
+			// Each request has exactly one slot, in order.
+			out = c.appendMemcacheReply(out, &c.slots[i], reqs[i].Keys)
+		}
+		if err := c.write(out); err != nil {
+			return err
+		}
+		if quit || c.interrupted.Load() {
+			return nil
+		}
+	}
+}
+
+// memcacheDispatch routes one request. It reports whether it was quit.
+func (c *clientConn) memcacheDispatch(req *memcache.Request) (quit bool) {
+	switch cmd := req.Command; {
+	case cmd == memcache.Quit:
+		return true
+	case cmd.IsRetrieval():
+		if len(req.Keys) == 0 {
+			// gat/gats without keys: memcached answers END.
+			c.addLocal([]byte("END\r\n"))
+			return false
+		}
+		c.memcacheFragment(req)
+	case cmd.IsStorage(), cmd == memcache.Cas, cmd == memcache.Incr, cmd == memcache.Decr,
+		cmd == memcache.Touch, cmd == memcache.Delete:
+		c.memcacheForward(req, c.ring().Pick(req.Keys[0]))
+	case cmd == memcache.Version:
+		c.memcacheForward(req, c.ring().Pick(placeholderKey))
+	case cmd == memcache.MetaNoop:
+		c.addLocal([]byte("MN\r\n"))
+	case cmd.IsMeta():
+		c.addLocal(memcache.AppendClientError(nil, "meta commands are not supported by walnut; use the text commands"))
+	default: // verbosity, flush_all, stats
+		if req.Noreply {
+			c.slots = append(c.slots, slot{kind: slotNone, ncall: 0})
+		} else {
+			c.addLocal(memcache.AppendClientError(nil, cmd.String()+" is not supported through a sharding proxy: it would reach only one of the servers"))
+		}
+	}
+	return false
+}
+
+// memcacheForward sends the request whole to server srv.
+func (c *clientConn) memcacheForward(req *memcache.Request, srv int) {
+	cl, idx := c.newCall(srv)
+	cl.req.Data = req.Raw
+	cl.req.Tag = uint8(req.Command)
+	cl.req.NoReply = req.Noreply
+	kind := slotSingle
+	if req.Noreply {
+		kind = slotNone
+	}
+	c.slots = append(c.slots, slot{kind: kind, call: idx, ncall: 1})
+	c.send(cl)
+}
+
+// memcacheFragment splits a multi-key retrieval into one request per
+// server; a request whose keys all live on one server is forwarded whole.
+func (c *clientConn) memcacheFragment(req *memcache.Request) {
+	r := c.ring()
+	if len(req.Keys) == 1 {
+		c.memcacheForward(req, r.Pick(req.Keys[0]))
+		return
+	}
+	first := int32(c.ncalls)
+	key0 := int32(len(c.keyCall))
+	for _, k := range req.Keys {
+		srv := r.Pick(k)
+		ci := c.srvCall[srv]
+		if ci < 0 {
+			_, ci = c.newCall(srv)
+			c.srvCall[srv] = ci
+		}
+		c.calls[ci].nkeys++
+		c.keyCall = append(c.keyCall, ci)
+	}
+	ncall := int32(c.ncalls) - first
+	for _, cl := range c.calls[first:c.ncalls] {
+		c.srvCall[cl.server] = -1
+	}
+	if ncall == 1 {
+		srv := c.calls[first].server
+		c.ncalls = int(first)
+		c.keyCall = c.keyCall[:key0]
+		c.memcacheForward(req, srv)
+		return
+	}
+	gat := req.Command == memcache.Gat || req.Command == memcache.Gats
+	for _, cl := range c.calls[first:c.ncalls] {
+		if gat {
+			cl.buf = memcache.AppendGat(cl.buf[:0], req.Command, req.Exptime)
+			cl.buf = cl.buf[:len(cl.buf)-2] // drop CRLF; keys follow
+		} else {
+			cl.buf = append(cl.buf[:0], req.Command.String()...)
+		}
+	}
+	for i, k := range req.Keys {
+		cl := c.calls[c.keyCall[int(key0)+i]]
+		cl.buf = append(cl.buf, ' ')
+		cl.buf = append(cl.buf, k...)
+	}
+	c.slots = append(c.slots, slot{kind: slotMcGet, call: first, ncall: ncall, key0: key0, nkeys: int32(len(req.Keys))})
+	c.s.stats.fragments.Add(int64(ncall))
+	for _, cl := range c.calls[first:c.ncalls] {
+		cl.buf = append(cl.buf, '\r', '\n')
+		cl.req.Data = cl.buf
+		cl.req.Tag = uint8(req.Command)
+		c.send(cl)
+	}
+}
+
+// appendMemcacheReply appends the reply of slot sl, the slot of the request
+// with the given keys.
+func (c *clientConn) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []byte {
+	switch sl.kind {
+	case slotLocal:
+		return append(out, c.local[sl.lo:sl.hi]...)
+	case slotNone:
+		return out
+	case slotSingle:
+		cl := c.calls[sl.call]
+		if cl.err != nil {
+			c.s.stats.forwardError.Add(1)
+			return memcache.AppendServerError(out, cl.err.Error())
+		}
+		return append(out, cl.reply...)
+	}
+	calls := c.calls[sl.call : sl.call+sl.ncall]
+	for _, cl := range calls {
+		if cl.err != nil {
+			c.s.stats.forwardError.Add(1)
+			return memcache.AppendServerError(out, cl.err.Error())
+		}
+	}
+	for _, cl := range calls {
+		switch r := memcache.ClassifyResponse(cl.reply); {
+		case r == memcache.RespValue || r == memcache.RespEnd:
+		case r.IsError():
+			return append(out, cl.reply...)
+		default:
+			c.s.stats.forwardError.Add(1)
+			return memcache.AppendServerError(out, "Invalid argument")
+		}
+		cl.cur = 0
+	}
+	mark := len(out)
+	for i, ci := range c.keyCall[sl.key0 : sl.key0+sl.nkeys] {
+		cl := c.calls[ci]
+		b := cl.reply[cl.cur:]
+		if memcache.ClassifyResponse(b) != memcache.RespValue {
+			continue
+		}
+		var v memcache.Value
+		n, err := memcache.ParseValue(b, c.s.lim, &v)
+		if err != nil || n == 0 {
+			c.s.stats.forwardError.Add(1)
+			return memcache.AppendServerError(out[:mark], "Invalid argument")
+		}
+		if !bytes.Equal(v.Key, keys[i]) {
+			continue
+		}
+		out = append(out, v.Raw...)
+		cl.cur += n
+	}
+	return memcache.AppendEnd(out)
+}

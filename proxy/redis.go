@@ -1,0 +1,489 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"errors"
+	"strconv"
+
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/resp"
+)
+
+// Replies the proxy writes itself. twemproxy's wording where it has one.
+const (
+	replyNoAuth        = "NOAUTH Authentication required"
+	replyNoPassword    = "ERR Client sent AUTH, but no password is set"
+	replyBadPassword   = "ERR invalid password"
+	replyWrongPass     = "WRONGPASS invalid username-password pair or user is disabled."
+	replyHelloNoAuth   = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	replyNoProto       = "NOPROTO unsupported protocol version"
+	replySyntax        = "ERR syntax error"
+	replyInvalidReply  = "ERR Invalid argument"
+	replyBadClientName = "ERR Client names cannot contain spaces, newlines or special characters."
+)
+
+// readerSize is the initial size of a client's read buffer.
+const readerSize = 16 << 10
+
+func (c *clientConn) serveRedis() error {
+	rd := resp.NewReaderSize(c.nc, c.s.lim, readerSize)
+	var cmds []resp.Command
+	for {
+		var err error
+		cmds, err = rd.ReadCommands(cmds)
+		if err != nil {
+			var pe *protocol.Error
+			if errors.As(err, &pe) {
+				// Malformed framing: answer as redis-server does, then close.
+				_, _ = c.nc.Write(resp.AppendError(c.out[:0], pe.Reply))
+			}
+			return err
+		}
+		c.begin()
+		quit := false
+		for i := range cmds {
+			if c.redisDispatch(&cmds[i]) {
+				quit = true
+				break
+			}
+		}
+		c.wait()
+		out := c.out[:0]
+		for i := range c.slots {
+			out = c.appendRedisReply(out, &c.slots[i])
+		}
+		if err := c.write(out); err != nil {
+			return err
+		}
+		if quit || c.interrupted.Load() {
+			return nil
+		}
+	}
+}
+
+// redisDispatch routes one command. It reports whether the command was QUIT.
+func (c *clientConn) redisDispatch(cmd *resp.Command) (quit bool) {
+	args := cmd.Args
+	ci, err := resp.ResolveCommand(args)
+	if err != nil {
+		var ce *resp.CommandError
+		if errors.As(err, &ce) {
+			c.addError(ce.Reply)
+		} else {
+			c.addError("ERR " + err.Error())
+		}
+		return false
+	}
+	if c.s.cfg.Auth != "" && !c.authed {
+		switch ci.Name {
+		case "auth", "hello", "quit":
+		default:
+			c.addError(replyNoAuth)
+			return false
+		}
+	}
+	switch ci.Class {
+	case resp.ClassUnsupported:
+		c.addError(ci.UnsupportedError().Reply)
+	case resp.ClassLocal:
+		return c.redisLocal(ci, args)
+	case resp.ClassKeyless:
+		c.forward(cmd, c.ring().Pick(placeholderKey))
+	case resp.ClassSingleKey, resp.ClassFirstKey, resp.ClassNumKeys:
+		pos, err := ci.Keys(args, c.pos[:0])
+		c.pos = pos
+		if err != nil {
+			c.addCommandError(err)
+			return false
+		}
+		r := c.ring()
+		if len(pos) == 0 {
+			c.forward(cmd, r.Pick(placeholderKey))
+			return false
+		}
+		srv := r.Pick(args[pos[0]])
+		for _, p := range pos[1:] {
+			if r.Pick(args[p]) != srv {
+				c.addError("CROSSSLOT Keys in request don't hash to the same server: '" + ci.Name +
+					"' needs all its keys on one server (give them a common hash tag)")
+				return false
+			}
+		}
+		c.forward(cmd, srv)
+	case resp.ClassMultiKey, resp.ClassMultiKeyValue:
+		pos, err := ci.Keys(args, c.pos[:0])
+		c.pos = pos
+		if err != nil {
+			c.addCommandError(err)
+			return false
+		}
+		kind := slotSum
+		step := 1
+		if ci.Class == resp.ClassMultiKeyValue {
+			kind, step = slotMSet, 2
+		} else if ci.Name == "mget" {
+			kind = slotMGet
+		}
+		c.redisFragment(cmd, ci.Name, pos, step, kind)
+	default:
+		c.addError("ERR unknown subcommand or wrong number of arguments for '" + ci.Name + "'")
+	}
+	return false
+}
+
+// forward sends the command whole to server srv.
+func (c *clientConn) forward(cmd *resp.Command, srv int) {
+	cl, idx := c.newCall(srv)
+	if cmd.Inline {
+		cl.buf = resp.AppendCommand(cl.buf, cmd.Args...)
+		cl.req.Data = cl.buf
+	} else {
+		cl.req.Data = cmd.Raw
+	}
+	c.slots = append(c.slots, slot{kind: slotSingle, call: idx, ncall: 1})
+	c.send(cl)
+}
+
+// redisFragment splits a multi-key command into one command per server, each
+// with that server's keys (and values, for step 2) in request order. If all
+// keys live on one server the command is forwarded whole.
+func (c *clientConn) redisFragment(cmd *resp.Command, name string, pos []int, step int, kind uint8) {
+	r := c.ring()
+	args := cmd.Args
+	first := int32(c.ncalls)
+	key0 := int32(len(c.keyCall))
+	for _, p := range pos {
+		srv := r.Pick(args[p])
+		ci := c.srvCall[srv]
+		if ci < 0 {
+			_, ci = c.newCall(srv)
+			c.srvCall[srv] = ci
+		}
+		c.calls[ci].nkeys++
+		c.keyCall = append(c.keyCall, ci)
+	}
+	ncall := int32(c.ncalls) - first
+	for _, cl := range c.calls[first:c.ncalls] {
+		c.srvCall[cl.server] = -1
+	}
+	if ncall == 1 {
+		// One server: forward as is.
+		c.ncalls = int(first)
+		c.keyCall = c.keyCall[:key0]
+		c.forward(cmd, c.calls[first].server)
+		return
+	}
+	for _, cl := range c.calls[first:c.ncalls] {
+		cl.buf = resp.AppendArrayHeader(cl.buf, 1+cl.nkeys*step)
+		cl.buf = resp.AppendBulkString(cl.buf, name)
+	}
+	for i, p := range pos {
+		cl := c.calls[c.keyCall[int(key0)+i]]
+		cl.buf = resp.AppendBulk(cl.buf, args[p])
+		if step == 2 {
+			cl.buf = resp.AppendBulk(cl.buf, args[p+1])
+		}
+	}
+	c.slots = append(c.slots, slot{kind: kind, call: first, ncall: ncall, key0: key0, nkeys: int32(len(pos))})
+	c.s.stats.fragments.Add(int64(ncall))
+	for _, cl := range c.calls[first:c.ncalls] {
+		cl.req.Data = cl.buf
+		c.send(cl)
+	}
+}
+
+func (c *clientConn) addError(msg string) {
+	lo := int32(len(c.local))
+	c.local = resp.AppendError(c.local, msg)
+	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: int32(len(c.local))})
+}
+
+func (c *clientConn) addCommandError(err error) {
+	var ce *resp.CommandError
+	if errors.As(err, &ce) {
+		c.addError(ce.Reply)
+		return
+	}
+	c.addError("ERR " + err.Error())
+}
+
+// redisLocal answers a command the proxy handles itself.
+func (c *clientConn) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool) {
+	switch ci.Name {
+	case "ping":
+		switch len(args) {
+		case 1:
+			c.addLocal([]byte("+PONG\r\n"))
+		case 2:
+			c.addBulk(args[1])
+		default:
+			c.addError(ci.ArityError().Reply)
+		}
+	case "echo":
+		c.addBulk(args[1])
+	case "quit":
+		c.addLocal([]byte("+OK\r\n"))
+		return true
+	case "auth":
+		switch len(args) {
+		case 2:
+			c.auth(nil, args[1])
+		case 3:
+			c.auth(args[1], args[2])
+		default:
+			c.addError(replySyntax)
+		}
+	case "select":
+		if string(args[1]) == "0" {
+			c.addLocal([]byte("+OK\r\n"))
+		} else {
+			c.addError("ERR SELECT " + strconv.Quote(string(args[1])) +
+				" is not supported by walnut: clients share backend connections and always use database 0 (a pool's redis_db chooses the backend database)")
+		}
+	case "hello":
+		c.hello(args)
+	case "reset":
+		c.name = c.name[:0]
+		if c.s.cfg.Auth != "" {
+			c.authed = false
+		}
+		c.addLocal([]byte("+RESET\r\n"))
+	case "client|setname":
+		for _, b := range args[2] {
+			if b <= ' ' || b > '~' {
+				c.addError(replyBadClientName)
+				return false
+			}
+		}
+		c.name = append(c.name[:0], args[2]...)
+		c.addLocal([]byte("+OK\r\n"))
+	case "client|getname":
+		if len(c.name) == 0 {
+			c.addLocal([]byte("$-1\r\n"))
+		} else {
+			c.addBulk(c.name)
+		}
+	case "client|setinfo":
+		c.addLocal([]byte("+OK\r\n"))
+	default:
+		c.addError("ERR '" + ci.Name + "' is not handled by walnut")
+	}
+	return false
+}
+
+func (c *clientConn) addBulk(b []byte) {
+	lo := int32(len(c.local))
+	c.local = resp.AppendBulk(c.local, b)
+	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: int32(len(c.local))})
+}
+
+// checkAuth compares user and password with the pool's, in constant time
+// for the password. Only the "default" user exists. It returns the error
+// reply, or "" on success.
+func (c *clientConn) checkAuth(user, password []byte) string {
+	want := c.s.cfg.Auth
+	if want == "" {
+		return replyNoPassword
+	}
+	if user != nil && string(user) != "default" {
+		c.authed = false
+		return replyWrongPass
+	}
+	if subtle.ConstantTimeCompare(password, []byte(want)) != 1 {
+		c.authed = false
+		if user != nil {
+			return replyWrongPass
+		}
+		return replyBadPassword
+	}
+	c.authed = true
+	return ""
+}
+
+func (c *clientConn) auth(user, password []byte) {
+	if msg := c.checkAuth(user, password); msg != "" {
+		c.addError(msg)
+		return
+	}
+	c.addLocal([]byte("+OK\r\n"))
+}
+
+// hello answers HELLO [protover [AUTH user pass] [SETNAME name]] with
+// redis-server's RESP2 reply. RESP3 is refused, so clients such as go-redis
+// fall back to RESP2.
+func (c *clientConn) hello(args [][]byte) {
+	if len(args) >= 2 {
+		v, err := strconv.Atoi(string(args[1]))
+		if err != nil {
+			c.addError("ERR Protocol version is not an integer or out of range")
+			return
+		}
+		if v != 2 {
+			c.addError(replyNoProto)
+			return
+		}
+	}
+	var name []byte
+	setName := false
+	for i := 2; i < len(args); i++ {
+		switch {
+		case equalFold(args[i], "auth") && i+2 < len(args):
+			if msg := c.checkAuth(args[i+1], args[i+2]); msg != "" {
+				c.addError(msg)
+				return
+			}
+			i += 2
+		case equalFold(args[i], "setname") && i+1 < len(args):
+			name, setName = args[i+1], true
+			i++
+		default:
+			c.addError("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
+			return
+		}
+	}
+	if c.s.cfg.Auth != "" && !c.authed {
+		c.addError(replyHelloNoAuth)
+		return
+	}
+	if setName {
+		c.name = append(c.name[:0], name...)
+	}
+	lo := int32(len(c.local))
+	b := resp.AppendArrayHeader(c.local, 14)
+	b = resp.AppendBulkString(b, "server")
+	b = resp.AppendBulkString(b, "redis")
+	b = resp.AppendBulkString(b, "version")
+	b = resp.AppendBulkString(b, "7.0.0")
+	b = resp.AppendBulkString(b, "proto")
+	b = resp.AppendInt(b, 2)
+	b = resp.AppendBulkString(b, "id")
+	b = resp.AppendInt(b, 1)
+	b = resp.AppendBulkString(b, "mode")
+	b = resp.AppendBulkString(b, "standalone")
+	b = resp.AppendBulkString(b, "role")
+	b = resp.AppendBulkString(b, "master")
+	b = resp.AppendBulkString(b, "modules")
+	b = resp.AppendArrayHeader(b, 0)
+	c.local = b
+	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: int32(len(c.local))})
+}
+
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range b {
+		x := b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if x != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// appendRedisReply appends the reply of slot sl.
+func (c *clientConn) appendRedisReply(out []byte, sl *slot) []byte {
+	switch sl.kind {
+	case slotLocal:
+		return append(out, c.local[sl.lo:sl.hi]...)
+	case slotSingle:
+		cl := c.calls[sl.call]
+		if cl.err != nil {
+			c.s.stats.forwardError.Add(1)
+			return resp.AppendError(out, "ERR "+cl.err.Error())
+		}
+		return append(out, cl.reply...)
+	}
+	calls := c.calls[sl.call : sl.call+sl.ncall]
+	// Any failed fragment fails the request with one error reply; an error
+	// reply from a server is passed on.
+	for _, cl := range calls {
+		if cl.err != nil {
+			c.s.stats.forwardError.Add(1)
+			return resp.AppendError(out, "ERR "+cl.err.Error())
+		}
+	}
+	for _, cl := range calls {
+		if len(cl.reply) > 0 && cl.reply[0] == resp.TypeError {
+			return append(out, cl.reply...)
+		}
+	}
+	switch sl.kind {
+	case slotMGet:
+		for _, cl := range calls {
+			n, hdr := parseHeader(cl.reply, resp.TypeArray)
+			if hdr <= 0 || n != int64(cl.nkeys) {
+				return c.invalidReply(out)
+			}
+			cl.cur = hdr
+		}
+		mark := len(out)
+		out = resp.AppendArrayHeader(out, int(sl.nkeys))
+		for _, ci := range c.keyCall[sl.key0 : sl.key0+sl.nkeys] {
+			cl := c.calls[ci]
+			n, err := resp.FrameReply(cl.reply[cl.cur:], c.s.lim)
+			if err != nil || n == 0 {
+				return c.invalidReply(out[:mark])
+			}
+			out = append(out, cl.reply[cl.cur:cl.cur+n]...)
+			cl.cur += n
+		}
+		return out
+	case slotSum:
+		var sum int64
+		for _, cl := range calls {
+			n, hdr := parseHeader(cl.reply, resp.TypeInt)
+			if hdr <= 0 {
+				return c.invalidReply(out)
+			}
+			sum += n
+		}
+		return resp.AppendInt(out, sum)
+	case slotMSet:
+		for _, cl := range calls {
+			if len(cl.reply) == 0 || cl.reply[0] != resp.TypeSimple {
+				return c.invalidReply(out)
+			}
+		}
+		return append(out, "+OK\r\n"...)
+	}
+	return c.invalidReply(out)
+}
+
+func (c *clientConn) invalidReply(out []byte) []byte {
+	c.s.stats.forwardError.Add(1)
+	return resp.AppendError(out, replyInvalidReply)
+}
+
+// parseHeader parses a reply line "<typ><integer>\r\n" at the start of b and
+// returns the integer and the line's length, or hdr 0 if b does not start
+// with such a line.
+func parseHeader(b []byte, typ byte) (n int64, hdr int) {
+	if len(b) < 4 || b[0] != typ {
+		return 0, 0
+	}
+	i := 1
+	neg := false
+	if b[i] == '-' {
+		neg = true
+		i++
+	}
+	start := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		if i-start > 18 {
+			return 0, 0
+		}
+		n = n*10 + int64(b[i]-'0')
+		i++
+	}
+	if i == start || i+1 >= len(b) || b[i] != '\r' || b[i+1] != '\n' {
+		return 0, 0
+	}
+	if neg {
+		n = -n
+	}
+	return n, i + 2
+}

@@ -1,0 +1,451 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/walnutproxy/walnut/pool"
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/memcache"
+	"github.com/walnutproxy/walnut/protocol/resp"
+	"github.com/walnutproxy/walnut/shard"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
+// Close.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Config describes one proxied pool: one pool of a nutcracker.yml. See
+// FromPool for the mapping from proxy/config.
+type Config struct {
+	// Name names the pool in stats and logs.
+	Name string
+
+	// Network and Addr are where ListenAndServe listens: "tcp" (the
+	// default when empty) with "host:port", or "unix" with a socket path.
+	// An existing file at a unix path is removed first, as twemproxy does.
+	Network, Addr string
+	// SocketPerm, if not zero, is applied to a unix socket with chmod.
+	SocketPerm os.FileMode
+
+	// Protocol is protocol.Redis or protocol.Memcache. Required.
+	Protocol protocol.Kind
+
+	// Servers are the backends, in any order (the ring orders them by
+	// name as twemproxy does). At least one is required.
+	Servers []shard.Server
+	// Ring chooses the hash, distribution and hash tag.
+	Ring shard.RingOptions
+
+	// Pool configures the backend connections: Conns, DialTimeout,
+	// Timeout, AutoEject, FailureLimit, RetryTimeout, Preconnect and
+	// Dial are used as given. Framer, Init, IsError, IsFailure and Probe
+	// are set by the proxy for the protocol; OnChange, if set, is called
+	// after the proxy has swapped its ring.
+	Pool pool.Options
+
+	// Auth is the password clients must send with AUTH before anything
+	// else (twemproxy's redis_auth); it is also sent to every backend
+	// connection. Redis only. Empty: no password.
+	Auth string
+	// DB, if not zero, is selected on every backend connection
+	// (twemproxy's redis_db). Clients always see database 0.
+	DB int
+
+	// MaxClients, if not zero, caps the client connections of this pool
+	// (twemproxy's client_connections, which twemproxy ignores). A client
+	// over the cap gets an error reply and is closed.
+	MaxClients int
+	// TCPKeepAlive enables SO_KEEPALIVE on client connections
+	// (twemproxy's tcpkeepalive). If false, keep-alives are disabled.
+	TCPKeepAlive bool
+
+	// Limits bound what clients may send. Zero fields take
+	// protocol's defaults.
+	Limits protocol.Limits
+
+	// Logger receives connection errors (debug), refused clients (warn),
+	// ring changes (warn/info) and the pool's own messages. If nil,
+	// nothing is logged.
+	Logger *slog.Logger
+}
+
+// A Server proxies one pool: it accepts clients, routes each request to
+// the backend its key maps to, splits multi-key requests, and writes the
+// replies back in request order. It is safe for concurrent use. Its
+// lifecycle follows net/http's: Serve or ListenAndServe, then Shutdown or
+// Close.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	pool   *pool.Pool
+	base   *shard.Ring
+	ring   atomic.Pointer[shard.Ring]
+	names  []string // server names in ring (stats) order
+	lim    protocol.Limits
+	authRe []byte // "AUTH" command sent to backends, nil if none
+
+	// Ring changes; serialised by the pool, guarded for Live().
+	liveMu sync.Mutex
+	live   []bool
+
+	stats poolCounters
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*clientConn]struct{}
+	closing   bool
+	done      chan struct{} // closed by Shutdown or Close
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New validates cfg and builds the server and its backend pool. It starts
+// no goroutine unless cfg.Pool.Preconnect is set; in any case Close (or
+// Shutdown) must be called to release the backends.
+func New(cfg Config) (*Server, error) {
+	if cfg.Protocol != protocol.Redis && cfg.Protocol != protocol.Memcache {
+		return nil, fmt.Errorf("proxy: pool %q: unknown protocol %v", cfg.Name, cfg.Protocol)
+	}
+	if len(cfg.Servers) == 0 {
+		return nil, fmt.Errorf("proxy: pool %q has no servers", cfg.Name)
+	}
+	if cfg.Protocol == protocol.Memcache && (cfg.Auth != "" || cfg.DB != 0) {
+		return nil, fmt.Errorf("proxy: pool %q: redis_auth and redis_db need a redis pool", cfg.Name)
+	}
+	if cfg.MaxClients < 0 || cfg.DB < 0 {
+		return nil, fmt.Errorf("proxy: pool %q: negative MaxClients or DB", cfg.Name)
+	}
+	cfg.Servers = append([]shard.Server(nil), cfg.Servers...)
+	ring, err := shard.NewRing(cfg.Servers, cfg.Ring)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: pool %q: %w", cfg.Name, err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("pool", cfg.Name)
+	s := &Server{
+		cfg:       cfg,
+		log:       log,
+		base:      ring,
+		lim:       cfg.Limits.WithDefaults(),
+		live:      make([]bool, ring.Len()),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*clientConn]struct{}),
+		done:      make(chan struct{}),
+	}
+	s.ring.Store(ring)
+	for i := range s.live {
+		s.live[i] = true
+	}
+	servers := make([]pool.Server, ring.Len())
+	s.names = make([]string, ring.Len())
+	for i := range servers {
+		srv := ring.Server(i)
+		network, addr := srv.Network()
+		s.names[i] = ring.ID(i)
+		servers[i] = pool.Server{Network: network, Addr: addr, Name: s.names[i]}
+	}
+	opts := cfg.Pool
+	opts.Logger = log
+	userChange := cfg.Pool.OnChange
+	opts.OnChange = func(i int, ejected bool) {
+		s.setLive(i, !ejected)
+		if userChange != nil {
+			userChange(i, ejected)
+		}
+	}
+	dial := opts.Dial
+	if dial == nil {
+		d := &net.Dialer{}
+		dial = d.DialContext
+	}
+	opts.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err == nil {
+			s.stats.serverDials.Add(1)
+		}
+		return c, err
+	}
+	lim := s.lim
+	switch cfg.Protocol {
+	case protocol.Redis:
+		opts.Framer = func(b []byte, _ *pool.Request) (int, error) { return resp.FrameReplyHint(b, lim) }
+		opts.IsError = func(reply []byte) bool { return len(reply) > 0 && reply[0] == '-' }
+		opts.IsFailure = isRedisFailure
+		opts.Probe = []byte("*1\r\n$4\r\nPING\r\n")
+		opts.Init = nil
+		if cfg.Auth != "" {
+			opts.Init = append(opts.Init, resp.AppendCommandString(nil, "AUTH", cfg.Auth))
+		}
+		if cfg.DB > 0 {
+			opts.Init = append(opts.Init, resp.AppendCommandString(nil, "SELECT", fmt.Sprint(cfg.DB)))
+		}
+	case protocol.Memcache:
+		opts.Framer = func(b []byte, req *pool.Request) (int, error) {
+			return memcache.FrameResponseHint(b, memcache.Command(req.Tag), lim)
+		}
+		opts.IsError = nil
+		opts.IsFailure = nil
+		opts.Probe = []byte("version\r\n")
+		opts.Init = nil
+	}
+	p, err := pool.New(servers, opts)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: pool %q: %w", cfg.Name, err)
+	}
+	s.pool = p
+	return s, nil
+}
+
+// isRedisFailure reports the replies twemproxy treats as a failed server:
+// -OOM, -BUSY and -LOADING (not -BUSYKEY).
+func isRedisFailure(reply []byte) bool {
+	if len(reply) < 4 || reply[0] != '-' {
+		return false
+	}
+	for _, w := range [...]string{"OOM", "BUSY", "LOADING"} {
+		if len(reply) > len(w)+1 && string(reply[1:1+len(w)]) == w {
+			c := reply[1+len(w)]
+			if c == ' ' || c == '\r' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// setLive records a server's ejection or reinstatement and swaps in the
+// ring twemproxy would rebuild. With no live server the full ring stays,
+// so requests reach ejected servers and fail with "Connection refused",
+// as in twemproxy.
+func (s *Server) setLive(i int, live bool) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	s.live[i] = live
+	r, err := s.base.WithLive(s.live)
+	if err != nil {
+		r = s.base
+	}
+	s.ring.Store(r)
+	if live {
+		s.log.Info("server reinstated", "server", s.names[i])
+	} else {
+		s.log.Warn("server ejected", "server", s.names[i])
+	}
+}
+
+// Ring returns the ring the server routes with now: the configured one,
+// or the one rebuilt without the ejected servers.
+func (s *Server) Ring() *shard.Ring { return s.ring.Load() }
+
+// Name returns the pool name.
+func (s *Server) Name() string { return s.cfg.Name }
+
+// Protocol returns the pool's protocol.
+func (s *Server) Protocol() protocol.Kind { return s.cfg.Protocol }
+
+// Listen opens the listener ListenAndServe would use, so a caller can
+// report bind errors before serving (as nutcracker fails at start).
+func (s *Server) Listen() (net.Listener, error) {
+	network := s.cfg.Network
+	if network == "" {
+		network = "tcp"
+	}
+	if network == "unix" {
+		if fi, err := os.Lstat(s.cfg.Addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(s.cfg.Addr)
+		}
+	}
+	l, err := net.Listen(network, s.cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" && s.cfg.SocketPerm != 0 {
+		if err := os.Chmod(s.cfg.Addr, s.cfg.SocketPerm); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// ListenAndServe listens on Config.Network and Config.Addr and calls Serve.
+func (s *Server) ListenAndServe() error {
+	if s.isClosing() {
+		return ErrServerClosed
+	}
+	l, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Serve accepts clients on l until Shutdown or Close, which close l. It
+// always returns a non-nil error: ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.stats.listeners.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		s.stats.listeners.Add(-1)
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors or a transient error: back off as
+				// net/http does.
+				if backoff == 0 {
+					backoff = 5 * time.Millisecond
+				} else if backoff *= 2; backoff > time.Second {
+					backoff = time.Second
+				}
+				s.log.Warn("accept failed", "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+func (s *Server) accept(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetKeepAlive(s.cfg.TCPKeepAlive)
+		_ = tc.SetNoDelay(true)
+	}
+	s.stats.clientTotal.Add(1)
+	n := s.stats.clientConns.Add(1)
+	if s.cfg.MaxClients > 0 && n > int64(s.cfg.MaxClients) {
+		s.stats.clientConns.Add(-1)
+		s.stats.clientErr.Add(1)
+		s.log.Warn("client refused: client_connections reached", "limit", s.cfg.MaxClients, "remote", nc.RemoteAddr().String())
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			msg := fmt.Sprintf("max number of clients reached (client_connections: %d)", s.cfg.MaxClients)
+			var b []byte
+			if s.cfg.Protocol == protocol.Redis {
+				b = resp.AppendError(nil, "ERR "+msg)
+			} else {
+				b = memcache.AppendServerError(nil, msg)
+			}
+			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = nc.Write(b)
+			nc.Close()
+		}()
+		return
+	}
+	c := newClientConn(s, nc)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.stats.clientConns.Add(-1)
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// Shutdown stops accepting clients, lets every client finish the requests
+// it has sent (the replies are written), closes the client connections and
+// then the backends. If ctx ends first, Shutdown closes everything at once
+// and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginClose()
+	// Wake clients blocked reading so that they exit after their current
+	// batch.
+	s.mu.Lock()
+	for c := range s.conns {
+		c.interrupt()
+	}
+	s.mu.Unlock()
+	finished := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+		s.pool.Close()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		<-finished
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners, every client connection and the backends
+// at once. Requests in flight fail.
+func (s *Server) Close() error {
+	s.beginClose()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	// Fail requests still waiting on backends so client goroutines end.
+	s.pool.Close()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) beginClose() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	s.closeOnce.Do(func() { close(s.done) })
+	for l := range s.listeners {
+		l.Close()
+	}
+}
+
+var _ io.Closer = (*Server)(nil)
