@@ -67,13 +67,13 @@ func (c *call) done(reply []byte, err error) {
 
 // Slot kinds: how a request's reply is produced.
 const (
-	slotLocal   uint8 = iota // bytes in local[lo:hi]
-	slotSingle               // one call's reply, passed through
-	slotNone                 // no reply (memcached noreply)
-	slotMGet                 // Redis MGET fragments, merged by key position
-	slotSum                  // Redis DEL/UNLINK/TOUCH/EXISTS fragments, integers added
-	slotMSet                 // Redis MSET fragments, +OK when all succeed
-	slotMcGet                // memcached get/gets/gat/gats fragments, VALUE blocks merged
+	slotLocal  uint8 = iota // bytes in local[lo:hi]
+	slotSingle              // one call's reply, passed through
+	slotNone                // no reply (memcached noreply)
+	slotMGet                // Redis MGET fragments, merged by key position
+	slotSum                 // Redis DEL/UNLINK/TOUCH/EXISTS fragments, integers added
+	slotMSet                // Redis MSET fragments, +OK when all succeed
+	slotMcGet               // memcached get/gets/gat/gats fragments, VALUE blocks merged
 )
 
 // A slot is one client request's place in the reply order.

@@ -10,10 +10,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/proxy"
 	"github.com/walnutproxy/walnut/shard"
-	"github.com/walnutproxy/walnut/internal/testserver"
 )
 
 // backend is a started backend with its shard entry.
