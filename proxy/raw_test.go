@@ -1,0 +1,355 @@
+package proxy_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/memcache"
+	"github.com/walnutproxy/walnut/protocol/resp"
+	"github.com/walnutproxy/walnut/proxy"
+)
+
+// rawRedis is a raw client: it writes bytes and reads whole replies.
+type rawRedis struct {
+	t  *testing.T
+	nc net.Conn
+	rd *resp.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawRedis {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	return &rawRedis{t: t, nc: nc, rd: resp.NewReader(nc, protocol.Limits{})}
+}
+
+func (c *rawRedis) send(cmds ...[]string) {
+	var b []byte
+	for _, cmd := range cmds {
+		b = resp.AppendCommandString(b, cmd...)
+	}
+	_, err := c.nc.Write(b)
+	require.NoError(c.t, err)
+}
+
+func (c *rawRedis) reply() string {
+	b, err := c.rd.ReadRawReply()
+	require.NoError(c.t, err)
+	return string(b)
+}
+
+// do sends one command and returns its raw reply.
+func (c *rawRedis) do(args ...string) string {
+	c.send(args)
+	return c.reply()
+}
+
+// closed reports whether the server closed the connection (after any
+// bytes still to come).
+func (c *rawRedis) closed() bool {
+	_ = c.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := c.rd.ReadRawReply()
+	return err == io.EOF || err == io.ErrUnexpectedEOF
+}
+
+func cmd(args ...string) []string { return args }
+
+func TestRedisPipelineOrder(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 4)
+	_, addr := startProxy(t, protocol.Redis, bs, nil)
+	c := dialRaw(t, addr)
+	const n = 3000
+	var cmds [][]string
+	for i := range n {
+		cmds = append(cmds, cmd("SET", fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)))
+	}
+	for i := range n {
+		cmds = append(cmds, cmd("GET", fmt.Sprintf("k%d", i)))
+	}
+	c.send(cmds...)
+	for range n {
+		require.Equal(t, "+OK\r\n", c.reply())
+	}
+	for i := range n {
+		v := fmt.Sprintf("v%d", i)
+		require.Equal(t, fmt.Sprintf("$%d\r\n%s\r\n", len(v), v), c.reply(), "reply %d", i)
+	}
+}
+
+func TestRedisFragmentation(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 3)
+	s, addr := startProxy(t, protocol.Redis, bs, nil)
+	c := dialRaw(t, addr)
+	// Find keys on three different servers.
+	keys := keysOnDistinctServers(t, s, 3)
+	k1, k2, k3 := keys[0], keys[1], keys[2]
+	for _, k := range keys {
+		require.Equal(t, "+OK\r\n", c.do("SET", k, "v"+k))
+	}
+	bulk := func(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+	tests := []struct {
+		give []string
+		want string
+	}{
+		{cmd("MGET", k1, k2, "nokey", k3, k1), "*5\r\n" + bulk("v"+k1) + bulk("v"+k2) + "$-1\r\n" + bulk("v"+k3) + bulk("v"+k1)},
+		{cmd("mget", k3), "*1\r\n" + bulk("v"+k3)},
+		{cmd("EXISTS", k1, k2, k3, "nokey", k1), ":4\r\n"},
+		{cmd("TOUCH", k1, k2, "nokey"), ":2\r\n"},
+		{cmd("MSET", k1, "a", k2, "b", k3, "c", k1, "d"), "+OK\r\n"},
+		{cmd("MGET", k1, k2, k3), "*3\r\n" + bulk("d") + bulk("b") + bulk("c")},
+		{cmd("DEL", k1, k2, k3, "nokey"), ":3\r\n"},
+		{cmd("UNLINK", k1, k2), ":0\r\n"},
+		{cmd("MSET", k1), "-ERR wrong number of arguments for 'mset' command\r\n"},
+		{cmd("MSET", k1, "a", k2), "-ERR wrong number of arguments for 'mset' command\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
+			assert.Equal(t, tt.want, c.do(tt.give...))
+		})
+	}
+	// The fragments were counted.
+	assert.Positive(t, s.Stats().Fragments)
+}
+
+// keysOnDistinctServers returns n keys that the proxy's ring puts on n
+// different servers.
+func keysOnDistinctServers(t *testing.T, s *proxy.Server, n int) []string {
+	t.Helper()
+	seen := map[int]bool{}
+	var keys []string
+	for i := 0; len(keys) < n && i < 10000; i++ {
+		k := fmt.Sprintf("key%d", i)
+		if srv := s.Ring().PickString(k); !seen[srv] {
+			seen[srv] = true
+			keys = append(keys, k)
+		}
+	}
+	require.Len(t, keys, n)
+	return keys
+}
+
+func TestRedisAuth(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	_, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.Auth = "s3cret" })
+	c := dialRaw(t, addr)
+	// Nothing works before AUTH, not even pipelined or multi-key commands.
+	c.send(cmd("PING"), cmd("SET", "a", "1"), cmd("MGET", "a", "b", "c"), cmd("DEL", "a", "b"))
+	for range 4 {
+		assert.Equal(t, "-NOAUTH Authentication required\r\n", c.reply())
+	}
+	assert.Equal(t, "-ERR invalid password\r\n", c.do("AUTH", "wrong"))
+	assert.Equal(t, "+OK\r\n", c.do("AUTH", "s3cret"))
+	assert.Equal(t, "+OK\r\n", c.do("SET", "a", "1"))
+	assert.Equal(t, "$1\r\n1\r\n", c.do("GET", "a"))
+	// A wrong password de-authenticates, as in twemproxy.
+	assert.Equal(t, "-ERR invalid password\r\n", c.do("AUTH", "nope"))
+	assert.Equal(t, "-NOAUTH Authentication required\r\n", c.do("GET", "a"))
+	assert.Equal(t, "+OK\r\n", c.do("AUTH", "default", "s3cret"))
+	assert.Equal(t, "$1\r\n1\r\n", c.do("GET", "a"))
+	assert.Equal(t, "-WRONGPASS invalid username-password pair or user is disabled.\r\n", c.do("AUTH", "bob", "s3cret"))
+
+	// A pool without a password answers AUTH as twemproxy does.
+	bs2 := startBackends(t, protocol.Redis, 1)
+	_, addr2 := startProxy(t, protocol.Redis, bs2, nil)
+	c2 := dialRaw(t, addr2)
+	assert.Equal(t, "-ERR Client sent AUTH, but no password is set\r\n", c2.do("AUTH", "x"))
+}
+
+func TestRedisLocalAndUnsupported(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	_, addr := startProxy(t, protocol.Redis, bs, nil)
+	c := dialRaw(t, addr)
+	tests := []struct {
+		give []string
+		want string
+	}{
+		{cmd("PING"), "+PONG\r\n"},
+		{cmd("ping", "hello"), "$5\r\nhello\r\n"},
+		{cmd("ECHO", "hi"), "$2\r\nhi\r\n"},
+		{cmd("SELECT", "0"), "+OK\r\n"},
+		{cmd("NOSUCHCOMMAND", "x"), "-ERR unknown command 'NOSUCHCOMMAND', with args beginning with: 'x' \r\n"},
+		{cmd("GET"), "-ERR wrong number of arguments for 'get' command\r\n"},
+		{cmd("CLIENT", "SETNAME", "me"), "+OK\r\n"},
+		{cmd("CLIENT", "GETNAME"), "$2\r\nme\r\n"},
+		{cmd("HELLO", "3"), "-NOPROTO unsupported protocol version\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
+			assert.Equal(t, tt.want, c.do(tt.give...))
+		})
+	}
+	// Refused commands name themselves and keep the connection open.
+	for _, give := range [][]string{cmd("KEYS", "*"), cmd("SELECT", "1"), cmd("FLUSHALL"), cmd("SUBSCRIBE", "ch"), cmd("MULTI")} {
+		r := c.do(give...)
+		assert.True(t, strings.HasPrefix(r, "-"), "%v: %q", give, r)
+		assert.Contains(t, strings.ToUpper(r), give[0], "the error names the command")
+		assert.Equal(t, "+PONG\r\n", c.do("PING"))
+	}
+	// Keys of a first-key command on different servers are refused.
+	r := c.do("SUNION", "a", "b", "c", "d", "e", "f")
+	assert.True(t, strings.HasPrefix(r, "-CROSSSLOT") || strings.HasPrefix(r, "*"), r)
+	assert.True(t, strings.HasPrefix(c.do("SUNION", "{t}a", "{t}b"), "*"))
+	// Inline commands work.
+	_, err := c.nc.Write([]byte("PING\r\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "+PONG\r\n", c.reply())
+	// QUIT answers +OK and closes after earlier replies.
+	c.send(cmd("SET", "q", "1"), cmd("QUIT"), cmd("GET", "q"))
+	assert.Equal(t, "+OK\r\n", c.reply())
+	assert.Equal(t, "+OK\r\n", c.reply())
+	assert.True(t, c.closed())
+}
+
+func TestRedisMalformedFraming(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 1)
+	_, addr := startProxy(t, protocol.Redis, bs, nil)
+	for _, give := range []string{"*1\r\n$x\r\n", "*2\r\n$3\r\nGET\r\n:1\r\n", "*2\r\n$3\r\nGET\r\n$abc\r\n"} {
+		t.Run(fmt.Sprintf("%q", give), func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.send(cmd("SET", "a", "1"))
+			_, err := c.nc.Write([]byte(give))
+			require.NoError(t, err)
+			assert.Equal(t, "+OK\r\n", c.reply())
+			r := c.reply()
+			assert.True(t, strings.HasPrefix(r, "-ERR Protocol error"), r)
+			assert.True(t, c.closed())
+		})
+	}
+}
+
+func TestMaxClients(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 1)
+	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.MaxClients = 2 })
+	c1, c2 := dialRaw(t, addr), dialRaw(t, addr)
+	assert.Equal(t, "+PONG\r\n", c1.do("PING"))
+	assert.Equal(t, "+PONG\r\n", c2.do("PING"))
+	c3 := dialRaw(t, addr)
+	assert.Equal(t, "-ERR max number of clients reached (client_connections: 2)\r\n", c3.reply())
+	assert.True(t, c3.closed())
+	c1.nc.Close()
+	require.Eventually(t, func() bool { return s.Stats().ClientConnections == 1 }, 5*time.Second, 10*time.Millisecond)
+	c4 := dialRaw(t, addr)
+	assert.Equal(t, "+PONG\r\n", c4.do("PING"))
+}
+
+func TestRedisBackendFailures(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) {
+		c.Ring.Distribution = 1 // modula
+		c.Pool.AutoEject = true
+		c.Pool.FailureLimit = 2
+		c.Pool.RetryTimeout = time.Hour
+	})
+	c := dialRaw(t, addr)
+	keys := keysOnDistinctServers(t, s, 2)
+	dead := s.Ring().PickString(keys[0])
+	// Stop the backend that owns keys[0].
+	for _, b := range bs {
+		if b.Addr == s.Ring().Server(dead).Addr {
+			b.Stop()
+		}
+	}
+	// Until ejection: a clear error; the other server's keys work.
+	assert.Equal(t, "+OK\r\n", c.do("SET", keys[1], "x"))
+	r := c.do("GET", keys[0])
+	assert.Contains(t, []string{"-ERR Connection refused\r\n", "-ERR unknown\r\n", "-ERR Connection reset by peer\r\n"}, r)
+	// An MGET touching the dead server gets one error, and the connection
+	// stays usable.
+	r = c.do("MGET", keys[0], keys[1])
+	assert.True(t, strings.HasPrefix(r, "-ERR "), r)
+	assert.Equal(t, "+PONG\r\n", c.do("PING"))
+	// After FailureLimit failures the server is ejected and keys[0] is
+	// served by the other server.
+	require.Eventually(t, func() bool {
+		return c.do("SET", keys[0], "y") == "+OK\r\n"
+	}, 10*time.Second, 50*time.Millisecond)
+	assert.Equal(t, "$1\r\ny\r\n", c.do("GET", keys[0]))
+	assert.NotEqual(t, dead, s.Ring().PickString(keys[0]))
+	st := s.Stats()
+	assert.Equal(t, int64(1), st.ServerEjects)
+	assert.Positive(t, st.ForwardError)
+}
+
+func TestMemcacheFragmentation(t *testing.T) {
+	bs := startBackends(t, protocol.Memcache, 3)
+	s, addr := startProxy(t, protocol.Memcache, bs, nil)
+	keys := keysOnDistinctServers(t, s, 3)
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	rd := memcache.NewReader(nc, protocol.Limits{})
+	do := func(req string, cmd memcache.Command) string {
+		_, err := nc.Write([]byte(req))
+		require.NoError(t, err)
+		b, err := rd.ReadResponse(cmd)
+		require.NoError(t, err)
+		return string(b)
+	}
+	for i, k := range keys {
+		require.Equal(t, "STORED\r\n", do(fmt.Sprintf("set %s %d 0 2\r\nv%d\r\n", k, i, i), memcache.Set))
+	}
+	k0, k1, k2 := keys[0], keys[1], keys[2]
+	val := func(k string, i int) string { return fmt.Sprintf("VALUE %s %d 2\r\nv%d\r\n", k, i, i) }
+	assert.Equal(t, val(k2, 2)+val(k0, 0)+val(k1, 1)+val(k0, 0)+"END\r\n",
+		do(fmt.Sprintf("get %s nokey %s %s %s\r\n", k2, k0, k1, k0), memcache.Get))
+	r := do(fmt.Sprintf("gets %s %s\r\n", k1, k2), memcache.Gets)
+	assert.Regexp(t, fmt.Sprintf(`^VALUE %s 1 2 \d+\r\nv1\r\nVALUE %s 2 2 \d+\r\nv2\r\nEND\r\n$`, k1, k2), r)
+	// noreply requests get no reply; the next reply is the get's.
+	_, err = nc.Write([]byte(fmt.Sprintf("set %s 9 0 1 noreply\r\nx\r\ndelete %s noreply\r\nget %s %s\r\n", k0, k1, k0, k1)))
+	require.NoError(t, err)
+	b, err := rd.ReadResponse(memcache.Get)
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprintf("VALUE %s 9 1\r\nx\r\nEND\r\n", k0), string(b))
+	// Unsupported commands get an error, and the connection stays open.
+	assert.True(t, strings.HasPrefix(do("stats\r\n", memcache.Stats), "CLIENT_ERROR stats"))
+	assert.True(t, strings.HasPrefix(do("flush_all\r\n", memcache.FlushAll), "CLIENT_ERROR flush_all"))
+	assert.Equal(t, "ERROR\r\n", do("bogus\r\n", memcache.Unknown))
+	assert.True(t, strings.HasPrefix(do("version\r\n", memcache.Version), "VERSION "))
+	// A multi-get with a dead server: one SERVER_ERROR, connection usable.
+	dead := s.Ring().PickString(k2)
+	for _, bk := range bs {
+		if bk.Addr == s.Ring().Server(dead).Addr {
+			bk.Stop()
+		}
+	}
+	assert.True(t, strings.HasPrefix(do(fmt.Sprintf("get %s %s\r\n", k0, k2), memcache.Get), "SERVER_ERROR "))
+	assert.Equal(t, fmt.Sprintf("VALUE %s 9 1\r\nx\r\nEND\r\n", k0), do(fmt.Sprintf("get %s\r\n", k0), memcache.Get))
+	// quit closes.
+	_, err = nc.Write([]byte("quit\r\n"))
+	require.NoError(t, err)
+	n, err := nc.Read(make([]byte, 1))
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, io.EOF)
+}
+
+func TestShutdownDrains(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	s, addr := startProxy(t, protocol.Redis, bs, nil)
+	c := dialRaw(t, addr)
+	var cmds [][]string
+	for i := range 500 {
+		cmds = append(cmds, cmd("SET", fmt.Sprintf("k%d", i), "v"))
+	}
+	c.send(cmds...)
+	// Wait until the batch is being served, then shut down: every reply
+	// of the batch still arrives.
+	require.Equal(t, "+OK\r\n", c.reply())
+	require.NoError(t, s.Shutdown(t.Context()))
+	for range 499 {
+		require.Equal(t, "+OK\r\n", c.reply())
+	}
+	assert.True(t, c.closed())
+	_, err := net.DialTimeout("tcp", addr, time.Second)
+	assert.Error(t, err)
+}
