@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ type rawRedis struct {
 	rd *resp.Reader
 }
 
-func dialRaw(t *testing.T, addr string) *rawRedis {
+func rawDial(t *testing.T, addr string) *rawRedis {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
@@ -67,7 +68,7 @@ func cmd(args ...string) []string { return args }
 func TestRedisPipelineOrder(t *testing.T) {
 	bs := startBackends(t, protocol.Redis, 4)
 	_, addr := startProxy(t, protocol.Redis, bs, nil)
-	c := dialRaw(t, addr)
+	c := rawDial(t, addr)
 	const n = 3000
 	var cmds [][]string
 	for i := range n {
@@ -89,7 +90,7 @@ func TestRedisPipelineOrder(t *testing.T) {
 func TestRedisFragmentation(t *testing.T) {
 	bs := startBackends(t, protocol.Redis, 3)
 	s, addr := startProxy(t, protocol.Redis, bs, nil)
-	c := dialRaw(t, addr)
+	c := rawDial(t, addr)
 	// Find keys on three different servers.
 	keys := keysOnDistinctServers(t, s, 3)
 	k1, k2, k3 := keys[0], keys[1], keys[2]
@@ -141,7 +142,7 @@ func keysOnDistinctServers(t *testing.T, s *proxy.Server, n int) []string {
 func TestRedisAuth(t *testing.T) {
 	bs := startBackends(t, protocol.Redis, 2)
 	_, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.Auth = "s3cret" })
-	c := dialRaw(t, addr)
+	c := rawDial(t, addr)
 	// Nothing works before AUTH, not even pipelined or multi-key commands.
 	c.send(cmd("PING"), cmd("SET", "a", "1"), cmd("MGET", "a", "b", "c"), cmd("DEL", "a", "b"))
 	for range 4 {
@@ -161,14 +162,14 @@ func TestRedisAuth(t *testing.T) {
 	// A pool without a password answers AUTH as twemproxy does.
 	bs2 := startBackends(t, protocol.Redis, 1)
 	_, addr2 := startProxy(t, protocol.Redis, bs2, nil)
-	c2 := dialRaw(t, addr2)
+	c2 := rawDial(t, addr2)
 	assert.Equal(t, "-ERR Client sent AUTH, but no password is set\r\n", c2.do("AUTH", "x"))
 }
 
 func TestRedisLocalAndUnsupported(t *testing.T) {
 	bs := startBackends(t, protocol.Redis, 2)
 	_, addr := startProxy(t, protocol.Redis, bs, nil)
-	c := dialRaw(t, addr)
+	c := rawDial(t, addr)
 	tests := []struct {
 		give []string
 		want string
@@ -215,7 +216,7 @@ func TestRedisMalformedFraming(t *testing.T) {
 	_, addr := startProxy(t, protocol.Redis, bs, nil)
 	for _, give := range []string{"*1\r\n$x\r\n", "*2\r\n$3\r\nGET\r\n:1\r\n", "*2\r\n$3\r\nGET\r\n$abc\r\n"} {
 		t.Run(fmt.Sprintf("%q", give), func(t *testing.T) {
-			c := dialRaw(t, addr)
+			c := rawDial(t, addr)
 			c.send(cmd("SET", "a", "1"))
 			_, err := c.nc.Write([]byte(give))
 			require.NoError(t, err)
@@ -230,15 +231,15 @@ func TestRedisMalformedFraming(t *testing.T) {
 func TestMaxClients(t *testing.T) {
 	bs := startBackends(t, protocol.Redis, 1)
 	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.MaxClients = 2 })
-	c1, c2 := dialRaw(t, addr), dialRaw(t, addr)
+	c1, c2 := rawDial(t, addr), rawDial(t, addr)
 	assert.Equal(t, "+PONG\r\n", c1.do("PING"))
 	assert.Equal(t, "+PONG\r\n", c2.do("PING"))
-	c3 := dialRaw(t, addr)
+	c3 := rawDial(t, addr)
 	assert.Equal(t, "-ERR max number of clients reached (client_connections: 2)\r\n", c3.reply())
 	assert.True(t, c3.closed())
 	c1.nc.Close()
 	require.Eventually(t, func() bool { return s.Stats().ClientConnections == 1 }, 5*time.Second, 10*time.Millisecond)
-	c4 := dialRaw(t, addr)
+	c4 := rawDial(t, addr)
 	assert.Equal(t, "+PONG\r\n", c4.do("PING"))
 }
 
@@ -250,7 +251,7 @@ func TestRedisBackendFailures(t *testing.T) {
 		c.Pool.FailureLimit = 2
 		c.Pool.RetryTimeout = time.Hour
 	})
-	c := dialRaw(t, addr)
+	c := rawDial(t, addr)
 	keys := keysOnDistinctServers(t, s, 2)
 	dead := s.Ring().PickString(keys[0])
 	// Stop the backend that owns keys[0].
@@ -336,7 +337,7 @@ func TestMemcacheFragmentation(t *testing.T) {
 func TestShutdownDrains(t *testing.T) {
 	bs := startBackends(t, protocol.Redis, 2)
 	s, addr := startProxy(t, protocol.Redis, bs, nil)
-	c := dialRaw(t, addr)
+	c := rawDial(t, addr)
 	var cmds [][]string
 	for i := range 500 {
 		cmds = append(cmds, cmd("SET", fmt.Sprintf("k%d", i), "v"))
@@ -352,4 +353,31 @@ func TestShutdownDrains(t *testing.T) {
 	assert.True(t, c.closed())
 	_, err := net.DialTimeout("tcp", addr, time.Second)
 	assert.Error(t, err)
+}
+
+func TestRedisTimeout(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) {
+		c.Pool.Timeout = 300 * time.Millisecond
+	})
+	c := rawDial(t, addr)
+	keys := keysOnDistinctServers(t, s, 2)
+	assert.Equal(t, "+OK\r\n", c.do("SET", keys[0], "a"))
+	stopped := s.Ring().PickString(keys[0])
+	for _, b := range bs {
+		if b.Addr == s.Ring().Server(stopped).Addr {
+			require.NoError(t, syscall.Kill(b.PID, syscall.SIGSTOP))
+			t.Cleanup(func() { _ = syscall.Kill(b.PID, syscall.SIGCONT) })
+			defer func() { _ = syscall.Kill(b.PID, syscall.SIGCONT) }()
+		}
+	}
+	start := time.Now()
+	c.send(cmd("GET", keys[0]), cmd("GET", keys[0]))
+	assert.Equal(t, "-ERR Connection timed out\r\n", c.reply())
+	assert.Equal(t, "-ERR Connection timed out\r\n", c.reply())
+	assert.Less(t, time.Since(start), 3*time.Second)
+	c2 := rawDial(t, addr)
+	assert.Equal(t, "+OK\r\n", c2.do("SET", keys[1], "b"), "the other server is unaffected")
+	st := s.Stats()
+	assert.Equal(t, int64(1), st.Servers[stopped].ServerTimedOut)
 }
