@@ -1,7 +1,91 @@
-// Package proxy will compose hashkit, shard, protocol and pool into
-// twemproxy-compatible listeners.
+// Package proxy is walnut's twemproxy-compatible proxy: it composes shard
+// (placement), protocol/resp and protocol/memcache (codecs) and pool
+// (pipelined backend connections) into listeners, one Server per pool of a
+// nutcracker.yml.
 //
-// Not implemented yet: tracked by the issue "proxy and cmd/walnut". Nothing
-// here is usable today; key placement is available now through package
-// shard.
+// # Lifecycle
+//
+// New validates a Config and builds the backend pool; Serve (or
+// ListenAndServe) accepts clients; Shutdown stops accepting, lets every
+// client finish the requests it has sent, and closes; Close closes at once.
+// FromPool turns a pool read by package proxy/config into a Config.
+// StatsServer serves nutcracker's stats JSON for a set of Servers.
+//
+// # Request path
+//
+// Each client connection has one goroutine. It reads every complete request
+// already buffered, routes each to a backend through the pool (forwarding
+// the client's bytes as they are, without copying), waits until the whole
+// batch is answered, and writes all the replies, in request order, with one
+// write. There is no lock shared between clients on this path: the ring is
+// read through an atomic pointer, the pool locks per backend connection.
+// Pipelining depth is unlimited; a client that sends without reading is
+// slowed by TCP back-pressure, not buffered without bound.
+//
+// # Routing (Redis)
+//
+// Commands are looked up in resp's Redis 7 command table:
+//
+//   - single-key commands go to the server of their key (hash tag applied);
+//   - MGET, DEL, UNLINK, TOUCH and EXISTS are split into one command per
+//     server and merged (MGET in the original key order, duplicates and
+//     missing keys included; the others by adding the counts); MSET is split
+//     by key/value pair and answered +OK once every part succeeded.
+//     twemproxy does not split EXISTS: it counts only the keys on the first
+//     key's server;
+//   - commands with several fixed keys (SUNION, RENAME, …) and numkeys
+//     commands (EVAL, EVALSHA, ZUNIONSTORE, …) go to the server of their
+//     first key, and are refused with -CROSSSLOT when their keys live on
+//     different servers (twemproxy sends them anyway); EVAL with numkeys 0
+//     goes to the server of the key "placeholder", like COMMAND and LOLWUT;
+//   - PING [msg], ECHO, QUIT, AUTH, SELECT 0, HELLO [2], RESET and CLIENT
+//     SETNAME/GETNAME/SETINFO are answered by the proxy;
+//   - other commands (KEYS, SCAN, MULTI, SUBSCRIBE, SELECT n, …) get an
+//     error reply that names the command and says why, and the connection
+//     stays open (twemproxy closes it without a word). Unknown commands and
+//     wrong argument counts get redis-server's own error replies.
+//
+// Malformed framing gets redis-server's protocol error reply, then the
+// connection is closed, as redis-server does. Inline commands are accepted.
+//
+// With Config.Auth set, a client must AUTH first; every other command gets
+// "-NOAUTH Authentication required" (twemproxy's text); the password is
+// compared in constant time; a wrong one answers "-ERR invalid password" and
+// de-authenticates, as in twemproxy. AUTH default <password> and HELLO 2
+// AUTH default <password> also work.
+//
+// # Routing (memcached)
+//
+// Storage commands, cas, incr, decr, touch and delete go to their key's
+// server (noreply requests are forwarded and not answered); get, gets, gat
+// and gats with keys on several servers are split and merged into one reply
+// with the values in request-key order and one END (nutcracker can put a
+// found value before another when a missing key lies between them on one
+// server; walnut keeps request order, as a single memcached does); version goes to the
+// server of "placeholder"; quit closes. stats, flush_all and verbosity get
+// a CLIENT_ERROR naming the command, meta commands a CLIENT_ERROR (mn is
+// answered MN), unknown commands ERROR; the connection stays open
+// (twemproxy closes it).
+//
+// # Failures
+//
+// A request whose backend fails gets "-ERR <reason>" (memcached:
+// "SERVER_ERROR <reason>") with twemproxy's reason texts ("Connection
+// refused", "Connection timed out", "unknown" for a closed connection, …),
+// and counts in forward_error. A split request with a failed part gets one
+// error reply, and the connection stays usable (twemproxy closes it after a
+// failed MGET or multi-key get). An error reply from a backend to a part of
+// a split request is passed on as it is. With pool ejection enabled the
+// ring without the ejected servers is rebuilt and swapped atomically; when
+// every server is ejected the full ring stays and requests fail with
+// "Connection refused", as in twemproxy.
+//
+// # Stats
+//
+// StatsServer writes nutcracker's document byte for byte in layout and key
+// order: the header keys, then per pool client_eof, client_err,
+// client_connections, server_ejects, forward_error, fragments and one object
+// per server named as nutcracker names it. Differences: "service" is
+// "walnut" and "version" walnut's; fragments counts the sub-requests of
+// split requests (nutcracker never increments it); names are JSON-escaped.
 package proxy

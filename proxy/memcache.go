@@ -148,7 +148,9 @@ func (c *clientConn) memcacheFragment(req *memcache.Request) {
 	c.slots = append(c.slots, slot{kind: slotMcGet, call: first, ncall: ncall, key0: key0, nkeys: int32(len(req.Keys))})
 	c.s.stats.fragments.Add(int64(ncall))
 	for _, cl := range c.calls[first:c.ncalls] {
-		cl.buf = append(cl.buf, '\r', '\n')
+		// "get k1 k2 \r\n", with nutcracker's space before the CRLF, so
+		// request_bytes counts as nutcracker's does.
+		cl.buf = append(cl.buf, ' ', '\r', '\n')
 		cl.req.Data = cl.buf
 		cl.req.Tag = uint8(req.Command)
 		c.send(cl)
