@@ -381,3 +381,15 @@ func TestRedisTimeout(t *testing.T) {
 	st := s.Stats()
 	assert.Equal(t, int64(1), st.Servers[stopped].ServerTimedOut)
 }
+
+func TestEmptyServerHostIsDown(t *testing.T) {
+	// ":<port>:1" passes nutcracker's config check, and its requests fail
+	// with "Host is down"; Go would otherwise dial the local machine.
+	bs := startBackends(t, protocol.Redis, 1)
+	_, port, err := net.SplitHostPort(bs[0].Addr)
+	require.NoError(t, err)
+	bs[0].entry.Addr = ":" + port
+	_, addr := startProxy(t, protocol.Redis, bs, nil)
+	c := rawDial(t, addr)
+	assert.Equal(t, "-ERR Host is down\r\n", c.do("GET", "k"))
+}

@@ -172,6 +172,12 @@ func New(cfg Config) (*Server, error) {
 		dial = d.DialContext
 	}
 	opts.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, _, err := net.SplitHostPort(addr); network != "unix" && err == nil && host == "" {
+			// ":6379:1" is a valid servers entry, but nutcracker's lookup
+			// of the empty host fails (Host is down) where Go would dial
+			// the local machine.
+			return nil, &net.DNSError{Err: "no such host", Name: addr, IsNotFound: true}
+		}
 		c, err := dial(ctx, network, addr)
 		if err == nil {
 			s.stats.serverDials.Add(1)

@@ -1,0 +1,221 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/walnutproxy/walnut/hashkit"
+	"github.com/walnutproxy/walnut/shard"
+)
+
+// Pool is one pool of a nutcracker.yml, defaults applied.
+type Pool struct {
+	// Name is the pool's name, the key it is written under.
+	Name string
+	// Line is the line of the pool's name in the file (1-based).
+	Line int
+
+	// Listen is the listen value as written, such as "127.0.0.1:22121" or
+	// "/tmp/x.sock 0666".
+	Listen string
+	// ListenNetwork is "tcp" or "unix".
+	ListenNetwork string
+	// ListenAddr is the address to pass to net.Listen: "host:port" with the
+	// host as written, except that an IPv6 host is bracketed
+	// ("::1:22121" becomes "[::1]:22121") and the port is in plain decimal;
+	// or the socket path, without the permission.
+	ListenAddr string
+	// ListenPerm is the permission to chmod a unix socket to after
+	// creating it. 0 means leave it as created (nutcracker does the same).
+	// It is always 0 for TCP.
+	ListenPerm os.FileMode
+
+	// Hash is the hash's configuration name; default "fnv1a_64".
+	Hash string
+	// HashFunc is the function Hash names.
+	HashFunc hashkit.Func
+	// HashTag is "" (none) or exactly two bytes, such as "{}".
+	HashTag string
+	// Distribution is the distribution DistributionName names.
+	Distribution shard.Distribution
+	// DistributionName is "ketama" (the default), "modula" or "random".
+	DistributionName string
+
+	// Timeout is how long a request may wait for its server. 0 means no
+	// timeout: the key absent (nutcracker's -1, wait forever) or
+	// "timeout: 0", which nutcracker also treats as no timeout, as it arms
+	// a request timer only for a positive value.
+	Timeout time.Duration
+	// Backlog is the listen(2) backlog; default 512.
+	Backlog int
+	// ClientConnections is the maximum number of client connections;
+	// 0 (the default) means unlimited. walnut enforces it; nutcracker
+	// parses it and ignores it.
+	ClientConnections int
+
+	// Redis is true for a redis pool, false (the default) for memcached.
+	Redis bool
+	// RedisAuth is the password clients must AUTH with and that is sent
+	// to the servers; "" for none. Only a redis pool may have one.
+	RedisAuth string
+	// RedisDB is the database selected on every server connection when
+	// greater than 0; default 0.
+	RedisDB int
+
+	// Preconnect makes the proxy connect to every server at startup.
+	Preconnect bool
+	// AutoEjectHosts makes the proxy take a failing server out of the
+	// distribution for ServerRetryTimeout.
+	AutoEjectHosts bool
+	// ServerConnections is the number of connections to each server;
+	// default 1, at least 1.
+	ServerConnections int
+	// ServerRetryTimeout is how long an ejected server stays out;
+	// default 30s.
+	ServerRetryTimeout time.Duration
+	// ServerFailureLimit is the number of consecutive failures that
+	// eject a server; default 2.
+	ServerFailureLimit int
+	// TCPKeepalive sets SO_KEEPALIVE on accepted client connections.
+	TCPKeepalive bool
+	// Reuseport sets SO_REUSEPORT on the listener. The key exists in
+	// twemproxy after 0.5.0; nutcracker 0.5.0 rejects it.
+	Reuseport bool
+
+	// Servers are the pool's servers sorted as twemproxy sorts them: by
+	// ID, shorter first, then bytewise. Indexes into Servers are
+	// twemproxy's server indexes.
+	Servers []shard.Server
+	// ServerLines holds the line of each server's entry in the file, in
+	// the order of Servers.
+	ServerLines []int
+}
+
+// RingOptions returns the shard.RingOptions of the pool: its hash function,
+// distribution and hash tag.
+func (p *Pool) RingOptions() shard.RingOptions {
+	return shard.RingOptions{Hash: p.HashFunc, Distribution: p.Distribution, HashTag: p.HashTag}
+}
+
+// ErrInvalid is matched (through errors.Is) by every *Error: the
+// configuration was read but rejected.
+var ErrInvalid = errors.New("config: invalid configuration")
+
+// Error is a rejected configuration: where the problem is and what it is.
+type Error struct {
+	File string // the file name given to Parse or Load
+	Line int    // 1-based line; 0 if no line applies, as for an empty file
+	Pool string // the pool's name; "" if the problem is not inside a pool
+	Key  string // the key, such as "hash"; "" if not about one key
+	Msg  string // what is wrong, in plain words
+}
+
+// Error formats e as "FILE:LINE: pool "P": key "K": MSG", leaving out the
+// parts that do not apply.
+func (e *Error) Error() string {
+	var b strings.Builder
+	switch {
+	case e.File != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	case e.File != "":
+		b.WriteString(e.File + ": ")
+	case e.Line > 0:
+		fmt.Fprintf(&b, "line %d: ", e.Line)
+	}
+	if e.Pool != "" {
+		fmt.Fprintf(&b, "pool %q: ", e.Pool)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, "key %q: ", e.Key)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Is reports whether target is ErrInvalid.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// Load reads the file at path and returns Parse(path, data). An error
+// reading the file is returned wrapped (errors.Is(err, fs.ErrNotExist)
+// works); it is not an *Error.
+func Load(path string) ([]Pool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data as the contents of the nutcracker.yml named filename
+// (used only in messages) and returns its pools, sorted by name the
+// twemproxy way: shorter names first, then bytewise. A rejected
+// configuration yields an *Error. Listen host names that are not IP
+// literals are resolved with net.DefaultResolver, waiting at most
+// resolveTimeout for each.
+func Parse(filename string, data []byte) ([]Pool, error) {
+	return parse(filename, data, net.DefaultResolver.LookupHost)
+}
+
+// resolveTimeout bounds each listen host lookup.
+const resolveTimeout = 5 * time.Second
+
+// lookupFunc resolves a host name, as net.Resolver.LookupHost does.
+type lookupFunc func(ctx context.Context, host string) ([]string, error)
+
+// parser holds what every step of a parse needs.
+type parser struct {
+	file   string
+	src    *source
+	lookup lookupFunc
+}
+
+// errorf returns an *Error at line about pool and key.
+func (p *parser) errorf(line int, pool, key, format string, args ...any) *Error {
+	return &Error{File: p.file, Line: line, Pool: pool, Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+func parse(filename string, data []byte, lookup lookupFunc) ([]Pool, error) {
+	p := &parser{file: filename, lookup: lookup}
+	root, err := p.document(data)
+	if err != nil {
+		return nil, err
+	}
+	pools, err := p.pools(root)
+	if err != nil {
+		return nil, err
+	}
+	return pools, nil
+}
+
+// lessName orders names as twemproxy's string_compare does: shorter
+// first, then bytewise.
+func lessName(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// parseNumber parses a nutcracker number: ASCII digits only, at most
+// math.MaxInt32. It returns a message saying what is wrong, or "".
+func parseNumber(s string) (int, string) {
+	if s == "" {
+		return 0, "is empty"
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Sprintf("%q is not a number: write decimal digits only, with no sign, unit, point or space", s)
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Sprintf("%q is too large: the maximum is 2147483647 (nutcracker would silently wrap it)", s)
+	}
+	return int(n), ""
+}

@@ -1,0 +1,46 @@
+package config_test
+
+import (
+	"fmt"
+
+	"github.com/walnutproxy/walnut/proxy/config"
+)
+
+func ExampleParse() {
+	yml := `
+sessions:
+  listen: 127.0.0.1:22122
+  redis: true
+  hash_tag: "{}"
+  servers:
+    - 127.0.0.1:6380:1
+    - 127.0.0.1:6379:1
+
+cache:
+  listen: /tmp/walnut-cache.sock 0660
+  distribution: modula
+  servers:
+    - 127.0.0.1:11212:1 b
+    - 127.0.0.1:11211:2
+    - 127.0.0.1:11213:1 a
+`
+	pools, err := config.Parse("nutcracker.yml", []byte(yml))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, p := range pools {
+		fmt.Printf("%s on %s %s (%s, %s):", p.Name, p.ListenNetwork, p.ListenAddr, p.Hash, p.DistributionName)
+		for _, s := range p.Servers {
+			fmt.Printf(" %s", s.ID())
+		}
+		fmt.Println()
+	}
+
+	_, err = config.Parse("nutcracker.yml", []byte("alpha:\n  listen: 127.0.0.1:22121\n  hash: sha1\n"))
+	fmt.Println(err)
+	// Output:
+	// cache on unix /tmp/walnut-cache.sock (fnv1a_64, modula): a b 127.0.0.1
+	// sessions on tcp 127.0.0.1:22122 (fnv1a_64, ketama): 127.0.0.1:6379 127.0.0.1:6380
+	// nutcracker.yml:3: pool "alpha": key "hash": "sha1" is not a valid hash; valid: one_at_a_time, md5, crc16, crc32, crc32a, fnv1_64, fnv1a_64, fnv1_32, fnv1a_32, hsieh, murmur, jenkins, farm
+}

@@ -1,0 +1,52 @@
+package proxy
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/proxy/config"
+)
+
+// FromPool returns the Config that serves pool p of a nutcracker.yml as
+// nutcracker would, logging to log (nil: nothing is logged).
+//
+// Keys map as follows: listen → Network, Addr and SocketPerm; hash,
+// hash_tag and distribution → Ring; redis → Protocol; redis_auth → Auth;
+// redis_db → DB; client_connections → MaxClients (enforced, unlike
+// nutcracker); tcpkeepalive → TCPKeepAlive; server_connections,
+// timeout, auto_eject_hosts, server_failure_limit, server_retry_timeout
+// and preconnect → Pool. server_failure_limit 0 acts as 1 and
+// server_retry_timeout 0 as 1 ms, as in nutcracker (where 0 means "eject on
+// the first failure" and "retry at once"). backlog is not applied: Go
+// listens with the system's maximum backlog (net.core.somaxconn).
+// reuseport is parsed but not yet applied.
+func FromPool(p config.Pool, log *slog.Logger) Config {
+	cfg := Config{
+		Name:         p.Name,
+		Network:      p.ListenNetwork,
+		Addr:         p.ListenAddr,
+		SocketPerm:   p.ListenPerm,
+		Protocol:     protocol.Memcache,
+		Servers:      p.Servers,
+		Ring:         p.RingOptions(),
+		Auth:         p.RedisAuth,
+		DB:           p.RedisDB,
+		MaxClients:   p.ClientConnections,
+		TCPKeepAlive: p.TCPKeepalive,
+		Logger:       log,
+	}
+	if p.Redis {
+		cfg.Protocol = protocol.Redis
+	}
+	cfg.Pool.Conns = p.ServerConnections
+	cfg.Pool.Timeout = p.Timeout
+	cfg.Pool.AutoEject = p.AutoEjectHosts
+	cfg.Pool.FailureLimit = max(p.ServerFailureLimit, 1)
+	cfg.Pool.RetryTimeout = p.ServerRetryTimeout
+	if cfg.Pool.RetryTimeout <= 0 {
+		cfg.Pool.RetryTimeout = time.Millisecond
+	}
+	cfg.Pool.Preconnect = p.Preconnect
+	return cfg
+}
