@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -392,4 +393,47 @@ func TestEmptyServerHostIsDown(t *testing.T) {
 	_, addr := startProxy(t, protocol.Redis, bs, nil)
 	c := rawDial(t, addr)
 	assert.Equal(t, "-ERR Host is down\r\n", c.do("GET", "k"))
+}
+
+func TestUnixListenKeepsLiveSocket(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 1)
+	path := t.TempDir() + "/w.sock"
+	cfg := proxy.Config{Name: "u", Network: "unix", Addr: path, Protocol: protocol.Redis, Servers: entries(bs), SocketPerm: 0o600}
+	s1, err := proxy.New(cfg)
+	require.NoError(t, err)
+	l1, err := s1.Listen()
+	require.NoError(t, err)
+	go func() { _ = s1.Serve(l1) }()
+	defer s1.Close()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	// A second server on the same path must not steal the live socket.
+	s2, err := proxy.New(cfg)
+	require.NoError(t, err)
+	defer s2.Close()
+	_, err = s2.Listen()
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	nc, err := net.Dial("unix", path)
+	require.NoError(t, err)
+	defer nc.Close()
+	_, err = nc.Write([]byte("PING\r\n"))
+	require.NoError(t, err)
+	buf := make([]byte, 7)
+	_, err = io.ReadFull(nc, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "+PONG\r\n", string(buf))
+	// A stale socket file (nobody accepting) is replaced.
+	require.NoError(t, s1.Close())
+	l3, err := net.Listen("unix", path+".stale")
+	require.NoError(t, err)
+	l3.(*net.UnixListener).SetUnlinkOnClose(false)
+	l3.Close()
+	cfg.Addr = path + ".stale"
+	s3, err := proxy.New(cfg)
+	require.NoError(t, err)
+	defer s3.Close()
+	l4, err := s3.Listen()
+	require.NoError(t, err)
+	l4.Close()
 }

@@ -270,7 +270,13 @@ func (s *Server) Listen() (net.Listener, error) {
 		network = "tcp"
 	}
 	if network == "unix" {
+		// A stale socket file is removed, as nutcracker does, but not one
+		// a running process still accepts on.
 		if fi, err := os.Lstat(s.cfg.Addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.DialTimeout("unix", s.cfg.Addr, time.Second); err == nil {
+				c.Close()
+				return nil, &net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: s.cfg.Addr, Net: "unix"}, Err: syscall.EADDRINUSE}
+			}
 			_ = os.Remove(s.cfg.Addr)
 		}
 	}

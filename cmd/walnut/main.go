@@ -1,29 +1,392 @@
-// Command walnut will be a drop-in replacement for nutcracker (twemproxy),
-// reading the same nutcracker.yml and flags.
-//
-// The proxy is not built yet (issue "proxy and cmd/walnut"): today the
-// command only reports its version and says so.
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"net"
 	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/walnutproxy/walnut/proxy"
+	"github.com/walnutproxy/walnut/proxy/config"
 )
 
+// version is printed by -V, -h and -D and reported by the stats server.
 const version = "0.0.0-dev"
+
+// shutdownTimeout bounds how long SIGTERM or SIGINT waits for clients to
+// receive the replies to the requests they have sent before connections
+// are closed.
+const shutdownTimeout = 10 * time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is walnut with the command-line arguments args (without the program
+// name). It returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	for _, a := range args {
-		if a == "-V" || a == "--version" {
-			fmt.Fprintf(stdout, "This is walnut-%s\n", version)
-			return 0
+	o, err := parseOptions(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "walnut: %v\n", err)
+		writeUsage(stderr)
+		return 1
+	}
+	switch {
+	case o.help || o.describeStats:
+		// As nutcracker: -h and -D imply -V, all on stderr.
+		writeVersion(stderr)
+		if o.help {
+			fmt.Fprintln(stderr)
+			writeUsage(stderr)
+		}
+		if o.describeStats {
+			fmt.Fprintln(stderr)
+			io.WriteString(stderr, proxy.DescribeStats)
+		}
+		return 0
+	case o.version:
+		writeVersion(stdout)
+		return 0
+	case o.testConf:
+		return testConf(o.confFile, stderr)
+	case o.daemonize && !isDaemonChild():
+		return daemonize(args, stderr)
+	}
+	if o.daemonize {
+		ds := newDaemonStatus()
+		_ = os.Unsetenv(daemonEnv)
+		// The daemon's stderr is /dev/null: startup errors go to the
+		// process waiting in daemonize instead; the log (without -o)
+		// goes where nutcracker's goes, to /dev/null.
+		errOut := stderr
+		if ds.pipe != nil {
+			errOut = &ds.errs
+		}
+		return serve(o, errOut, stderr, ds)
+	}
+	return serve(o, stderr, stderr, nil)
+}
+
+// testConf is -t: it reports whether the configuration file is valid, and
+// if not, why (nutcracker -t does not say why).
+func testConf(file string, stderr io.Writer) int {
+	if _, err := config.Load(file); err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "walnut: configuration file '%s' syntax is invalid\n", file)
+		return 1
+	}
+	fmt.Fprintf(stderr, "walnut: configuration file '%s' syntax is ok\n", file)
+	return 0
+}
+
+// signalNames are the names logged for the signals walnut handles.
+var signalNames = map[os.Signal]string{
+	syscall.SIGHUP:  "SIGHUP",
+	syscall.SIGINT:  "SIGINT",
+	syscall.SIGTERM: "SIGTERM",
+	syscall.SIGTTIN: "SIGTTIN",
+	syscall.SIGTTOU: "SIGTTOU",
+	syscall.SIGUSR1: "SIGUSR1",
+	syscall.SIGUSR2: "SIGUSR2",
+}
+
+// serve runs the proxy until SIGTERM or SIGINT and returns the exit status.
+// Startup errors are written to errOut; the log goes to logOut unless -o
+// names a file. ds, if not nil, is told when walnut serves or why it could
+// not start.
+func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
+	started := false
+	defer func() {
+		if !started {
+			ds.failed()
+		}
+	}()
+
+	var lf *logFile
+	if o.output != "" {
+		var err error
+		if lf, err = newLogFile(o.output); err != nil {
+			fmt.Fprintf(errOut, "walnut: opening log file '%s' failed: %v\n", o.output, cause(err))
+			return 1
+		}
+		defer lf.Close()
+		logOut = lf
+	}
+	verb := newVerbosity(o.verbosity)
+	log := newLogger(logOut, verb)
+	// fail reports a startup error on errOut, and in the log when that is
+	// a file (otherwise both would be stderr).
+	fail := func(err error) int {
+		fmt.Fprintf(errOut, "walnut: %v\n", err)
+		if lf != nil {
+			log.Error("startup failed", "err", err)
+		}
+		return 1
+	}
+	if ds != nil {
+		// As nutcracker's daemon does, after opening the log file.
+		syscall.Umask(0)
+	}
+
+	// Registered before anything slow, so that a signal arriving during
+	// startup is handled once walnut serves rather than killing it.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM,
+		syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	// nutcracker ignores SIGPIPE; Go already does for sockets, this also
+	// covers a closed stderr.
+	signal.Ignore(syscall.SIGPIPE)
+
+	pools, err := config.Load(o.confFile)
+	if err != nil {
+		// The reason first, as -t prints it, then nutcracker's line.
+		fmt.Fprintln(errOut, err)
+		if lf != nil {
+			log.Error("configuration file rejected", "err", err)
+		}
+		return fail(fmt.Errorf("configuration file '%s' syntax is invalid", o.confFile))
+	}
+	px, err := open(pools, o, log)
+	if err != nil {
+		return fail(err)
+	}
+	if o.pidFile != "" {
+		if err := writePidFile(o.pidFile); err != nil {
+			px.close()
+			return fail(fmt.Errorf("opening pid file '%s' failed: %w", o.pidFile, cause(err)))
 		}
 	}
-	fmt.Fprintln(stderr, "walnut: the proxy is not implemented yet; only the placement library (package shard) is. See README.md.")
-	return 1
+	px.serve()
+	always(log, "walnut started", "version", version, "pid", os.Getpid(),
+		"pools", px.names(), "conf", o.confFile, "stats", px.statsAddr)
+	started = true
+	ds.ready()
+
+	code := waitForExit(sigs, px.errs, log, verb, lf)
+	px.shutdown(sigs, log)
+	if o.pidFile != "" {
+		if err := os.Remove(o.pidFile); err != nil {
+			log.Warn("removing pid file failed", "file", o.pidFile, "err", err)
+		}
+	}
+	always(log, "walnut stopped", "status", code)
+	return code
+}
+
+// proxies are the pools and the stats server walnut serves.
+type proxies struct {
+	servers   []*proxy.Server
+	listeners []net.Listener // listeners[i] is servers[i]'s
+	stats     *proxy.StatsServer
+	statsL    net.Listener
+	statsAddr string
+
+	serving sync.WaitGroup // the Serve goroutines
+	errs    chan error     // Serve errors other than ErrServerClosed
+}
+
+// open creates a proxy.Server for every pool and binds every listener,
+// including the stats server's, without serving. Binding everything
+// first stops walnut before it accepts a client if any bind fails, as
+// nutcracker stops. On error, what was opened is closed.
+func open(pools []config.Pool, o options, log *slog.Logger) (*proxies, error) {
+	px := &proxies{errs: make(chan error, len(pools)+1)}
+	for _, p := range pools {
+		s, err := proxy.New(proxy.FromPool(p, log))
+		if err != nil {
+			px.close()
+			return nil, fmt.Errorf("pool '%s': %w", p.Name, err)
+		}
+		px.servers = append(px.servers, s)
+	}
+	for i, s := range px.servers {
+		l, err := s.Listen()
+		if err != nil {
+			px.close()
+			return nil, fmt.Errorf("bind on pool '%s' to addr '%s' failed: %w", s.Name(), pools[i].ListenAddr, cause(err))
+		}
+		px.listeners = append(px.listeners, l)
+	}
+	px.statsAddr = net.JoinHostPort(o.statsAddr, strconv.Itoa(o.statsPort))
+	l, err := net.Listen("tcp", px.statsAddr)
+	if err != nil {
+		px.close()
+		return nil, fmt.Errorf("bind on stats server addr '%s' failed: %w", px.statsAddr, cause(err))
+	}
+	px.statsL = l
+	px.stats = &proxy.StatsServer{
+		Pools:    px.servers,
+		Service:  "walnut",
+		Version:  version,
+		Start:    time.Now(),
+		Interval: time.Duration(o.statsInterval) * time.Millisecond,
+		Logger:   log,
+	}
+	return px, nil
+}
+
+// close closes what open opened, for a failed start. Closing a unix
+// listener removes its socket file.
+func (px *proxies) close() {
+	for _, l := range px.listeners {
+		l.Close()
+	}
+	if px.statsL != nil {
+		px.statsL.Close()
+	}
+	for _, s := range px.servers {
+		s.Close()
+	}
+}
+
+// serve serves every listener, each in a goroutine that shutdown waits for.
+func (px *proxies) serve() {
+	for i, s := range px.servers {
+		px.serving.Add(1)
+		go func() {
+			defer px.serving.Done()
+			if err := s.Serve(px.listeners[i]); !errors.Is(err, proxy.ErrServerClosed) {
+				px.errs <- fmt.Errorf("pool '%s': %w", s.Name(), err)
+			}
+		}()
+	}
+	px.serving.Add(1)
+	go func() {
+		defer px.serving.Done()
+		if err := px.stats.Serve(px.statsL); !errors.Is(err, proxy.ErrServerClosed) {
+			px.errs <- fmt.Errorf("stats server: %w", err)
+		}
+	}()
+}
+
+// names returns the pool names.
+func (px *proxies) names() []string {
+	names := make([]string, len(px.servers))
+	for i, s := range px.servers {
+		names[i] = s.Name()
+	}
+	return names
+}
+
+// shutdown stops accepting and lets clients receive the replies to what
+// they have sent, for at most shutdownTimeout or until another SIGTERM or
+// SIGINT arrives on sigs; then it closes everything and waits for the
+// Serve goroutines.
+func (px *proxies) shutdown(sigs <-chan os.Signal, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var watcher sync.WaitGroup
+	watcher.Add(1)
+	go func() {
+		defer watcher.Done()
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+					always(log, "signal received again, closing connections now", "signal", signalNames[sig])
+					cancel()
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var pools sync.WaitGroup
+	for _, s := range px.servers {
+		pools.Add(1)
+		go func() {
+			defer pools.Done()
+			if err := s.Shutdown(ctx); err != nil {
+				log.Warn("pool shutdown cut short: connections closed", "pool", s.Name(), "err", err)
+			}
+		}()
+	}
+	pools.Wait()
+	px.stats.Close()
+	px.serving.Wait()
+	cancel()
+	watcher.Wait()
+}
+
+// waitForExit handles signals until SIGTERM (status 0) or SIGINT (status
+// 1, as nutcracker), or until a server fails (status 1).
+func waitForExit(sigs <-chan os.Signal, serveErr <-chan error, log *slog.Logger, verb *verbosity, lf *logFile) int {
+	for {
+		select {
+		case err := <-serveErr:
+			log.Error("serving failed, exiting", "err", err)
+			return 1
+		case sig := <-sigs:
+			name := signalNames[sig]
+			switch sig {
+			case syscall.SIGHUP:
+				// Written to the old file, then the new one starts.
+				always(log, "signal received, reopening log file", "signal", name)
+				if lf != nil {
+					if err := lf.Reopen(); err != nil {
+						log.Error("reopening log file failed", "file", lf.path, "err", err)
+					} else {
+						always(log, "log file reopened", "file", lf.path)
+					}
+				}
+			case syscall.SIGTTIN:
+				always(log, "signal received, up logging level", "signal", name, "verbosity", verb.add(1))
+			case syscall.SIGTTOU:
+				always(log, "signal received, down logging level", "signal", name, "verbosity", verb.add(-1))
+			case syscall.SIGTERM:
+				always(log, "signal received, exiting", "signal", name)
+				return 0
+			case syscall.SIGINT:
+				always(log, "signal received, exiting", "signal", name)
+				return 1
+			default: // SIGUSR1, SIGUSR2: logged only, as by nutcracker
+				always(log, "signal received", "signal", name)
+			}
+		}
+	}
+}
+
+// writePidFile writes the process id, in decimal and a newline, to path.
+func writePidFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+// cause returns the system error under err, such as "address already in
+// use", for messages that already name the operation and the address, as
+// nutcracker's strerror messages do.
+func cause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op.Err
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

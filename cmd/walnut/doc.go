@@ -1,0 +1,114 @@
+// Command walnut is a drop-in replacement for nutcracker (twemproxy): it
+// reads the same nutcracker.yml (see package proxy/config), takes the same
+// command-line options, serves the same stats and handles the same signals.
+// Each pool of the configuration is served by a proxy.Server.
+//
+// # Usage
+//
+//	walnut [-?hVdDt] [-v verbosity level] [-o output file]
+//	       [-c conf file] [-s stats port] [-a stats addr]
+//	       [-i stats interval] [-p pid file] [-m mbuf size]
+//
+//	-h, --help             print the version and this usage (stderr), exit 0
+//	-V, --version          print "This is walnut-VERSION" (stdout), exit 0
+//	-t, --test-conf        check the configuration file and exit
+//	-d, --daemonize        run as a daemon
+//	-D, --describe-stats   print the version and the stats fields (stderr), exit 0
+//	-v, --verbose=N        log level 0..11 (default 5; above 11 means 11)
+//	-o, --output=S         log file (default: stderr)
+//	-c, --conf-file=S      configuration file (default conf/nutcracker.yml)
+//	-s, --stats-port=N     stats TCP port, 1..65535 (default 22222)
+//	-a, --stats-addr=S     stats listen address (default 127.0.0.1)
+//	-i, --stats-interval=N stats aggregation interval in ms (default 30000)
+//	-p, --pid-file=S       pid file (default: none)
+//	-m, --mbuf-size=N      512..16777216 (default 16384); checked, not used
+//
+// Numbers are decimal digits only, as nutcracker reads them. A bad option
+// prints nutcracker's message with "walnut:" for "nutcracker:" (such as
+// "walnut: option -s value 0 is not a valid port"), then the usage, and
+// exits with status 1.
+//
+// With -t, walnut prints "walnut: configuration file 'F' syntax is ok" and
+// exits 0, or prints why the file is rejected (FILE:LINE: pool "P": key "K":
+// reason), then "walnut: configuration file 'F' syntax is invalid", and
+// exits 1. Without -t an invalid file is reported the same way.
+//
+// # Running
+//
+// walnut loads the configuration, creates every pool, binds every pool's
+// listener and then the stats listener, writes the pid file (-p: the pid in
+// decimal and a newline), and only then serves. If any step fails it
+// prints why, such as "walnut: bind on pool 'alpha' to addr
+// '127.0.0.1:22121' failed: address already in use", closes what it had
+// opened and exits 1. A unix socket listener is removed when it is closed.
+//
+// The log is written with log/slog's text handler to stderr, or appended
+// to the -o file (created with mode 0644). The verbosity maps nutcracker's
+// levels onto slog's: 0-3 (EMERG to ERR) show errors, 4 (WARN) warnings,
+// 5 (NOTICE, the default) and 6 (INFO) informational lines, 7-11 (DEBUG and
+// above) debug lines. The start ("walnut started", with the version, pid,
+// pools and configuration file), stop ("walnut stopped") and signal lines
+// are written at every verbosity, shown as INFO.
+//
+// # Signals
+//
+//	SIGHUP           reopen the -o file (log rotation: rename the file, send
+//	                 SIGHUP, and new lines go to a new file); the line saying
+//	                 so is written to the old file
+//	SIGTTIN, SIGTTOU raise or lower the verbosity by one, within 0..11
+//	SIGUSR1, SIGUSR2 logged; nothing else
+//	SIGTERM          graceful shutdown, exit status 0
+//	SIGINT           graceful shutdown, exit status 1 (nutcracker exits 1)
+//	SIGPIPE          ignored
+//
+// A graceful shutdown stops accepting clients, lets every client receive
+// the replies to the requests it has sent, waiting at most 10 seconds (or
+// until a second SIGTERM or SIGINT) before closing the remaining
+// connections, closes the stats server, removes the unix sockets and the
+// pid file, and logs "walnut stopped".
+//
+// # Daemon
+//
+// With -d, walnut starts itself again (Go cannot fork) with the same
+// arguments, the environment variable WALNUT_DAEMONIZED=1, in a new session
+// (setsid), with standard input, output and error on /dev/null and the same
+// working directory; the daemon sets its umask to 0 after opening the log
+// file, as nutcracker's does. The first process waits until the daemon
+// serves, then exits 0, or prints the daemon's startup error and exits 1.
+// The daemon reports on an inherited pipe (file descriptor 3), which it
+// closes after reporting.
+//
+// # Exit status
+//
+// 0 after -h, -V, -D, a valid -t, or SIGTERM. 1 after a bad option, an
+// invalid configuration, a failure to start (log file, bind, pid file), a
+// listener failing while serving, or SIGINT.
+//
+// # Differences from nutcracker 0.5.0
+//
+//   - The stats server listens on 127.0.0.1 by default, not 0.0.0.0; give
+//     -a 0.0.0.0 for nutcracker's behaviour. Its "service" is "walnut".
+//   - -m is checked as nutcracker checks it and otherwise ignored: walnut has
+//     no mbufs.
+//   - -V prints to stdout (nutcracker: stderr) and only its first line,
+//     "This is walnut-VERSION".
+//   - -t and a failed start print why the configuration is rejected;
+//     nutcracker -t prints only "syntax is invalid" (twice).
+//   - An unknown long option is reported as "unrecognized option '--x'";
+//     nutcracker prints "invalid option -- '\0'" with a NUL byte. -? is read
+//     as -h (nutcracker lists it in the usage but rejects it). Arguments
+//     that are not options are rejected (nutcracker ignores them). Long
+//     options cannot be abbreviated.
+//   - SIGTERM and SIGINT shut down gracefully and always remove the pid file
+//     and unix sockets. nutcracker exits at once on SIGINT, leaving both
+//     behind, and dies without cleaning up on SIGTERM.
+//   - The pid file is written after the listeners are bound, so a walnut
+//     that could not start leaves no pid file.
+//   - walnut -d reports the daemon's startup errors and exit status;
+//     nutcracker's parent exits 0 before the daemon binds anything. The
+//     daemon is started once in a new session rather than forked twice.
+//   - Log lines are log/slog text (time=… level=… msg=… key=value), not
+//     nutcracker's "[date] file.c:LINE message".
+//
+// walnut runs on Unix systems.
+package main

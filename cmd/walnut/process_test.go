@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// This file holds the helpers of the tests that run the walnut binary.
+
+// binDir holds the walnut binary, built once by walnutBinary and removed
+// by TestMain.
+var (
+	binDir    string
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// walnutBinary builds walnut once (with -race when the tests run with it)
+// and returns the path of the executable.
+func walnutBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "walnut-bin-")
+		if buildErr != nil {
+			return
+		}
+		path := filepath.Join(binDir, "walnut")
+		args := []string{"build", "-o", path}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		binPath = path
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A proc is a walnut process started by a test.
+type proc struct {
+	cmd    *exec.Cmd
+	output *syncBuffer // stdout and stderr
+	done   chan struct{}
+	code   int // exit status, valid after done is closed
+}
+
+// startWalnut starts the walnut binary in dir. The process is killed by
+// PID, if it is still running, when the test ends.
+func startWalnut(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{
+		cmd:    exec.Command(walnutBinary(t), args...),
+		output: &syncBuffer{},
+		done:   make(chan struct{}),
+	}
+	p.cmd.Dir = dir
+	p.cmd.Stdout = p.output
+	p.cmd.Stderr = p.output
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		_ = p.cmd.Wait()
+		p.code = p.cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	})
+	return p
+}
+
+// runWalnut runs walnut in dir to completion (at most 10s) and returns its
+// exit status and output.
+func runWalnut(t *testing.T, dir string, args ...string) (int, string) {
+	t.Helper()
+	p := startWalnut(t, dir, args...)
+	return p.wait(t, 10*time.Second), p.output.String()
+}
+
+// wait waits at most timeout for the process to exit and returns its exit
+// status.
+func (p *proc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(timeout):
+		t.Fatalf("walnut (pid %d) still running after %v; output:\n%s", p.cmd.Process.Pid, timeout, p.output.String())
+		return -1
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	require.NoError(t, syscall.Kill(p.cmd.Process.Pid, sig))
+}
+
+// runNutcracker runs nutcracker in dir to completion (at most 10s) and
+// returns its exit status and output.
+func runNutcracker(t *testing.T, bin, dir string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("nutcracker %v: %v", args, err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// readFile returns the contents of path, or "" if it cannot be read.
+func readFile(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// waitStarted waits until walnut has logged that it serves, which it does
+// after every listener is bound and the pid file written.
+func waitStarted(t *testing.T, p *proc, logPath string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(readFile(logPath), `msg="walnut started"`) {
+		if p.exited() {
+			t.Fatalf("walnut exited with status %d before it started; output:\n%s\nlog:\n%s", p.code, p.output.String(), readFile(logPath))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("walnut did not start within 10s; output:\n%s\nlog:\n%s", p.output.String(), readFile(logPath))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// exists reports whether path exists.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// respDo sends one command on a RESP connection (TCP or unix) and returns
+// the reply: a bulk string's contents or another reply's line.
+func respDo(t *testing.T, c net.Conn, r *bufio.Reader, args ...string) string {
+	t.Helper()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	var b []byte
+	b = fmt.Appendf(b, "*%d\r\n", len(args))
+	for _, a := range args {
+		b = fmt.Appendf(b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	_, err := c.Write(b)
+	require.NoError(t, err)
+	line, err := r.ReadString('\n')
+	require.NoError(t, err)
+	line = strings.TrimSuffix(line, "\r\n")
+	if !strings.HasPrefix(line, "$") {
+		return line
+	}
+	n, err := strconv.Atoi(line[1:])
+	require.NoError(t, err)
+	if n < 0 {
+		return ""
+	}
+	data := make([]byte, n+2)
+	_, err = io.ReadFull(r, data)
+	require.NoError(t, err)
+	return string(data[:n])
+}
+
+// readStats reads the stats document from addr.
+func readStats(addr string) (map[string]any, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("stats %q: %w", b, err)
+	}
+	return doc, nil
+}

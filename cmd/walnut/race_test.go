@@ -1,0 +1,6 @@
+//go:build race
+
+package main
+
+// raceEnabled builds the walnut binary of the tests with -race too.
+const raceEnabled = true
