@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,13 +33,21 @@ type clientConn struct {
 	ncalls int
 
 	slots   []slot
-	local   []byte  // locally generated replies, referenced by slots
-	keyCall []int32 // for fragmented requests: the call of each key
-	srvCall []int32 // scratch: server index → call index, -1 if none
-	pos     []int   // scratch: key positions
+	local   []byte    // locally generated replies, referenced by slots
+	keyCall []int32   // for fragmented requests: the call of each key
+	srvCall []int32   // scratch: server index → call index, -1 if none
+	pos     []int     // scratch: key positions
+	blocks  []mcBlock // scratch: VALUE blocks of the memcached fragments being merged
 	out     []byte
 
 	interrupted atomic.Bool
+
+	// Detached calls: memcached noreply requests, which the batch does
+	// not wait for (a backend that stops reading would otherwise hold the
+	// client, as noreply requests have no timeout). Their data is copied.
+	dmu       sync.Mutex
+	dfree     []*call
+	ndetached atomic.Int32 // in flight
 
 	// Redis session state.
 	authed bool
@@ -53,11 +62,19 @@ type call struct {
 	err    error  // pool error, if the request failed
 	buf    []byte // request bytes built by the proxy (fragments, re-encoded inline commands)
 	nkeys  int    // keys in a fragment
-	cur    int    // merge cursor into reply
+	cur    int    // merge cursor: into reply (Redis) or blocks (memcached)
+	blk0   int    // memcached merge: first of this call's blocks
+	nblk   int    // memcached merge: number of blocks
 	server int
+
+	detached bool // not part of a batch: see clientConn.dfree
 }
 
 func (c *call) done(reply []byte, err error) {
+	if c.detached {
+		c.cc.freeDetached(c)
+		return
+	}
 	c.err = err
 	c.reply = append(c.reply[:0], reply...)
 	if c.cc.pending.Add(-1) == 0 {
@@ -78,11 +95,10 @@ const (
 
 // A slot is one client request's place in the reply order.
 type slot struct {
-	kind         uint8
-	lo, hi       int32 // slotLocal: local[lo:hi]
-	call, ncall  int32 // calls[call : call+ncall]
-	key0, nkeys  int32 // keyCall[key0 : key0+nkeys]
-	noReplyError bool  // memcached noreply: suppress even error replies
+	kind        uint8
+	lo, hi      int   // slotLocal: local[lo:hi]
+	call, ncall int32 // calls[call : call+ncall]
+	key0, nkeys int32 // keyCall[key0 : key0+nkeys]
 }
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
@@ -153,6 +169,45 @@ func (c *clientConn) newCall(server int) (*call, int32) {
 	return cl, idx
 }
 
+// maxDetached is the most noreply requests of one client in flight
+// without being waited for; beyond it they are waited for like others,
+// which bounds the memory a client can pin in a stuck backend's queue.
+const maxDetached = 1024
+
+// detachedCall returns a call for a request the batch will not wait for,
+// or nil if the client has maxDetached of them in flight.
+func (c *clientConn) detachedCall(server int) *call {
+	if c.ndetached.Load() >= maxDetached {
+		return nil
+	}
+	c.dmu.Lock()
+	var cl *call
+	if n := len(c.dfree); n > 0 {
+		cl = c.dfree[n-1]
+		c.dfree = c.dfree[:n-1]
+	}
+	c.dmu.Unlock()
+	if cl == nil {
+		cl = &call{cc: c, detached: true}
+		cl.req.Done = cl.done
+	}
+	c.ndetached.Add(1)
+	cl.server = server
+	cl.buf = cl.buf[:0]
+	return cl
+}
+
+func (c *clientConn) freeDetached(cl *call) {
+	cl.req.Data = nil
+	if cap(cl.buf) > maxKeptBuffer {
+		cl.buf = nil
+	}
+	c.dmu.Lock()
+	c.dfree = append(c.dfree, cl)
+	c.dmu.Unlock()
+	c.ndetached.Add(-1)
+}
+
 // send queues a call on its server.
 func (c *clientConn) send(cl *call) {
 	c.pending.Add(1)
@@ -166,12 +221,11 @@ func (c *clientConn) wait() {
 	}
 }
 
-// addLocal appends a slot whose reply is the bytes appended to c.local by
-// fn.
+// addLocal appends a slot whose reply is b.
 func (c *clientConn) addLocal(b []byte) {
-	lo := int32(len(c.local))
+	lo := len(c.local)
 	c.local = append(c.local, b...)
-	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: int32(len(c.local))})
+	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: len(c.local)})
 }
 
 // write sends out and drops an oversized buffer.

@@ -88,6 +88,17 @@ func (c *clientConn) memcacheDispatch(req *memcache.Request) (quit bool) {
 
 // memcacheForward sends the request whole to server srv.
 func (c *clientConn) memcacheForward(req *memcache.Request, srv int) {
+	if req.Noreply {
+		if cl := c.detachedCall(srv); cl != nil {
+			cl.buf = append(cl.buf, req.Raw...)
+			cl.req.Data = cl.buf
+			cl.req.Tag = uint8(req.Command)
+			cl.req.NoReply = true
+			c.slots = append(c.slots, slot{kind: slotNone})
+			c.s.pool.Do(srv, &cl.req)
+			return
+		}
+	}
 	cl, idx := c.newCall(srv)
 	cl.req.Data = req.Raw
 	cl.req.Tag = uint8(req.Command)
@@ -180,35 +191,63 @@ func (c *clientConn) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []
 			return memcache.AppendServerError(out, cl.err.Error())
 		}
 	}
+	// Take every fragment apart into its VALUE blocks; it must end with
+	// END. An error line (alone or after values) is passed on; anything
+	// else is invalid.
+	c.blocks = c.blocks[:0]
 	for _, cl := range calls {
-		switch r := memcache.ClassifyResponse(cl.reply); {
-		case r == memcache.RespValue || r == memcache.RespEnd:
-		case r.IsError():
-			return append(out, cl.reply...)
-		default:
+		cl.blk0 = len(c.blocks)
+		b := cl.reply
+		for {
+			r := memcache.ClassifyResponse(b)
+			if r == memcache.RespValue {
+				var v memcache.Value
+				n, err := memcache.ParseValue(b, c.s.lim, &v)
+				if err != nil || n == 0 {
+					c.s.stats.forwardError.Add(1)
+					return memcache.AppendServerError(out, "Invalid argument")
+				}
+				c.blocks = append(c.blocks, mcBlock{key: v.Key, raw: v.Raw})
+				b = b[n:]
+				continue
+			}
+			if r == memcache.RespEnd && string(b) == "END\r\n" {
+				break
+			}
+			if r.IsError() {
+				return append(out, b...)
+			}
 			c.s.stats.forwardError.Add(1)
 			return memcache.AppendServerError(out, "Invalid argument")
 		}
-		cl.cur = 0
+		cl.cur = cl.blk0
+		cl.nblk = len(c.blocks) - cl.blk0
 	}
-	mark := len(out)
+	// Each requested key takes the first unused block with its key from
+	// its server's fragment, so values come out in request order even if
+	// a backend (such as another proxy) answered in another order.
 	for i, ci := range c.keyCall[sl.key0 : sl.key0+sl.nkeys] {
 		cl := c.calls[ci]
-		b := cl.reply[cl.cur:]
-		if memcache.ClassifyResponse(b) != memcache.RespValue {
-			continue
+		end := cl.blk0 + cl.nblk
+		for j := cl.cur; j < end; j++ {
+			bk := &c.blocks[j]
+			if bk.used || !bytes.Equal(bk.key, keys[i]) {
+				continue
+			}
+			bk.used = true
+			out = append(out, bk.raw...)
+			for cl.cur < end && c.blocks[cl.cur].used {
+				cl.cur++
+			}
+			break
 		}
-		var v memcache.Value
-		n, err := memcache.ParseValue(b, c.s.lim, &v)
-		if err != nil || n == 0 {
-			c.s.stats.forwardError.Add(1)
-			return memcache.AppendServerError(out[:mark], "Invalid argument")
-		}
-		if !bytes.Equal(v.Key, keys[i]) {
-			continue
-		}
-		out = append(out, v.Raw...)
-		cl.cur += n
 	}
+	clear(c.blocks) // drop references into the replies
 	return memcache.AppendEnd(out)
+}
+
+// An mcBlock is one VALUE block of a get fragment's reply.
+type mcBlock struct {
+	key, raw []byte
+	used     bool
 }

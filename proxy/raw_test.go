@@ -17,6 +17,7 @@ import (
 	"github.com/walnutproxy/walnut/protocol/memcache"
 	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/proxy"
+	"github.com/walnutproxy/walnut/shard"
 )
 
 // rawRedis is a raw client: it writes bytes and reads whole replies.
@@ -436,4 +437,153 @@ func TestUnixListenKeepsLiveSocket(t *testing.T) {
 	l4, err := s3.Listen()
 	require.NoError(t, err)
 	l4.Close()
+}
+
+func TestMemcacheNoreplyToStuckServerDoesNotBlock(t *testing.T) {
+	bs := startBackends(t, protocol.Memcache, 2)
+	s, addr := startProxy(t, protocol.Memcache, bs, func(c *proxy.Config) {
+		c.Pool.Timeout = 300 * time.Millisecond
+	})
+	keys := keysOnDistinctServers(t, s, 2)
+	stopped := s.Ring().PickString(keys[0])
+	for _, b := range bs {
+		if b.Addr == s.Ring().Server(stopped).Addr {
+			require.NoError(t, syscall.Kill(b.PID, syscall.SIGSTOP))
+			t.Cleanup(func() { _ = syscall.Kill(b.PID, syscall.SIGCONT) })
+		}
+	}
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	// 40 MB of noreply sets to the stopped server (more than its socket
+	// buffers take), then a get from the healthy one.
+	val := strings.Repeat("x", 500_000)
+	var req strings.Builder
+	for range 80 {
+		fmt.Fprintf(&req, "set %s 0 0 %d noreply\r\n%s\r\n", keys[0], len(val), val)
+	}
+	fmt.Fprintf(&req, "get %s\r\n", keys[1])
+	go func() { _, _ = nc.Write([]byte(req.String())) }()
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rd := memcache.NewReader(nc, protocol.Limits{})
+	b, err := rd.ReadResponse(memcache.Get)
+	require.NoError(t, err, "the get is answered although the noreply sets are stuck")
+	assert.Equal(t, "END\r\n", string(b))
+}
+
+func TestMemcacheEjectedServerIsReinstated(t *testing.T) {
+	bs := startBackends(t, protocol.Memcache, 2)
+	s, addr := startProxy(t, protocol.Memcache, bs, func(c *proxy.Config) {
+		c.Ring.Distribution = 1 // modula
+		c.Pool.Timeout = 200 * time.Millisecond
+		c.Pool.AutoEject = true
+		c.Pool.FailureLimit = 1
+		c.Pool.RetryTimeout = 100 * time.Millisecond
+	})
+	keys := keysOnDistinctServers(t, s, 2)
+	victim := s.Ring().PickString(keys[0])
+	var pid int
+	for _, b := range bs {
+		if b.Addr == s.Ring().Server(victim).Addr {
+			pid = b.PID
+		}
+	}
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	mc := dialMemcacheRaw(t, addr)
+	assert.Equal(t, "SERVER_ERROR Connection timed out\r\n", mc(fmt.Sprintf("get %s\r\n", keys[0])))
+	require.Eventually(t, func() bool { return !s.Ring().Live(victim) }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	// The probe ("version") must succeed and bring it back.
+	require.Eventually(t, func() bool { return s.Ring().Live(victim) }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, victim, s.Ring().PickString(keys[0]))
+}
+
+// dialMemcacheRaw returns a function that sends one request and returns
+// the raw reply line(s) up to the first CRLF-terminated line or END.
+func dialMemcacheRaw(t *testing.T, addr string) func(string) string {
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	rd := memcache.NewReader(nc, protocol.Limits{})
+	return func(req string) string {
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err := nc.Write([]byte(req))
+		require.NoError(t, err)
+		b, err := rd.ReadResponse(memcache.Get)
+		require.NoError(t, err)
+		return string(b)
+	}
+}
+
+// fakeMemcached answers every get with a value for each key, then END,
+// except that a request including the key "bad" ends with a SERVER_ERROR
+// after the values, as memcached does when it runs out of memory midway.
+func fakeMemcached(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				rd := memcache.NewReader(nc, protocol.Limits{})
+				for {
+					var req memcache.Request
+					if err := rd.ReadRequest(&req); err != nil {
+						return
+					}
+					var out []byte
+					bad := false
+					for _, k := range req.Keys {
+						if string(k) == "bad" {
+							bad = true
+							continue
+						}
+						out = memcache.AppendValue(out, k, 0, []byte("x"))
+					}
+					if bad {
+						out = append(out, "SERVER_ERROR out of memory writing get response\r\n"...)
+					} else if req.Command == memcache.Version {
+						out = append(out[:0], "VERSION fake\r\n"...)
+					} else {
+						out = memcache.AppendEnd(out)
+					}
+					if _, err := nc.Write(out); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestMemcacheSplitGetErrorAfterValues(t *testing.T) {
+	a, b := fakeMemcached(t), fakeMemcached(t)
+	cfg := proxy.Config{Name: "f", Protocol: protocol.Memcache, Servers: []shard.Server{{Addr: a}, {Addr: b}}}
+	cfg.Ring.Distribution = shard.Modula
+	s, err := proxy.New(cfg)
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = s.Serve(l) }()
+	defer s.Close()
+	keys := keysOnDistinctServers(t, s, 2)
+	// Find a key living with "bad".
+	badSrv := s.Ring().PickString("bad")
+	other, same := keys[0], keys[1]
+	if s.Ring().PickString(other) == badSrv {
+		other, same = keys[1], keys[0]
+	}
+	mc := dialMemcacheRaw(t, l.Addr().String())
+	// The fragment for badSrv is "get <same> bad": a value, then the error.
+	got := mc(fmt.Sprintf("get %s %s bad\r\n", other, same))
+	assert.Equal(t, "SERVER_ERROR out of memory writing get response\r\n", got,
+		"an error after values must not turn into a clean END")
+	assert.Equal(t, fmt.Sprintf("VALUE %s 0 1\r\nx\r\nEND\r\n", other), mc(fmt.Sprintf("get %s\r\n", other)))
 }

@@ -193,9 +193,9 @@ func (c *clientConn) redisFragment(cmd *resp.Command, name string, pos []int, st
 }
 
 func (c *clientConn) addError(msg string) {
-	lo := int32(len(c.local))
+	lo := len(c.local)
 	c.local = resp.AppendError(c.local, msg)
-	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: int32(len(c.local))})
+	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: len(c.local)})
 }
 
 func (c *clientConn) addCommandError(err error) {
@@ -272,9 +272,9 @@ func (c *clientConn) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool)
 }
 
 func (c *clientConn) addBulk(b []byte) {
-	lo := int32(len(c.local))
+	lo := len(c.local)
 	c.local = resp.AppendBulk(c.local, b)
-	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: int32(len(c.local))})
+	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: len(c.local)})
 }
 
 // checkAuth compares user and password with the pool's, in constant time
@@ -323,21 +323,25 @@ func (c *clientConn) hello(args [][]byte) {
 			return
 		}
 	}
-	var name []byte
-	setName := false
+	var name, user, password []byte
+	setName, auth := false, false
 	for i := 2; i < len(args); i++ {
 		switch {
 		case equalFold(args[i], "auth") && i+2 < len(args):
-			if msg := c.checkAuth(args[i+1], args[i+2]); msg != "" {
-				c.addError(msg)
-				return
-			}
+			user, password, auth = args[i+1], args[i+2], true
 			i += 2
 		case equalFold(args[i], "setname") && i+1 < len(args):
 			name, setName = args[i+1], true
 			i++
 		default:
 			c.addError("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
+			return
+		}
+	}
+	// As redis-server: every option is checked before AUTH takes effect.
+	if auth {
+		if msg := c.checkAuth(user, password); msg != "" {
+			c.addError(msg)
 			return
 		}
 	}
@@ -348,7 +352,7 @@ func (c *clientConn) hello(args [][]byte) {
 	if setName {
 		c.name = append(c.name[:0], name...)
 	}
-	lo := int32(len(c.local))
+	lo := len(c.local)
 	b := resp.AppendArrayHeader(c.local, 14)
 	b = resp.AppendBulkString(b, "server")
 	b = resp.AppendBulkString(b, "redis")
@@ -365,7 +369,7 @@ func (c *clientConn) hello(args [][]byte) {
 	b = resp.AppendBulkString(b, "modules")
 	b = resp.AppendArrayHeader(b, 0)
 	c.local = b
-	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: int32(len(c.local))})
+	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: len(c.local)})
 }
 
 func equalFold(b []byte, lower string) bool {

@@ -32,7 +32,8 @@ type Config struct {
 
 	// Network and Addr are where ListenAndServe listens: "tcp" (the
 	// default when empty) with "host:port", or "unix" with a socket path.
-	// An existing file at a unix path is removed first, as twemproxy does.
+	// A stale socket file at a unix path is removed first, as twemproxy
+	// does, but not one that a running process accepts on.
 	Network, Addr string
 	// SocketPerm, if not zero, is applied to a unix socket with chmod.
 	SocketPerm os.FileMode
@@ -200,7 +201,13 @@ func New(cfg Config) (*Server, error) {
 		}
 	case protocol.Memcache:
 		opts.Framer = func(b []byte, req *pool.Request) (int, error) {
-			return memcache.FrameResponseHint(b, memcache.Command(req.Tag), lim)
+			cmd := memcache.Command(req.Tag)
+			if cmd == memcache.Unknown {
+				// The pool's own probe ("version"), the one request
+				// without a Tag: memcached pools have no Init.
+				cmd = memcache.Version
+			}
+			return memcache.FrameResponseHint(b, cmd, lim)
 		}
 		opts.IsError = nil
 		opts.IsFailure = nil
@@ -370,7 +377,14 @@ func (s *Server) accept(nc net.Conn) {
 		s.stats.clientConns.Add(-1)
 		s.stats.clientErr.Add(1)
 		s.log.Warn("client refused: client_connections reached", "limit", s.cfg.MaxClients, "remote", nc.RemoteAddr().String())
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			msg := fmt.Sprintf("max number of clients reached (client_connections: %d)", s.cfg.MaxClients)

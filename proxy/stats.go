@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/walnutproxy/walnut/pool"
@@ -121,28 +122,44 @@ func (st *StatsServer) Serve(l net.Listener) error {
 	}
 	st.listeners[l] = struct{}{}
 	st.mu.Unlock()
+	defer func() {
+		st.mu.Lock()
+		delete(st.listeners, l)
+		st.mu.Unlock()
+	}()
+	var backoff time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			st.mu.Lock()
 			closed := st.closed
-			delete(st.listeners, l)
 			st.mu.Unlock()
 			if closed {
 				return ErrServerClosed
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				st.mu.Lock()
-				st.listeners[l] = struct{}{}
-				st.mu.Unlock()
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors: back off and keep serving, as
+				// Server.Serve does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				if st.Logger != nil {
+					st.Logger.Warn("stats accept failed", "err", err, "retry_in", backoff)
+				}
+				time.Sleep(backoff)
 				continue
 			}
 			return err
 		}
-		doc := st.Document(time.Now())
+		backoff = 0
+		st.mu.Lock()
+		if st.closed {
+			st.mu.Unlock()
+			c.Close()
+			return ErrServerClosed
+		}
 		st.wg.Add(1)
+		st.mu.Unlock()
+		doc := st.Document(time.Now())
 		go func() {
 			defer st.wg.Done()
 			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
