@@ -115,7 +115,36 @@ func newClientConn(s *Server, nc net.Conn) *clientConn {
 // it first.
 func (c *clientConn) interrupt() {
 	c.interrupted.Store(true)
-	_ = c.nc.SetReadDeadline(time.Now())
+	// Requests already on their way are still read and answered.
+	_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
+}
+
+// done reports whether the session should end after a batch: only after
+// QUIT. On Shutdown the session goes on while requests keep arriving
+// within drainGrace of each other, so requests a client sent before
+// Shutdown are answered; Shutdown's context bounds the whole.
+func (c *clientConn) done(quit bool) bool {
+	if quit {
+		return true
+	}
+	if c.interrupted.Load() {
+		_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
+	}
+	return false
+}
+
+// linger ends a connection closed by Shutdown: it sends FIN and discards
+// what the client still sends for a moment, so that closing with unread
+// data does not reset the connection and destroy replies the client has
+// not read yet.
+func (c *clientConn) linger() {
+	type closeWriter interface{ CloseWrite() error }
+	cw, ok := c.nc.(closeWriter)
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
+	_, _ = io.Copy(io.Discard, c.nc)
 }
 
 func (c *clientConn) serve() {
@@ -124,6 +153,9 @@ func (c *clientConn) serve() {
 		err = c.serveRedis()
 	} else {
 		err = c.serveMemcache()
+	}
+	if c.interrupted.Load() {
+		c.linger()
 	}
 	c.nc.Close()
 	c.s.stats.clientConns.Add(-1)
@@ -235,20 +267,54 @@ func (c *clientConn) write(out []byte) error {
 		out = nil
 	}
 	c.out = out[:0]
-	for i := range c.calls[:c.ncalls] {
-		cl := c.calls[i]
-		if cap(cl.reply) > maxKeptBuffer {
-			cl.reply = nil
+	c.trim()
+	return err
+}
+
+// trim bounds what a client keeps between batches, so that an idle
+// connection that once ran a large batch holds little memory: at most
+// maxKeptCalls calls, and their buffers only up to keptBudget bytes in all.
+func (c *clientConn) trim() {
+	kept := 0
+	for _, cl := range c.calls {
+		kept += cap(cl.reply) + cap(cl.buf)
+		if kept > keptBudget {
+			cl.reply, cl.buf = nil, nil
 		}
-		if cap(cl.buf) > maxKeptBuffer {
-			cl.buf = nil
-		}
+	}
+	if len(c.calls) > maxKeptCalls {
+		clear(c.calls[maxKeptCalls:])
+		c.calls = c.calls[:maxKeptCalls:maxKeptCalls]
 	}
 	if cap(c.local) > maxKeptBuffer {
 		c.local = nil
 	}
-	return err
+	if cap(c.slots) > maxKeptCalls {
+		c.slots = nil
+	}
+	if cap(c.keyCall) > 4*maxKeptCalls {
+		c.keyCall = nil
+	}
+	if cap(c.pos) > 4*maxKeptCalls {
+		c.pos = nil
+	}
+	if cap(c.blocks) > 4*maxKeptCalls {
+		c.blocks = nil
+	}
 }
+
+const (
+	// maxKeptCalls is the most call objects a client keeps between
+	// batches.
+	maxKeptCalls = 64
+	// keptBudget bounds the bytes of the request and reply buffers a
+	// client keeps between batches.
+	keptBudget = 256 << 10
+	// drainGrace is how long Shutdown waits for requests a client has
+	// sent but the proxy has not read yet, and then for the client to
+	// close, before closing its connection.
+	drainGrace = 100 * time.Millisecond
+)
 
 // maxKeptBuffer is the largest scratch buffer kept between batches.
 const maxKeptBuffer = 256 << 10

@@ -19,8 +19,14 @@
 // batch is answered, and writes all the replies, in request order, with one
 // write. There is no lock shared between clients on this path: the ring is
 // read through an atomic pointer, the pool locks per backend connection.
-// Pipelining depth is unlimited; a client that sends without reading is
-// slowed by TCP back-pressure, not buffered without bound.
+// Pipelining depth is unlimited. A batch is at most what one read buffer
+// holds (16 KiB of requests, more for one long request), and its replies are
+// held until the whole batch is answered, so memory follows the replies of
+// one batch; a client that sends without reading is then slowed by TCP
+// back-pressure. Between batches a client keeps at most a few hundred KiB of
+// buffers. memcached noreply requests are not waited for (their bytes are
+// copied), so a backend that stops reading cannot hold up a client's other
+// requests.
 //
 // # Routing (Redis)
 //
@@ -39,7 +45,9 @@
 //     different servers (twemproxy sends them anyway); EVAL with numkeys 0
 //     goes to the server of the key "placeholder", like COMMAND and LOLWUT;
 //   - PING [msg], ECHO, QUIT, AUTH, SELECT 0, HELLO [2], RESET and CLIENT
-//     SETNAME/GETNAME/SETINFO are answered by the proxy;
+//     SETNAME/GETNAME/SETINFO are answered by the proxy. QUIT is answered
+//     +OK, as redis-server 7 does (twemproxy sends nothing), then the
+//     connection is closed once the earlier replies are written;
 //   - other commands (KEYS, SCAN, MULTI, SUBSCRIBE, SELECT n, …) get an
 //     error reply that names the command and says why, and the connection
 //     stays open (twemproxy closes it without a word). Unknown commands and
@@ -65,7 +73,19 @@
 // server of "placeholder"; quit closes. stats, flush_all and verbosity get
 // a CLIENT_ERROR naming the command, meta commands a CLIENT_ERROR (mn is
 // answered MN), unknown commands ERROR; the connection stays open
-// (twemproxy closes it).
+// (twemproxy closes it). Requests are read as memcached 1.6 reads them,
+// where twemproxy is stricter and closes the connection: a negative exptime
+// and "delete <key> 0" are forwarded, a data block without its CRLF gets
+// "CLIENT_ERROR bad data chunk" and reading goes on, and an HTTP request
+// line gets ERROR.
+//
+// # Shutdown
+//
+// Shutdown stops accepting, then lets each client finish: the batch in
+// progress is answered, and so are requests that keep arriving within
+// 100 ms of the last batch (those the client sent before Shutdown); then
+// the proxy sends FIN, discards what the client still sends for 100 ms, and
+// closes, so that replies are not destroyed by a reset.
 //
 // # Failures
 //

@@ -13,6 +13,9 @@ func (c *clientConn) serveMemcache() error {
 	var reqs []memcache.Request
 	for {
 		var err error
+		if cap(reqs) > maxKeptCalls {
+			reqs = nil // a large batch's requests are not kept
+		}
 		reqs, err = rd.ReadRequests(reqs)
 		if err != nil {
 			var pe *protocol.Error
@@ -49,7 +52,7 @@ func (c *clientConn) serveMemcache() error {
 		if err := c.write(out); err != nil {
 			return err
 		}
-		if quit || c.interrupted.Load() {
+		if c.done(quit) {
 			return nil
 		}
 	}

@@ -1,10 +1,12 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -586,4 +588,54 @@ func TestMemcacheSplitGetErrorAfterValues(t *testing.T) {
 	assert.Equal(t, "SERVER_ERROR out of memory writing get response\r\n", got,
 		"an error after values must not turn into a clean END")
 	assert.Equal(t, fmt.Sprintf("VALUE %s 0 1\r\nx\r\nEND\r\n", other), mc(fmt.Sprintf("get %s\r\n", other)))
+}
+
+func TestShutdownAnswersRequestsInTransit(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 1)
+	s, addr := startProxy(t, protocol.Redis, bs, nil)
+	c := rawDial(t, addr)
+	require.Equal(t, "+PONG\r\n", c.do("PING"))
+	require.NoError(t, syscall.Kill(bs[0].PID, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(bs[0].PID, syscall.SIGCONT) })
+	// SET a waits at the stopped backend; SET b is sent meanwhile, so it
+	// is still in the socket when Shutdown begins.
+	c.send(cmd("SET", "a", "1"))
+	time.Sleep(200 * time.Millisecond)
+	c.send(cmd("SET", "b", "2"))
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, syscall.Kill(bs[0].PID, syscall.SIGCONT))
+	assert.Equal(t, "+OK\r\n", c.reply())
+	assert.Equal(t, "+OK\r\n", c.reply())
+	assert.True(t, c.closed(), "closed cleanly (EOF, not reset)")
+	require.NoError(t, <-done)
+}
+
+func heapInuse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+func TestIdleClientKeepsLittleMemory(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 1)
+	_, addr := startProxy(t, protocol.Redis, bs, nil)
+	c := rawDial(t, addr)
+	val := strings.Repeat("v", 200_000)
+	require.Equal(t, "+OK\r\n", c.do("SET", "big", val))
+	before := heapInuse()
+	// One batch of 300 GETs of a 200 kB value: 60 MB of replies.
+	_, err := c.nc.Write([]byte(strings.Repeat("GET big\r\n", 300)))
+	require.NoError(t, err)
+	for range 300 {
+		b, err := c.rd.ReadRawReply()
+		require.NoError(t, err)
+		require.Len(t, b, len(val)+len("$200000\r\n\r\n"))
+	}
+	after := heapInuse()
+	t.Logf("heap in use before %d MB, idle after the batch %d MB", before>>20, after>>20)
+	assert.Less(t, int64(after)-int64(before), int64(16<<20), "an idle client must not keep its batch's buffers")
 }

@@ -30,6 +30,9 @@ func (c *clientConn) serveRedis() error {
 	var cmds []resp.Command
 	for {
 		var err error
+		if cap(cmds) > maxKeptCalls {
+			cmds = nil // a large batch's commands are not kept
+		}
 		cmds, err = rd.ReadCommands(cmds)
 		if err != nil {
 			var pe *protocol.Error
@@ -55,7 +58,7 @@ func (c *clientConn) serveRedis() error {
 		if err := c.write(out); err != nil {
 			return err
 		}
-		if quit || c.interrupted.Load() {
+		if c.done(quit) {
 			return nil
 		}
 	}

@@ -421,8 +421,8 @@ func (s *Server) accept(nc net.Conn) {
 }
 
 // Shutdown stops accepting clients, lets every client finish the requests
-// it has sent (the replies are written), closes the client connections and
-// then the backends. If ctx ends first, Shutdown closes everything at once
+// it has sent (see the package documentation), closes the client
+// connections and then the backends. If ctx ends first, Shutdown closes everything at once
 // and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginClose()
