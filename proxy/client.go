@@ -37,6 +37,7 @@ type clientConn struct {
 	keyCall []int32   // for fragmented requests: the call of each key
 	srvCall []int32   // scratch: server index → call index, -1 if none
 	pos     []int     // scratch: key positions
+	keys    [][]byte  // scratch: the keys of a command being split
 	blocks  []mcBlock // scratch: VALUE blocks of the memcached fragments being merged
 	out     []byte
 
@@ -240,6 +241,37 @@ func (c *clientConn) freeDetached(cl *call) {
 	c.ndetached.Add(-1)
 }
 
+// group assigns each of keys to a new call for its server, one call per
+// server in order of first appearance, counting each call's keys and
+// recording in keyCall the call of each key. If every key lives on one
+// server it undoes that and returns the server as one (else one is -1).
+func (c *clientConn) group(keys [][]byte) (first, ncall, key0 int32, one int) {
+	r := c.ring()
+	first = int32(c.ncalls)
+	key0 = int32(len(c.keyCall))
+	for _, k := range keys {
+		srv := r.Pick(k)
+		ci := c.srvCall[srv]
+		if ci < 0 {
+			_, ci = c.newCall(srv)
+			c.srvCall[srv] = ci
+		}
+		c.calls[ci].nkeys++
+		c.keyCall = append(c.keyCall, ci)
+	}
+	ncall = int32(c.ncalls) - first
+	for _, cl := range c.calls[first:c.ncalls] {
+		c.srvCall[cl.server] = -1
+	}
+	if ncall == 1 {
+		one = c.calls[first].server
+		c.ncalls = int(first)
+		c.keyCall = c.keyCall[:key0]
+		return first, 0, key0, one
+	}
+	return first, ncall, key0, -1
+}
+
 // send queues a call on its server.
 func (c *clientConn) send(cl *call) {
 	c.pending.Add(1)
@@ -294,6 +326,10 @@ func (c *clientConn) trim() {
 	}
 	if cap(c.keyCall) > 4*maxKeptCalls {
 		c.keyCall = nil
+	}
+	clear(c.keys) // they point into the read buffer
+	if cap(c.keys) > 4*maxKeptCalls {
+		c.keys = nil
 	}
 	if cap(c.pos) > 4*maxKeptCalls {
 		c.pos = nil

@@ -122,27 +122,9 @@ func (c *clientConn) memcacheFragment(req *memcache.Request) {
 		c.memcacheForward(req, r.Pick(req.Keys[0]))
 		return
 	}
-	first := int32(c.ncalls)
-	key0 := int32(len(c.keyCall))
-	for _, k := range req.Keys {
-		srv := r.Pick(k)
-		ci := c.srvCall[srv]
-		if ci < 0 {
-			_, ci = c.newCall(srv)
-			c.srvCall[srv] = ci
-		}
-		c.calls[ci].nkeys++
-		c.keyCall = append(c.keyCall, ci)
-	}
-	ncall := int32(c.ncalls) - first
-	for _, cl := range c.calls[first:c.ncalls] {
-		c.srvCall[cl.server] = -1
-	}
-	if ncall == 1 {
-		srv := c.calls[first].server
-		c.ncalls = int(first)
-		c.keyCall = c.keyCall[:key0]
-		c.memcacheForward(req, srv)
+	first, ncall, key0, one := c.group(req.Keys)
+	if one >= 0 {
+		c.memcacheForward(req, one)
 		return
 	}
 	gat := req.Command == memcache.Gat || req.Command == memcache.Gats

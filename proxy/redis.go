@@ -151,29 +151,14 @@ func (c *clientConn) forward(cmd *resp.Command, srv int) {
 // with that server's keys (and values, for step 2) in request order. If all
 // keys live on one server the command is forwarded whole.
 func (c *clientConn) redisFragment(cmd *resp.Command, name string, pos []int, step int, kind uint8) {
-	r := c.ring()
 	args := cmd.Args
-	first := int32(c.ncalls)
-	key0 := int32(len(c.keyCall))
+	c.keys = c.keys[:0]
 	for _, p := range pos {
-		srv := r.Pick(args[p])
-		ci := c.srvCall[srv]
-		if ci < 0 {
-			_, ci = c.newCall(srv)
-			c.srvCall[srv] = ci
-		}
-		c.calls[ci].nkeys++
-		c.keyCall = append(c.keyCall, ci)
+		c.keys = append(c.keys, args[p])
 	}
-	ncall := int32(c.ncalls) - first
-	for _, cl := range c.calls[first:c.ncalls] {
-		c.srvCall[cl.server] = -1
-	}
-	if ncall == 1 {
-		// One server: forward as is.
-		c.ncalls = int(first)
-		c.keyCall = c.keyCall[:key0]
-		c.forward(cmd, c.calls[first].server)
+	first, ncall, key0, one := c.group(c.keys)
+	if one >= 0 {
+		c.forward(cmd, one) // one server: forward as is
 		return
 	}
 	for _, cl := range c.calls[first:c.ncalls] {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/walnutproxy/walnut/internal/testserver"
 )
 
 // This file holds the helpers of the tests that run the walnut binary.
@@ -73,28 +73,10 @@ func walnutBinary(t *testing.T) string {
 	return binPath
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A proc is a walnut process started by a test.
 type proc struct {
 	cmd    *exec.Cmd
-	output *syncBuffer // stdout and stderr
+	output *testserver.SyncBuffer // stdout and stderr
 	done   chan struct{}
 	code   int // exit status, valid after done is closed
 }
@@ -105,7 +87,7 @@ func startWalnut(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
 	p := &proc{
 		cmd:    exec.Command(walnutBinary(t), args...),
-		output: &syncBuffer{},
+		output: &testserver.SyncBuffer{},
 		done:   make(chan struct{}),
 	}
 	p.cmd.Dir = dir
@@ -241,21 +223,5 @@ func respDo(t *testing.T, c net.Conn, r *bufio.Reader, args ...string) string {
 
 // readStats reads the stats document from addr.
 func readStats(addr string) (map[string]any, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(c)
-	if err != nil {
-		return nil, err
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("stats %q: %w", b, err)
-	}
-	return doc, nil
+	return testserver.ReadStats(addr, 5*time.Second)
 }

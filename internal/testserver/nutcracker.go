@@ -171,7 +171,13 @@ func (n *Nutcracker) Stats(t testing.TB) map[string]any {
 }
 
 func (n *Nutcracker) readStats(timeout time.Duration) (map[string]any, error) {
-	c, err := net.DialTimeout("tcp", n.StatsAddr, timeout)
+	return ReadStats(n.StatsAddr, timeout)
+}
+
+// ReadStats reads one stats document (nutcracker's or walnut's) from the
+// stats server at addr, waiting at most timeout, and decodes it.
+func ReadStats(addr string, timeout time.Duration) (map[string]any, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -172,20 +172,22 @@ func (s *Server) Output() string { return s.proc.output() }
 // Exited reports whether the process has exited, for any reason.
 func (s *Server) Exited() bool { return s.proc.exited() }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of os/exec's
+// SyncBuffer is a bytes.Buffer safe for the concurrent writes of os/exec's
 // stdout and stderr copiers and reads by the test.
-type syncBuffer struct {
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -196,7 +198,7 @@ func (b *syncBuffer) String() string {
 type process struct {
 	name     string
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *SyncBuffer
 	done     chan struct{}
 	waitErr  error // written before done is closed
 	stopOnce sync.Once
@@ -207,7 +209,7 @@ type process struct {
 
 // startProcess starts path with args in dir, capturing stdout and stderr.
 func startProcess(path string, args []string, dir string) (*process, error) {
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	// Not CommandContext: the process must outlive any test context and
 	// is stopped by stop, from t.Cleanup.
 	cmd := exec.Command(path, args...)
