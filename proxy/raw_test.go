@@ -19,6 +19,7 @@ import (
 	"github.com/walnutproxy/walnut/protocol/memcache"
 	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/proxy"
+	"github.com/walnutproxy/walnut/proxy/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 
@@ -638,4 +639,26 @@ func TestIdleClientKeepsLittleMemory(t *testing.T) {
 	after := heapInuse()
 	t.Logf("heap in use before %d MB, idle after the batch %d MB", before>>20, after>>20)
 	assert.Less(t, int64(after)-int64(before), int64(16<<20), "an idle client must not keep its batch's buffers")
+}
+
+func TestListenIPv6(t *testing.T) {
+	probe, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Close()
+	bs := startBackends(t, protocol.Redis, 1)
+	// nutcracker's unbracketed form, split at the last colon.
+	pools, err := config.Parse("v6.yml", []byte(fmt.Sprintf("v6:\n  listen: ::1:%d\n  redis: true\n  servers:\n   - %s:1\n", port, bs[0].Addr)))
+	require.NoError(t, err)
+	s, err := proxy.New(proxy.FromPool(pools[0], nil))
+	require.NoError(t, err)
+	l, err := s.Listen()
+	require.NoError(t, err)
+	go func() { _ = s.Serve(l) }()
+	defer s.Close()
+	c := rawDial(t, fmt.Sprintf("[::1]:%d", port))
+	assert.Equal(t, "+OK\r\n", c.do("SET", "v6", "1"))
+	assert.Equal(t, "$1\r\n1\r\n", c.do("GET", "v6"))
 }
