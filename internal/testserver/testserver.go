@@ -100,6 +100,9 @@ func FreePort(t testing.TB, host string) int {
 	var lastErr error
 	for range 100 {
 		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		if !handOut(port) {
+			continue // given to another caller of this process already
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			lastErr = err
@@ -112,6 +115,31 @@ func FreePort(t testing.TB, host string) int {
 	}
 	t.Fatalf("testserver: no free port on %s in [%d, %d): %v", host, freePortLow, freePortHigh, lastErr)
 	return 0
+}
+
+// handedOut records the ports FreePort has returned in this process, so
+// that it never returns one twice: the ports are not reserved, and two
+// callers that each ask for a port before binding either (such as a test
+// writing a config with several listen addresses) must get different ones.
+// This is test support code; the state lives as long as the test binary.
+var handedOut struct {
+	mu    sync.Mutex
+	ports map[int]bool
+}
+
+// handOut marks port as handed out and reports whether it was free to
+// hand out. Once most of the range is used it stops refusing.
+func handOut(port int) bool {
+	handedOut.mu.Lock()
+	defer handedOut.mu.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = make(map[int]bool)
+	}
+	if handedOut.ports[port] && len(handedOut.ports) < (freePortHigh-freePortLow)/2 {
+		return false
+	}
+	handedOut.ports[port] = true
+	return true
 }
 
 // The range FreePort draws from: below the ephemeral range, above the
