@@ -30,6 +30,8 @@ var allowed = map[string][]string{
 	"proxy/config":        {"hashkit", "shard", "go.yaml.in/yaml/v3"},
 	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "proxy/config", "internal/bytesconv"},
 	"cmd/walnut":          {"proxy", "proxy/config", "hashkit", "shard", "protocol", "pool", "github.com/spf13/pflag", "github.com/prometheus/client_golang", "go.yaml.in/yaml/v3"},
+	"adapter/goredis":     {"shard", "hashkit", "proxy/config", "github.com/redis/go-redis/v9"},
+	"adapter/gomemcache":  {"shard", "hashkit", "proxy/config", "github.com/bradfitz/gomemcache"},
 	"internal/bytesconv":  {},
 	"internal/testserver": {},
 	"bench":               {"*"},
@@ -37,8 +39,17 @@ var allowed = map[string][]string{
 }
 
 // clientLibs are the client libraries used as independent implementations:
-// only tests, examples/ and bench/ may depend on them.
+// only tests, examples/ and bench/ may depend on them, and the adapter that
+// plugs walnut's placement into each (adapterFor), so that only programs
+// importing that adapter compile the library.
 var clientLibs = []string{"github.com/redis/go-redis/", "github.com/bradfitz/gomemcache/"}
+
+// adapterFor names the one package outside tests, examples/ and bench/ that
+// may depend on each client library.
+var adapterFor = map[string]string{
+	"github.com/redis/go-redis/":      "adapter/goredis",
+	"github.com/bradfitz/gomemcache/": "adapter/gomemcache",
+}
 
 type listedPackage struct {
 	ImportPath string
@@ -137,7 +148,7 @@ func TestImportPolicy(t *testing.T) {
 		}
 		for _, dep := range p.Deps {
 			for _, lib := range clientLibs {
-				if strings.HasPrefix(dep, lib) {
+				if strings.HasPrefix(dep, lib) && adapterFor[lib] != pkg {
 					t.Errorf("%s depends on %s: client libraries belong only in tests, examples/ and bench/", pkg, dep)
 				}
 			}
