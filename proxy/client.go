@@ -11,6 +11,8 @@ import (
 
 	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/memcache"
+	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/shard"
 )
 
@@ -42,6 +44,11 @@ type clientConn struct {
 	out     []byte
 
 	interrupted atomic.Bool
+
+	// In-process use (Client): the requests of the batch, copied.
+	in     []byte
+	cmds   []resp.Command
+	mcreqs []memcache.Request
 
 	// Detached calls: memcached noreply requests, which the batch does
 	// not wait for (a backend that stops reading would otherwise hold the

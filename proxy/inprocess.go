@@ -1,0 +1,279 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/memcache"
+	"github.com/walnutproxy/walnut/protocol/resp"
+	"github.com/walnutproxy/walnut/shard"
+)
+
+// ErrIncomplete is returned by Client.Do for a request that ends before
+// its last byte (a RESP command cut short, a memcached line without its
+// CRLF or data block).
+var ErrIncomplete = errors.New("proxy: incomplete request")
+
+// ErrClientClosed is returned by Client.Do after Close.
+var ErrClientClosed = errors.New("proxy: client closed")
+
+// A Client sends requests to a pool's servers from inside the process, with
+// no proxy in between: each request is routed, split and merged exactly as
+// a Server does it (the same code), and sent on the same pipelined backend
+// connections. Requests from all goroutines share those connections and
+// are written in batches, so concurrent callers get pipelining without
+// asking for it; MGET, MSET, DEL, UNLINK, TOUCH and EXISTS (and memcached
+// multi-key gets) work across servers, which go-redis's Ring does not do
+// (it sends an MGET to the server of its first key).
+//
+// A Client is safe for concurrent use. Close releases its connections.
+type Client struct {
+	s     *Server
+	conns sync.Pool // of *clientConn, one per request in progress
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup // calls in progress, so that Close can wait
+}
+
+// NewClient builds a Client for the pool cfg describes, as New builds a
+// Server; the listen and client-side fields of cfg (Network, Addr,
+// SocketPerm, MaxClients, TCPKeepAlive) are not used, and no password is
+// asked of the caller (Auth is still sent to the servers). Like New it
+// connects to nothing until the first request unless cfg.Pool.Preconnect is
+// set. See FromPool to build cfg from a nutcracker.yml.
+func NewClient(cfg Config) (*Client, error) {
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{s: s}
+	c.conns.New = func() any {
+		cc := newClientConn(s, nil)
+		cc.authed = true
+		return cc
+	}
+	return c, nil
+}
+
+// Ring returns the ring requests are routed with now (it changes when
+// servers are ejected and reinstated).
+func (c *Client) Ring() *shard.Ring { return c.s.Ring() }
+
+// Stats returns the pool's statistics (the client-side counters stay 0).
+func (c *Client) Stats() PoolStats { return c.s.Stats() }
+
+// Close closes the backend connections. Requests in flight fail. It waits
+// for calls in progress to return.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	err := c.s.Close()
+	c.wg.Wait()
+	return err
+}
+
+// Do sends one raw request and returns its raw reply: for a Redis pool a
+// command in RESP (as resp.AppendCommand writes it) and its RESP2 reply; for
+// a memcached pool one text request (a storage request with its data
+// block) and its reply ("STORED\r\n", "VALUE … END\r\n", …). A memcached
+// noreply request returns a nil reply once it has been queued.
+//
+// Replies are data, not errors: an error reply from a server ("-ERR …",
+// "SERVER_ERROR …"), or the one the proxy makes up when a server fails
+// ("-ERR Connection refused"), is returned as the reply with a nil error.
+// Do returns an error only for a request it cannot parse (the
+// *protocol.Error, or ErrIncomplete), after Close (ErrClientClosed), or when
+// ctx ends first (ctx.Err(); the request may still be carried out).
+//
+// Do copies req, so the caller may reuse it at once, and returns a new
+// slice. It is safe to call from many goroutines.
+func (c *Client) Do(ctx context.Context, req []byte) ([]byte, error) {
+	replies, err := c.do(ctx, req, nil)
+	if err != nil {
+		return nil, err
+	}
+	return replies[0], nil
+}
+
+// DoMulti sends several raw requests together, as a client pipelining them
+// would, and returns their replies in the same order. See Do.
+func (c *Client) DoMulti(ctx context.Context, reqs ...[]byte) ([][]byte, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	return c.do(ctx, nil, reqs)
+}
+
+// Command is Do for a Redis pool with the command given as strings,
+// returning the parsed reply. An error reply is a Value of Type '-'.
+func (c *Client) Command(ctx context.Context, args ...string) (resp.Value, error) {
+	if c.s.cfg.Protocol != protocol.Redis {
+		return resp.Value{}, fmt.Errorf("proxy: Command needs a redis pool; %q is memcached", c.s.cfg.Name)
+	}
+	reply, err := c.Do(ctx, resp.AppendCommandString(nil, args...))
+	if err != nil {
+		return resp.Value{}, err
+	}
+	var v resp.Value
+	if _, err := resp.ParseReply(reply, c.s.lim, &v); err != nil {
+		return resp.Value{}, err
+	}
+	return v, nil
+}
+
+// do runs one batch: req alone, or reqs.
+func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClientClosed
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	defer c.wg.Done()
+
+	cc := c.conns.Get().(*clientConn)
+	// Requests are copied into the connection's own buffer: the pool may
+	// still be writing them when ctx ends and Do returns.
+	cc.in = cc.in[:0]
+	if reqs == nil {
+		cc.in = append(cc.in, req...)
+	} else {
+		for _, r := range reqs {
+			cc.in = append(cc.in, r...)
+		}
+	}
+	n := max(len(reqs), 1)
+	cc.begin()
+	var err error
+	if c.s.cfg.Protocol == protocol.Redis {
+		err = cc.dispatchRedisBytes(n)
+	} else {
+		err = cc.dispatchMemcacheBytes(n)
+	}
+	if err != nil {
+		// Let what was sent complete before the connection is reused.
+		cc.wait()
+		c.conns.Put(cc)
+		return nil, err
+	}
+	if cc.pending.Add(-1) != 0 {
+		select {
+		case <-cc.wake:
+		case <-ctx.Done():
+			// Recycle the connection once its calls are done.
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				<-cc.wake
+				c.conns.Put(cc)
+			}()
+			return nil, ctx.Err()
+		}
+	}
+	// One allocation for all the replies of the batch.
+	out := cc.out[:0]
+	ends := cc.pos[:0]
+	for i := range cc.slots {
+		if c.s.cfg.Protocol == protocol.Redis {
+			out = cc.appendRedisReply(out, &cc.slots[i])
+		} else {
+			out = cc.appendMemcacheReply(out, &cc.slots[i], cc.mcreqs[i].Keys)
+		}
+		ends = append(ends, len(out))
+	}
+	buf := make([]byte, len(out))
+	copy(buf, out)
+	replies := make([][]byte, len(ends))
+	start := 0
+	for i, e := range ends {
+		if e > start {
+			replies[i] = buf[start:e:e]
+		}
+		start = e
+	}
+	cc.out = out[:0]
+	cc.pos = ends[:0]
+	cc.trim()
+	if cap(cc.in) > maxKeptBuffer {
+		cc.in = nil
+	}
+	c.conns.Put(cc)
+	return replies, nil
+}
+
+// dispatchRedisBytes parses n commands from c.in and dispatches them.
+func (c *clientConn) dispatchRedisBytes(n int) error {
+	b := c.in
+	c.cmds = c.cmds[:0]
+	for range n {
+		if len(c.cmds) < cap(c.cmds) {
+			c.cmds = c.cmds[:len(c.cmds)+1]
+		} else {
+			c.cmds = append(c.cmds, resp.Command{})
+		}
+		cmd := &c.cmds[len(c.cmds)-1]
+		m, err := resp.ParseCommand(b, c.s.lim, cmd)
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return ErrIncomplete
+		}
+		b = b[m:]
+		if len(cmd.Args) == 0 {
+			return fmt.Errorf("proxy: empty command")
+		}
+		c.redisDispatch(cmd) // QUIT is answered +OK and changes nothing here
+	}
+	return nil
+}
+
+// dispatchMemcacheBytes parses n requests from c.in and dispatches them.
+func (c *clientConn) dispatchMemcacheBytes(n int) error {
+	b := c.in
+	c.mcreqs = c.mcreqs[:0]
+	for range n {
+		if len(c.mcreqs) < cap(c.mcreqs) {
+			c.mcreqs = c.mcreqs[:len(c.mcreqs)+1]
+		} else {
+			c.mcreqs = append(c.mcreqs, memcache.Request{})
+		}
+		req := &c.mcreqs[len(c.mcreqs)-1]
+		m, err := memcache.ParseRequest(b, c.s.lim, req)
+		if m == 0 {
+			if err != nil {
+				return err
+			}
+			return ErrIncomplete
+		}
+		b = b[m:]
+		if err != nil {
+			// Rejected but in step, as memcached would answer it.
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || req.Discard > 0 {
+				return err
+			}
+			if req.Noreply {
+				c.slots = append(c.slots, slot{kind: slotNone})
+			} else {
+				c.addLocal(append([]byte(pe.Reply), '\r', '\n'))
+			}
+			continue
+		}
+		if req.Command == memcache.Quit {
+			c.slots = append(c.slots, slot{kind: slotNone})
+			continue
+		}
+		c.memcacheDispatch(req)
+	}
+	return nil
+}
