@@ -75,7 +75,9 @@ func BenchmarkInProcess(b *testing.B) {
 			func(i int) error { _, err := wc.Command(ctx, "SET", keys[i%len(keys)], "value"); return err },
 			func(i int) error { return ring.Set(ctx, keys[i%len(keys)], "value", 0).Err() }},
 		{"MGET10",
-			func(i int) error { return checkMGet(wc.Command(ctx, append([]string{"MGET"}, taggedKeys(tagged, i)...)...)) },
+			func(i int) error {
+				return checkMGet(wc.Command(ctx, append([]string{"MGET"}, taggedKeys(tagged, i)...)...))
+			},
 			func(i int) error { return ring.MGet(ctx, taggedKeys(tagged, i)...).Err() }},
 		{"MGET10-spread", // keys on all four servers: go-redis's Ring cannot do this
 			func(i int) error { return checkMGet(wc.Command(ctx, mgetArgs(i, keys)...)) },
