@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
 	"github.com/walnutproxy/walnut/protocol/resp"
@@ -661,4 +662,37 @@ func TestListenIPv6(t *testing.T) {
 	c := rawDial(t, fmt.Sprintf("[::1]:%d", port))
 	assert.Equal(t, "+OK\r\n", c.do("SET", "v6", "1"))
 	assert.Equal(t, "$1\r\n1\r\n", c.do("GET", "v6"))
+}
+
+func TestRedisDBWithAuthLikeNutcracker(t *testing.T) {
+	// nutcracker sends SELECT before AUTH: against a server that requires
+	// the password, SELECT fails and keys land in database 0. walnut does
+	// the same so that it finds what nutcracker wrote.
+	locked := testserver.StartRedis(t, testserver.RedisOptions{Password: "pw"})
+	open := testserver.StartRedis(t, testserver.RedisOptions{})
+	for _, tt := range []struct {
+		name   string
+		server *testserver.Server
+		auth   string
+		wantDB string
+	}{
+		{"password required", locked, "pw", "0"},
+		{"no password", open, "", "3"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bs := []backend{{Server: tt.server, entry: shard.Server{Addr: tt.server.Addr}}}
+			_, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.DB = 3; c.Auth = tt.auth })
+			c := rawDial(t, addr)
+			if tt.auth != "" {
+				require.Equal(t, "+OK\r\n", c.do("AUTH", tt.auth))
+			}
+			require.Equal(t, "+OK\r\n", c.do("SET", "dbkey", "x"))
+			d := rawDial(t, tt.server.Addr)
+			if tt.auth != "" {
+				require.Equal(t, "+OK\r\n", d.do("AUTH", tt.auth))
+			}
+			require.Equal(t, "+OK\r\n", d.do("SELECT", tt.wantDB))
+			assert.Equal(t, "$1\r\nx\r\n", d.do("GET", "dbkey"), "the key is in database %s", tt.wantDB)
+		})
+	}
 }

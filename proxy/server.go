@@ -59,7 +59,9 @@ type Config struct {
 	// connection. Redis only. Empty: no password.
 	Auth string
 	// DB, if not zero, is selected on every backend connection
-	// (twemproxy's redis_db). Clients always see database 0.
+	// (twemproxy's redis_db), before AUTH as nutcracker does: with a
+	// password the servers require, that SELECT fails and keys live in
+	// database 0, where nutcracker puts them. Clients always see database 0.
 	DB int
 
 	// MaxClients, if not zero, caps the client connections of this pool
@@ -192,12 +194,16 @@ func New(cfg Config) (*Server, error) {
 		opts.IsError = func(reply []byte) bool { return len(reply) > 0 && reply[0] == '-' }
 		opts.IsFailure = isRedisFailure
 		opts.Probe = []byte("*1\r\n$4\r\nPING\r\n")
+		// nutcracker 0.5.0 sends SELECT before AUTH (twemproxy issue
+		// #457), so against servers that require the password its SELECT
+		// fails and keys live in database 0. walnut keeps that order so
+		// that it finds the keys nutcracker wrote; errors are ignored.
 		opts.Init = nil
-		if cfg.Auth != "" {
-			opts.Init = append(opts.Init, resp.AppendCommandString(nil, "AUTH", cfg.Auth))
-		}
 		if cfg.DB > 0 {
 			opts.Init = append(opts.Init, resp.AppendCommandString(nil, "SELECT", fmt.Sprint(cfg.DB)))
+		}
+		if cfg.Auth != "" {
+			opts.Init = append(opts.Init, resp.AppendCommandString(nil, "AUTH", cfg.Auth))
 		}
 	case protocol.Memcache:
 		opts.Framer = func(b []byte, req *pool.Request) (int, error) {

@@ -1,0 +1,76 @@
+// Package goredis makes a go-redis Ring (github.com/redis/go-redis/v9) place
+// keys on a nutcracker.yml redis pool's servers exactly as nutcracker
+// (twemproxy) does, so a Go service can talk to the servers directly, with no
+// proxy hop, and still find every key nutcracker or walnut's proxy wrote.
+//
+// # Use
+//
+// Build the Ring from the pool:
+//
+//	pools, err := config.Load("nutcracker.yml")
+//	...
+//	ring, err := goredis.NewRing(pools[0], goredis.Options{})
+//	...
+//	err = ring.Set(ctx, "user:{42}:name", "ann", 0).Err()
+//
+// NewRing names the Ring's shards after the servers' IDs (shard.Server.ID:
+// the name after the weight in the servers: entry, or the address when there
+// is none), which is what nutcracker hashes into its ketama continuum and
+// orders its servers by; it plugs in Placement.NewConsistentHash, which maps
+// the shard names go-redis hands it back to those servers. To assemble
+// redis.RingOptions by hand, use a Placement: its Addrs for
+// RingOptions.Addrs and its NewConsistentHash for
+// RingOptions.NewConsistentHash. Shard names must be the servers' IDs; a
+// shard with any other name receives no keys.
+//
+// # Hash tags
+//
+// go-redis does not hand the Ring's ConsistentHash the key: it hands it the
+// part of the key between the first '{' and the first '}' after it, when
+// there is at least one byte between them, and otherwise the whole key (its
+// internal hashtag.Key), before any hook or option can intervene.
+//
+// For a pool with hash_tag "{}" that is harmless: nutcracker extracts the
+// same part by the same rule, and that part contains no '}', so the pool's
+// tag finds nothing more in it. Every key, including "{}", "a{b{c}d",
+// "}{x}" and keys without braces, lands on nutcracker's server.
+//
+// For any other pool, with no hash_tag or with another tag such as "$$",
+// nutcracker places a key such as "user:{42}:name" by the whole key (or by
+// its own tag), go-redis by "42": with n equal servers, about (n-1)/n of
+// such keys would land on the wrong server. Only the keys for which
+// Placement.Exact reports false can be misplaced; keys without a '{' followed later by a '}'
+// with something in between are always placed as nutcracker places them.
+// RingOptions and NewRing therefore refuse such pools with ErrHashTag unless
+// Options.AllowMisplacedBraceKeys says the application has no such keys (or
+// accepts the misplacement).
+//
+// # Database
+//
+// nutcracker 0.5.0 sends SELECT redis_db to a new server connection before
+// AUTH redis_auth, and carries on in database 0 when SELECT fails: with a
+// password-protected server its keys are in database 0, whatever redis_db
+// says. RingOptions makes go-redis do the same (see RingOptions), so keys
+// land in nutcracker's database as well as on its server.
+//
+// # Dead servers
+//
+// go-redis pings every shard (RingOptions.HeartbeatFrequency, default
+// 500ms) and, after three failed pings, rebuilds its ConsistentHash over the
+// shards still up. Placement then places keys as nutcracker does with the
+// dead servers ejected (shard.Ring.WithLive): only their keys move. For a pool
+// with auto_eject_hosts: false, nutcracker never ejects a server, so
+// RingOptions sets a HeartbeatFn that always reports shards up: keys of a
+// dead server fail instead of moving, as through nutcracker. The timing
+// differs from nutcracker's server_failure_limit and server_retry_timeout,
+// which are not used.
+//
+// # Limits of go-redis's Ring
+//
+// A command is placed by its first key only. nutcracker splits MGET, DEL,
+// MSET and the like into one command per key; a Ring sends the whole command
+// to the first key's server, so give multi-key commands only keys that share
+// a hash tag, or pipeline single-key commands. Watch, transactions and
+// Pub/Sub, which nutcracker does not support, follow go-redis's own rules.
+// Do not call Ring.SetAddrs with shards other than Placement.Addrs.
+package goredis
