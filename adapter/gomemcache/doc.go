@@ -1,0 +1,69 @@
+// Package gomemcache makes a gomemcache client
+// (github.com/bradfitz/gomemcache/memcache) place keys on a nutcracker.yml
+// memcached pool's servers exactly as nutcracker (twemproxy) does, so a Go
+// service can talk to the memcacheds directly, with no proxy hop, and still
+// find every key nutcracker or walnut's proxy wrote, and write keys where
+// they will find them.
+//
+// # Use
+//
+// Build the Client from the pool:
+//
+//	pools, err := config.Load("nutcracker.yml")
+//	...
+//	mc, err := gomemcache.NewClient(pools[0])
+//	...
+//	err = mc.Set(&memcache.Item{Key: "user:{42}:name", Value: []byte("ann")})
+//
+// NewClient plugs a Selector, a memcache.ServerSelector, into
+// memcache.NewFromSelector. FromPool returns the Selector of a pool and
+// NewSelector one built from a server list and shard.RingOptions.
+// A Selector places a key with a shard.Ring: the pool's hash, distribution
+// (ketama, modula or random) and hash_tag, and its servers' weights and names.
+// Names matter: ketama hashes each server's ID (shard.Server.ID, the name
+// after the weight in the servers: entry, or else the address, without the
+// port when it is 11211) into its continuum, and nutcracker numbers the
+// servers in the order of their IDs. With a hash tag a key is placed by the
+// tagged part ("user:{42}:name" by "42") but stored under the whole key,
+// as nutcracker stores it.
+//
+// # Keys
+//
+// PickServer refuses, with memcache.ErrMalformedKey, the keys gomemcache's
+// Client refuses: longer than 250 bytes, or containing a space, a control
+// byte or DEL. The Client checks keys itself, but in Set, Add and the other
+// storage commands only after it has connected, so a dead server would hide
+// the reason. PickServer also refuses the empty key, which the Client lets
+// through and memcached answers with an error. Bytes 0x80 and above are
+// placed as nutcracker places them.
+//
+// # Addresses
+//
+// Server addresses are resolved once, by NewSelector, as memcache.ServerList
+// resolves them; a host name that does not resolve is an error there, not, as
+// with nutcracker, a failure of each request for that server's keys. Unix
+// socket servers ("/path/to.sock:1 name" in the pool) are dialled over
+// "unix". Resolution never affects placement.
+//
+// # Dead servers
+//
+// With auto_eject_hosts: true nutcracker takes a server that fails
+// server_failure_limit times in a row out of the distribution for
+// server_retry_timeout, and only that server's keys move. A Selector does not
+// watch servers; its owner mirrors ejection with SetLive, after which keys go
+// where nutcracker sends them with the same servers ejected. Without
+// auto_eject_hosts nutcracker never ejects a server, so its keys fail rather
+// than move; leave every server live to match it.
+//
+// # Caveats
+//
+//   - With distribution: random, nutcracker sends each request to a random
+//     server, and so does a Selector: a get rarely finds what a set stored.
+//   - The pool's timeout becomes Client.Timeout; with none, gomemcache's 500ms
+//     default applies instead of nutcracker's unlimited wait.
+//     server_connections and the other proxy settings are not used.
+//   - FlushAll and Ping reach every server, ejected or not (see
+//     Selector.Each).
+//   - GetMulti sends one request per server for the keys it holds, as
+//     nutcracker splits a multi-key get.
+package gomemcache
