@@ -62,6 +62,11 @@ func BenchmarkInProcess(b *testing.B) {
 		return args
 	}
 
+	mgetRaw := make([][]byte, 1024)
+	for i := range mgetRaw {
+		mgetRaw[i] = resp.AppendCommandString(nil, append([]string{"MGET"}, taggedKeys(tagged, i)...)...)
+	}
+
 	type op struct {
 		name   string
 		walnut func(i int) error
@@ -79,6 +84,9 @@ func BenchmarkInProcess(b *testing.B) {
 				return checkMGet(wc.Command(ctx, append([]string{"MGET"}, taggedKeys(tagged, i)...)...))
 			},
 			func(i int) error { return ring.MGet(ctx, taggedKeys(tagged, i)...).Err() }},
+		{"MGET10-raw", // as MGET10, through Client.Do with the request bytes built beforehand
+			func(i int) error { _, err := wc.Do(ctx, mgetRaw[i%len(mgetRaw)]); return err },
+			nil},
 		{"MGET10-spread", // keys on all four servers: go-redis's Ring cannot do this
 			func(i int) error { return checkMGet(wc.Command(ctx, mgetArgs(i, keys)...)) },
 			nil},

@@ -33,6 +33,7 @@ var ErrClientClosed = errors.New("proxy: client closed")
 type Client struct {
 	s     *Server
 	conns sync.Pool // of *clientConn, one per request in progress
+	bufs  sync.Pool // of *[]byte, Command's request buffers
 
 	mu     sync.Mutex
 	closed bool
@@ -115,7 +116,16 @@ func (c *Client) Command(ctx context.Context, args ...string) (resp.Value, error
 	if c.s.cfg.Protocol != protocol.Redis {
 		return resp.Value{}, fmt.Errorf("proxy: Command needs a redis pool; %q is memcached", c.s.cfg.Name)
 	}
-	reply, err := c.Do(ctx, resp.AppendCommandString(nil, args...))
+	bp, _ := c.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	req := resp.AppendCommandString((*bp)[:0], args...)
+	reply, err := c.Do(ctx, req) // Do copies req
+	if cap(req) <= maxKeptBuffer {
+		*bp = req[:0]
+		c.bufs.Put(bp)
+	}
 	if err != nil {
 		return resp.Value{}, err
 	}
