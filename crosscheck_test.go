@@ -113,6 +113,74 @@ func pipelined(t *testing.T, addr string, reqs [][]byte, frame func([]byte, int)
 
 func respFrame(b []byte, _ int) (int, error) { return resp.FrameReply(b, protocol.Limits{}) }
 
+// crossRig is one pool served by nutcracker and by walnut's proxy, over the
+// same three backends, with walnut's in-process client beside them.
+type crossRig struct {
+	backs     []*testserver.Server
+	pool      config.Pool
+	nutListen string
+	srv       *proxy.Server
+	walListen string
+	inproc    *proxy.Client
+}
+
+func newCrossRig(t *testing.T, redis bool, dist string) *crossRig {
+	t.Helper()
+	rig := &crossRig{}
+	var addrs []string
+	for range 3 {
+		var s *testserver.Server
+		if redis {
+			s = testserver.StartRedis(t, testserver.RedisOptions{})
+		} else {
+			s = testserver.StartMemcached(t, testserver.MemcachedOptions{})
+		}
+		rig.backs = append(rig.backs, s)
+		addrs = append(addrs, s.Addr)
+	}
+	rig.nutListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(testserver.FreePort(t, "127.0.0.1")))
+	yml := crossPool(rig.nutListen, redis, dist, addrs)
+	testserver.StartNutcracker(t, yml, testserver.NutcrackerOptions{Listen: []string{rig.nutListen}})
+	pools, err := config.Parse("cross.yml", []byte(yml))
+	require.NoError(t, err)
+	rig.pool = pools[0]
+	// walnut's proxy, on its own port, from the same pool.
+	rig.srv, err = proxy.New(proxy.FromPool(rig.pool, nil))
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	rig.walListen = l.Addr().String()
+	go func() { _ = rig.srv.Serve(l) }()
+	t.Cleanup(func() { rig.srv.Close() })
+	rig.inproc, err = proxy.NewClient(proxy.FromPool(rig.pool, nil))
+	require.NoError(t, err)
+	t.Cleanup(func() { rig.inproc.Close() })
+	return rig
+}
+
+// byServer groups key indexes by the backend walnut's ring names.
+func (rig *crossRig) byServer(keys []string) map[string][]int {
+	m := map[string][]int{}
+	r := rig.srv.Ring()
+	for i, k := range keys {
+		a := r.Server(r.PickString(k)).Addr
+		m[a] = append(m[a], i)
+	}
+	return m
+}
+
+// stopOwner stops the backend that owns key and returns its index.
+func (rig *crossRig) stopOwner(key string) int {
+	victim := rig.srv.Ring().PickString(key)
+	addr := rig.srv.Ring().Server(victim).Addr
+	for _, b := range rig.backs {
+		if b.Addr == addr {
+			b.Stop()
+		}
+	}
+	return victim
+}
+
 func TestCrossCheckRedis(t *testing.T) {
 	for _, dist := range []string{"ketama", "modula"} {
 		t.Run(dist, func(t *testing.T) { crossCheckRedis(t, dist) })
@@ -121,31 +189,8 @@ func TestCrossCheckRedis(t *testing.T) {
 
 func crossCheckRedis(t *testing.T, dist string) {
 	ctx := context.Background()
-	var backs []*testserver.Server
-	var addrs []string
-	for range 3 {
-		s := testserver.StartRedis(t, testserver.RedisOptions{})
-		backs = append(backs, s)
-		addrs = append(addrs, s.Addr)
-	}
-	nutListen := net.JoinHostPort("127.0.0.1", strconv.Itoa(testserver.FreePort(t, "127.0.0.1")))
-	yml := crossPool(nutListen, true, dist, addrs)
-	testserver.StartNutcracker(t, yml, testserver.NutcrackerOptions{Listen: []string{nutListen}})
-	pools, err := config.Parse("cross.yml", []byte(yml))
-	require.NoError(t, err)
-	pool := pools[0]
-
-	// walnut's proxy, on its own port, from the same pool.
-	srv, err := proxy.New(proxy.FromPool(pool, nil))
-	require.NoError(t, err)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close() })
-	// The in-process paths.
-	inproc, err := proxy.NewClient(proxy.FromPool(pool, nil))
-	require.NoError(t, err)
-	t.Cleanup(func() { inproc.Close() })
+	rig := newCrossRig(t, true, dist)
+	pool, nutListen, inproc := rig.pool, rig.nutListen, rig.inproc
 	ring, err := goredis.NewRing(pool, goredis.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { ring.Close() })
@@ -187,13 +232,7 @@ func crossCheckRedis(t *testing.T, dist string) {
 			}
 		}
 		// Directly from the backend walnut's ring names.
-		byServer := map[string][]int{}
-		r := srv.Ring()
-		for i, k := range keys {
-			a := r.Server(r.PickString(k)).Addr
-			byServer[a] = append(byServer[a], i)
-		}
-		for a, idx := range byServer {
+		for a, idx := range rig.byServer(keys) {
 			var g [][]byte
 			for _, i := range idx {
 				g = append(g, gets[i])
@@ -207,16 +246,10 @@ func crossCheckRedis(t *testing.T, dist string) {
 		t.Logf("%s %d keys written through %s, read back through nutcracker, the in-process client, the go-redis adapter and directly: misses %v", stage, len(keys), writeVia, miss)
 		assert.Empty(t, miss, stage)
 	}
-	check("before:", keys, l.Addr().String())
+	check("before:", keys, rig.walListen)
 
 	// Eject one server: stop it, and let each path notice.
-	victim := srv.Ring().PickString(keys[0])
-	victimAddr := srv.Ring().Server(victim).Addr
-	for _, b := range backs {
-		if b.Addr == victimAddr {
-			b.Stop()
-		}
-	}
+	rig.stopOwner(keys[0])
 	ejected := func(addr string) bool {
 		// A request for keys[0] fails until the path ejects the server,
 		// then succeeds on another server.
@@ -231,7 +264,7 @@ func crossCheckRedis(t *testing.T, dist string) {
 		n, _ := nc.Read(b)
 		return string(b[:n]) == "+OK\r\n"
 	}
-	require.Eventually(t, func() bool { return ejected(l.Addr().String()) }, 20*time.Second, 50*time.Millisecond, "walnut ejects")
+	require.Eventually(t, func() bool { return ejected(rig.walListen) }, 20*time.Second, 50*time.Millisecond, "walnut ejects")
 	require.Eventually(t, func() bool { return ejected(nutListen) }, 20*time.Second, 50*time.Millisecond, "nutcracker ejects")
 	require.Eventually(t, func() bool {
 		v, err := inproc.Command(ctx, "SET", keys[0], "x")
@@ -239,7 +272,7 @@ func crossCheckRedis(t *testing.T, dist string) {
 	}, 20*time.Second, 50*time.Millisecond, "the in-process client ejects")
 	require.Eventually(t, func() bool { return ring.Set(ctx, keys[0], "x", 0).Err() == nil }, 20*time.Second, 100*time.Millisecond, "go-redis marks the shard down")
 
-	check("after:", crossKeySet(2000, 2), l.Addr().String())
+	check("after:", crossKeySet(2000, 2), rig.walListen)
 }
 
 func mcFrame(gets bool) func([]byte, int) (int, error) {
@@ -260,28 +293,8 @@ func TestCrossCheckMemcache(t *testing.T) {
 
 func crossCheckMemcache(t *testing.T, dist string) {
 	ctx := context.Background()
-	var backs []*testserver.Server
-	var addrs []string
-	for range 3 {
-		s := testserver.StartMemcached(t, testserver.MemcachedOptions{})
-		backs = append(backs, s)
-		addrs = append(addrs, s.Addr)
-	}
-	nutListen := net.JoinHostPort("127.0.0.1", strconv.Itoa(testserver.FreePort(t, "127.0.0.1")))
-	yml := crossPool(nutListen, false, dist, addrs)
-	testserver.StartNutcracker(t, yml, testserver.NutcrackerOptions{Listen: []string{nutListen}})
-	pools, err := config.Parse("cross.yml", []byte(yml))
-	require.NoError(t, err)
-	pool := pools[0]
-	srv, err := proxy.New(proxy.FromPool(pool, nil))
-	require.NoError(t, err)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close() })
-	inproc, err := proxy.NewClient(proxy.FromPool(pool, nil))
-	require.NoError(t, err)
-	t.Cleanup(func() { inproc.Close() })
+	rig := newCrossRig(t, false, dist)
+	pool, nutListen, srv, inproc := rig.pool, rig.nutListen, rig.srv, rig.inproc
 	sel, err := gomemcache.FromPool(pool)
 	require.NoError(t, err)
 	mc := gm.NewFromSelector(sel)
@@ -326,13 +339,7 @@ func crossCheckMemcache(t *testing.T, dist string) {
 				}
 			}
 		}
-		byServer := map[string][]int{}
-		r := srv.Ring()
-		for i, k := range keys {
-			a := r.Server(r.PickString(k)).Addr
-			byServer[a] = append(byServer[a], i)
-		}
-		for a, idx := range byServer {
+		for a, idx := range rig.byServer(keys) {
 			var g [][]byte
 			for _, i := range idx {
 				g = append(g, gets[i])
@@ -346,15 +353,9 @@ func crossCheckMemcache(t *testing.T, dist string) {
 		t.Logf("%s %d keys written through %s, read back through nutcracker, the in-process client, the gomemcache adapter and directly: misses %v", stage, len(keys), writeVia, miss)
 		assert.Empty(t, miss, stage)
 	}
-	check("before:", keys, l.Addr().String())
+	check("before:", keys, rig.walListen)
 
-	victim := srv.Ring().PickString(keys[0])
-	victimAddr := srv.Ring().Server(victim).Addr
-	for _, b := range backs {
-		if b.Addr == victimAddr {
-			b.Stop()
-		}
-	}
+	victim := rig.stopOwner(keys[0])
 	setOK := func(addr string) bool {
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -367,7 +368,7 @@ func crossCheckMemcache(t *testing.T, dist string) {
 		n, _ := nc.Read(b)
 		return string(b[:n]) == "STORED\r\n"
 	}
-	require.Eventually(t, func() bool { return setOK(l.Addr().String()) }, 20*time.Second, 50*time.Millisecond, "walnut ejects")
+	require.Eventually(t, func() bool { return setOK(rig.walListen) }, 20*time.Second, 50*time.Millisecond, "walnut ejects")
 	require.Eventually(t, func() bool { return setOK(nutListen) }, 20*time.Second, 50*time.Millisecond, "nutcracker ejects")
 	require.Eventually(t, func() bool {
 		r, err := inproc.Do(ctx, fmt.Appendf(nil, "set %s 0 0 1\r\nx\r\n", keys[0]))
@@ -381,5 +382,5 @@ func crossCheckMemcache(t *testing.T, dist string) {
 	}
 	require.NoError(t, sel.SetLive(live))
 
-	check("after:", crossKeySet(2000, 4), l.Addr().String())
+	check("after:", crossKeySet(2000, 4), rig.walListen)
 }

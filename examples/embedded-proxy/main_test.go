@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,17 +15,6 @@ import (
 
 	"github.com/walnutproxy/walnut/internal/testserver"
 )
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
 
 func TestRun(t *testing.T) {
 	r := testserver.StartRedis(t, testserver.RedisOptions{})
@@ -40,7 +27,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan map[string]string, 1)
 	done := make(chan error, 1)
-	var out syncWriter
+	var out testserver.SyncBuffer
 	go func() {
 		done <- run(ctx, []string{"-c", conf, "-stats", "127.0.0.1:0"}, &out, ready)
 	}()
@@ -75,7 +62,5 @@ func TestRun(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("no shutdown")
 	}
-	out.mu.Lock()
-	assert.Contains(t, out.b.String(), "stopped")
-	out.mu.Unlock()
+	assert.Contains(t, out.String(), "stopped")
 }
