@@ -79,6 +79,14 @@
 // "CLIENT_ERROR bad data chunk" and reading goes on, and an HTTP request
 // line gets ERROR.
 //
+// # Backend connections
+//
+// Every new backend connection of a Redis pool first gets SELECT redis_db
+// (when not 0) and then AUTH redis_auth (when set), their replies
+// swallowed: nutcracker's order, kept although it means that against
+// servers requiring the password the SELECT fails and keys live in
+// database 0 — which is where nutcracker put them.
+//
 // # Shutdown
 //
 // Shutdown stops accepting, then lets each client finish: the batch in
