@@ -49,13 +49,21 @@ type clientConn struct {
 	in     []byte
 	cmds   []resp.Command
 	mcreqs []memcache.Request
+	mcerrs []string // per mcreqs: the reply to a request rejected in step, or ""
 
 	// Detached calls: memcached noreply requests, which the batch does
 	// not wait for (a backend that stops reading would otherwise hold the
 	// client, as noreply requests have no timeout). Their data is copied.
 	dmu       sync.Mutex
 	dfree     []*call
-	ndetached atomic.Int32 // in flight
+	ndetached atomic.Int32  // in flight, for a proxy client connection
+	nd        *atomic.Int32 // the counter to use: &ndetached, or the Client's
+
+	// In-process use (Client): owner is the Client; state hands the
+	// connection over between Client.do and the call that completes a
+	// batch (see batchWaiting).
+	owner *Client
+	state atomic.Int32
 
 	// Redis session state.
 	authed bool
@@ -86,8 +94,26 @@ func (c *call) done(reply []byte, err error) {
 	c.err = err
 	c.reply = append(c.reply[:0], reply...)
 	if c.cc.pending.Add(-1) == 0 {
-		c.cc.wake <- struct{}{}
+		c.cc.finish()
 	}
+}
+
+// States of an in-process batch (clientConn.state).
+const (
+	batchWaiting   int32 = iota // Client.do waits for the batch
+	batchFinished               // the last call is done; do takes wake
+	batchAbandoned              // do returned early (ctx); the last call recycles
+)
+
+// finish is called when the last call of a batch is done: it wakes the
+// waiting goroutine, or, for an in-process batch whose caller has given
+// up, returns the connection to its Client.
+func (c *clientConn) finish() {
+	if c.owner == nil || c.state.CompareAndSwap(batchWaiting, batchFinished) {
+		c.wake <- struct{}{}
+		return
+	}
+	c.owner.recycle(c) // batchAbandoned
 }
 
 // Slot kinds: how a request's reply is produced.
@@ -111,6 +137,7 @@ type slot struct {
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
 	c := &clientConn{s: s, nc: nc, wake: make(chan struct{}, 1)}
+	c.nd = &c.ndetached
 	c.srvCall = make([]int32, s.base.Len())
 	for i := range c.srvCall {
 		c.srvCall[i] = -1
@@ -185,6 +212,7 @@ func (c *clientConn) begin() {
 	c.local = c.local[:0]
 	c.keyCall = c.keyCall[:0]
 	c.pending.Store(1)
+	c.state.Store(batchWaiting)
 }
 
 // newCall returns a fresh call of the current batch and its index.
@@ -217,7 +245,7 @@ const maxDetached = 1024
 // detachedCall returns a call for a request the batch will not wait for,
 // or nil if the client has maxDetached of them in flight.
 func (c *clientConn) detachedCall(server int) *call {
-	if c.ndetached.Load() >= maxDetached {
+	if c.nd.Load() >= maxDetached {
 		return nil
 	}
 	c.dmu.Lock()
@@ -231,7 +259,7 @@ func (c *clientConn) detachedCall(server int) *call {
 		cl = &call{cc: c, detached: true}
 		cl.req.Done = cl.done
 	}
-	c.ndetached.Add(1)
+	c.nd.Add(1)
 	cl.server = server
 	cl.buf = cl.buf[:0]
 	return cl
@@ -245,7 +273,7 @@ func (c *clientConn) freeDetached(cl *call) {
 	c.dmu.Lock()
 	c.dfree = append(c.dfree, cl)
 	c.dmu.Unlock()
-	c.ndetached.Add(-1)
+	c.nd.Add(-1)
 }
 
 // group assigns each of keys to a new call for its server, one call per
@@ -316,6 +344,7 @@ func (c *clientConn) write(out []byte) error {
 func (c *clientConn) trim() {
 	kept := 0
 	for _, cl := range c.calls {
+		cl.req.Data = nil // it may point into the read buffer
 		kept += cap(cl.reply) + cap(cl.buf)
 		if kept > keptBudget {
 			cl.reply, cl.buf = nil, nil
@@ -327,6 +356,22 @@ func (c *clientConn) trim() {
 	}
 	if cap(c.local) > maxKeptBuffer {
 		c.local = nil
+	}
+	if cap(c.out) > maxKeptBuffer {
+		c.out = nil
+	}
+	if cap(c.in) > maxKeptBuffer {
+		c.in = nil
+	}
+	clear(c.cmds) // they point into c.in
+	c.cmds = c.cmds[:0]
+	if cap(c.cmds) > maxKeptCalls {
+		c.cmds = nil
+	}
+	clear(c.mcreqs)
+	c.mcreqs = c.mcreqs[:0]
+	if cap(c.mcreqs) > maxKeptCalls {
+		c.mcreqs = nil
 	}
 	if cap(c.slots) > maxKeptCalls {
 		c.slots = nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
@@ -35,6 +36,8 @@ type Client struct {
 	conns sync.Pool // of *clientConn, one per request in progress
 	bufs  sync.Pool // of *[]byte, Command's request buffers
 
+	ndetached atomic.Int32 // memcached noreply requests in flight, for all calls
+
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup // calls in progress, so that Close can wait
@@ -55,6 +58,8 @@ func NewClient(cfg Config) (*Client, error) {
 	c.conns.New = func() any {
 		cc := newClientConn(s, nil)
 		cc.authed = true
+		cc.owner = c
+		cc.nd = &c.ndetached
 		return cc
 	}
 	return c, nil
@@ -82,14 +87,19 @@ func (c *Client) Close() error {
 // command in RESP (as resp.AppendCommand writes it) and its RESP2 reply; for
 // a memcached pool one text request (a storage request with its data
 // block) and its reply ("STORED\r\n", "VALUE … END\r\n", …). A memcached
-// noreply request returns a nil reply once it has been queued.
+// noreply or quit request returns a nil reply.
 //
 // Replies are data, not errors: an error reply from a server ("-ERR …",
 // "SERVER_ERROR …"), or the one the proxy makes up when a server fails
 // ("-ERR Connection refused"), is returned as the reply with a nil error.
-// Do returns an error only for a request it cannot parse (the
-// *protocol.Error, or ErrIncomplete), after Close (ErrClientClosed), or when
-// ctx ends first (ctx.Err(); the request may still be carried out).
+// Do returns an error, and sends nothing, for a request it cannot parse
+// (a *protocol.Error, ErrIncomplete, or an error for an empty request or
+// bytes after the request's end); it returns ErrClientClosed after Close,
+// and ctx.Err() when ctx ends first (the request may still be carried out).
+//
+// The Client has no connection of its own, so commands that set connection
+// state do not: AUTH and HELLO answer as the proxy would but the Client
+// stays authenticated, and CLIENT SETNAME and GETNAME are refused.
 //
 // Do copies req, so the caller may reuse it at once, and returns a new
 // slice. It is safe to call from many goroutines.
@@ -102,7 +112,8 @@ func (c *Client) Do(ctx context.Context, req []byte) ([]byte, error) {
 }
 
 // DoMulti sends several raw requests together, as a client pipelining them
-// would, and returns their replies in the same order. See Do.
+// would, and returns their replies in the same order. Each element must be
+// exactly one request. If any fails to parse, none is sent. See Do.
 func (c *Client) DoMulti(ctx context.Context, reqs ...[]byte) ([][]byte, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -152,46 +163,57 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 
 	cc := c.conns.Get().(*clientConn)
 	// Requests are copied into the connection's own buffer: the pool may
-	// still be writing them when ctx ends and Do returns.
+	// still be writing them when ctx ends and Do returns. ends marks where
+	// each one stops.
 	cc.in = cc.in[:0]
+	ends := cc.pos[:0]
 	if reqs == nil {
 		cc.in = append(cc.in, req...)
+		ends = append(ends, len(cc.in))
 	} else {
 		for _, r := range reqs {
 			cc.in = append(cc.in, r...)
+			ends = append(ends, len(cc.in))
 		}
 	}
-	n := max(len(reqs), 1)
-	cc.begin()
+	cc.pos = ends
+	// Parse them all before sending any, so that a bad one sends none.
 	var err error
 	if c.s.cfg.Protocol == protocol.Redis {
-		err = cc.dispatchRedisBytes(n)
+		err = cc.parseRedis(ends)
 	} else {
-		err = cc.dispatchMemcacheBytes(n)
+		err = cc.parseMemcache(ends)
 	}
 	if err != nil {
-		// Let what was sent complete before the connection is reused.
-		cc.wait()
+		cc.trim()
 		c.conns.Put(cc)
 		return nil, err
+	}
+	cc.begin()
+	if c.s.cfg.Protocol == protocol.Redis {
+		for i := range cc.cmds {
+			cc.redisDispatch(&cc.cmds[i]) // QUIT is answered +OK and changes nothing here
+		}
+	} else {
+		cc.dispatchMemcache()
 	}
 	if cc.pending.Add(-1) != 0 {
 		select {
 		case <-cc.wake:
 		case <-ctx.Done():
-			// Recycle the connection once its calls are done.
+			// Hand the connection to the call that completes the batch,
+			// unless it has just completed.
 			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				<-cc.wake
-				c.conns.Put(cc)
-			}()
-			return nil, ctx.Err()
+			if cc.state.CompareAndSwap(batchWaiting, batchAbandoned) {
+				return nil, ctx.Err()
+			}
+			c.wg.Done()
+			<-cc.wake
 		}
 	}
-	// One allocation for all the replies of the batch.
 	out := cc.out[:0]
-	ends := cc.pos[:0]
+	var marks [16]int
+	ends = marks[:0]
 	for i := range cc.slots {
 		if c.s.cfg.Protocol == protocol.Redis {
 			out = cc.appendRedisReply(out, &cc.slots[i])
@@ -200,6 +222,7 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 		}
 		ends = append(ends, len(out))
 	}
+	// One allocation for the bytes of all the replies.
 	buf := make([]byte, len(out))
 	copy(buf, out)
 	replies := make([][]byte, len(ends))
@@ -211,20 +234,30 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 		start = e
 	}
 	cc.out = out[:0]
-	cc.pos = ends[:0]
 	cc.trim()
-	if cap(cc.in) > maxKeptBuffer {
-		cc.in = nil
-	}
 	c.conns.Put(cc)
 	return replies, nil
 }
 
-// dispatchRedisBytes parses n commands from c.in and dispatches them.
-func (c *clientConn) dispatchRedisBytes(n int) error {
-	b := c.in
+// recycle returns an abandoned connection to the Client once its batch is
+// done.
+func (c *Client) recycle(cc *clientConn) {
+	cc.trim()
+	c.conns.Put(cc)
+	c.wg.Done()
+}
+
+// errTrailing reports a request with bytes after its end.
+func errTrailing(i int) error {
+	return fmt.Errorf("proxy: request %d has bytes after its end: one request per element", i)
+}
+
+// parseRedis parses the commands of c.in, which end at ends, into c.cmds.
+func (c *clientConn) parseRedis(ends []int) error {
 	c.cmds = c.cmds[:0]
-	for range n {
+	start := 0
+	for i, end := range ends {
+		b := c.in[start:end]
 		if len(c.cmds) < cap(c.cmds) {
 			c.cmds = c.cmds[:len(c.cmds)+1]
 		} else {
@@ -232,26 +265,30 @@ func (c *clientConn) dispatchRedisBytes(n int) error {
 		}
 		cmd := &c.cmds[len(c.cmds)-1]
 		m, err := resp.ParseCommand(b, c.s.lim, cmd)
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
-		}
-		if m == 0 {
+		case m == 0:
 			return ErrIncomplete
+		case m != len(b):
+			return errTrailing(i)
+		case len(cmd.Args) == 0:
+			return fmt.Errorf("proxy: request %d is empty", i)
 		}
-		b = b[m:]
-		if len(cmd.Args) == 0 {
-			return fmt.Errorf("proxy: empty command")
-		}
-		c.redisDispatch(cmd) // QUIT is answered +OK and changes nothing here
+		start = end
 	}
 	return nil
 }
 
-// dispatchMemcacheBytes parses n requests from c.in and dispatches them.
-func (c *clientConn) dispatchMemcacheBytes(n int) error {
-	b := c.in
+// parseMemcache parses the requests of c.in, which end at ends, into
+// c.mcreqs. A request memcached would reject in step (an unknown command,
+// a bad number) is kept, with its reply, for dispatchMemcache to answer.
+func (c *clientConn) parseMemcache(ends []int) error {
 	c.mcreqs = c.mcreqs[:0]
-	for range n {
+	c.mcerrs = c.mcerrs[:0]
+	start := 0
+	for i, end := range ends {
+		b := c.in[start:end]
 		if len(c.mcreqs) < cap(c.mcreqs) {
 			c.mcreqs = c.mcreqs[:len(c.mcreqs)+1]
 		} else {
@@ -259,31 +296,44 @@ func (c *clientConn) dispatchMemcacheBytes(n int) error {
 		}
 		req := &c.mcreqs[len(c.mcreqs)-1]
 		m, err := memcache.ParseRequest(b, c.s.lim, req)
-		if m == 0 {
-			if err != nil {
-				return err
-			}
+		var reply string
+		switch {
+		case m == 0 && err != nil:
+			return err
+		case m == 0:
 			return ErrIncomplete
-		}
-		b = b[m:]
-		if err != nil {
-			// Rejected but in step, as memcached would answer it.
+		case err != nil && req.Discard > 0:
+			return err // too large: its data block follows
+		case m != len(b):
+			return errTrailing(i)
+		case err != nil:
 			var pe *protocol.Error
-			if !errors.As(err, &pe) || req.Discard > 0 {
+			if !errors.As(err, &pe) {
 				return err
 			}
+			reply = pe.Reply
+		}
+		c.mcerrs = append(c.mcerrs, reply)
+		start = end
+	}
+	return nil
+}
+
+// dispatchMemcache dispatches c.mcreqs.
+func (c *clientConn) dispatchMemcache() {
+	for i := range c.mcreqs {
+		req := &c.mcreqs[i]
+		switch {
+		case c.mcerrs[i] != "":
 			if req.Noreply {
 				c.slots = append(c.slots, slot{kind: slotNone})
 			} else {
-				c.addLocal(append([]byte(pe.Reply), '\r', '\n'))
+				c.addLocal(append([]byte(c.mcerrs[i]), '\r', '\n'))
 			}
-			continue
-		}
-		if req.Command == memcache.Quit {
+		case req.Command == memcache.Quit:
 			c.slots = append(c.slots, slot{kind: slotNone})
-			continue
+		default:
+			c.memcacheDispatch(req)
 		}
-		c.memcacheDispatch(req)
 	}
-	return nil
 }

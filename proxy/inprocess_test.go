@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -154,4 +156,71 @@ func TestClientContextAndClose(t *testing.T) {
 	require.NoError(t, c2.Close())
 	_, err = c2.Command(context.Background(), "PING")
 	assert.ErrorIs(t, err, proxy.ErrClientClosed)
+}
+
+func TestClientReviewFindings(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	c := newInProcess(t, protocol.Redis, bs, func(cfg *proxy.Config) { cfg.Auth = "pw" })
+	ctx := context.Background()
+	// A wrong AUTH must not leave a pooled connection unauthenticated.
+	v, err := c.Command(ctx, "AUTH", "wrong")
+	require.NoError(t, err)
+	assert.Equal(t, "ERR invalid password", string(v.Str))
+	for range 20 {
+		v, err = c.Command(ctx, "SET", "k", "v")
+		require.NoError(t, err)
+		require.Equal(t, "OK", string(v.Str))
+	}
+	v, err = c.Command(ctx, "CLIENT", "SETNAME", "x")
+	require.NoError(t, err)
+	assert.Equal(t, resp.TypeError, v.Type)
+	// One request per element: trailing bytes are an error, and nothing runs.
+	_, err = c.Do(ctx, append(resp.AppendCommandString(nil, "SET", "t1", "1"), resp.AppendCommandString(nil, "SET", "t2", "2")...))
+	assert.Error(t, err)
+	_, err = c.DoMulti(ctx, resp.AppendCommandString(nil, "INCR", "ctr"), []byte("*2\r\n$3\r\nGET\r\n$x\r\n"))
+	assert.Error(t, err)
+	v, err = c.Command(ctx, "GET", "ctr")
+	require.NoError(t, err)
+	assert.True(t, v.Null, "INCR was not sent")
+	v, err = c.Command(ctx, "GET", "t1")
+	require.NoError(t, err)
+	assert.True(t, v.Null, "SET t1 was not sent")
+}
+
+func TestClientCancelDoesNotLeak(t *testing.T) {
+	// A backend that accepts and never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, nc)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, nc := range held {
+			nc.Close()
+		}
+		mu.Unlock()
+	}()
+	c, err := proxy.NewClient(proxy.Config{Name: "stuck", Protocol: protocol.Redis, Servers: []shard.Server{{Addr: l.Addr().String()}}})
+	require.NoError(t, err)
+	before := runtime.NumGoroutine()
+	for range 200 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err := c.Command(ctx, "GET", "k")
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	}
+	assert.Less(t, runtime.NumGoroutine()-before, 20, "cancelled calls must not leave goroutines behind")
+	require.NoError(t, c.Close())
 }

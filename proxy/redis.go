@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
@@ -77,7 +78,7 @@ func (c *clientConn) redisDispatch(cmd *resp.Command) (quit bool) {
 		}
 		return false
 	}
-	if c.s.cfg.Auth != "" && !c.authed {
+	if c.s.cfg.Auth != "" && !c.authed && c.owner == nil {
 		switch ci.Name {
 		case "auth", "hello", "quit":
 		default:
@@ -232,11 +233,23 @@ func (c *clientConn) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool)
 		c.hello(args)
 	case "reset":
 		c.name = c.name[:0]
-		if c.s.cfg.Auth != "" {
+		if c.s.cfg.Auth != "" && c.owner == nil {
 			c.authed = false
 		}
 		c.addLocal([]byte("+RESET\r\n"))
-	case "client|setname":
+	case "client|setname", "client|getname":
+		if c.owner != nil {
+			c.addError("ERR CLIENT " + strings.ToUpper(ci.Name[len("client|"):]) + " has no meaning for proxy.Client: it has no connection of its own")
+			return false
+		}
+		if ci.Name == "client|getname" {
+			if len(c.name) == 0 {
+				c.addLocal([]byte("$-1\r\n"))
+			} else {
+				c.addBulk(c.name)
+			}
+			return false
+		}
 		for _, b := range args[2] {
 			if b <= ' ' || b > '~' {
 				c.addError(replyBadClientName)
@@ -245,12 +258,6 @@ func (c *clientConn) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool)
 		}
 		c.name = append(c.name[:0], args[2]...)
 		c.addLocal([]byte("+OK\r\n"))
-	case "client|getname":
-		if len(c.name) == 0 {
-			c.addLocal([]byte("$-1\r\n"))
-		} else {
-			c.addBulk(c.name)
-		}
 	case "client|setinfo":
 		c.addLocal([]byte("+OK\r\n"))
 	default:
@@ -274,11 +281,11 @@ func (c *clientConn) checkAuth(user, password []byte) string {
 		return replyNoPassword
 	}
 	if user != nil && string(user) != "default" {
-		c.authed = false
+		c.authed = c.owner != nil // an in-process client stays authenticated
 		return replyWrongPass
 	}
 	if subtle.ConstantTimeCompare(password, []byte(want)) != 1 {
-		c.authed = false
+		c.authed = c.owner != nil
 		if user != nil {
 			return replyWrongPass
 		}
@@ -337,7 +344,7 @@ func (c *clientConn) hello(args [][]byte) {
 		c.addError(replyHelloNoAuth)
 		return
 	}
-	if setName {
+	if setName && c.owner == nil {
 		c.name = append(c.name[:0], name...)
 	}
 	lo := len(c.local)
