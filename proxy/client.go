@@ -50,6 +50,7 @@ type clientConn struct {
 	cmds   []resp.Command
 	mcreqs []memcache.Request
 	mcerrs []string // per mcreqs: the reply to a request rejected in step, or ""
+	marks  []int    // where each reply of the batch ends in out
 
 	// Detached calls: memcached noreply requests, which the batch does
 	// not wait for (a backend that stops reading would otherwise hold the
@@ -363,15 +364,26 @@ func (c *clientConn) trim() {
 	if cap(c.in) > maxKeptBuffer {
 		c.in = nil
 	}
-	clear(c.cmds) // they point into c.in
+	// Parsed requests point into c.in: drop those references but keep
+	// the capacity of their argument slices.
+	for i := range c.cmds {
+		clear(c.cmds[i].Args)
+		c.cmds[i].Raw = nil
+	}
 	c.cmds = c.cmds[:0]
 	if cap(c.cmds) > maxKeptCalls {
 		c.cmds = nil
 	}
-	clear(c.mcreqs)
+	for i := range c.mcreqs {
+		clear(c.mcreqs[i].Keys)
+		c.mcreqs[i].Raw, c.mcreqs[i].Data = nil, nil
+	}
 	c.mcreqs = c.mcreqs[:0]
 	if cap(c.mcreqs) > maxKeptCalls {
 		c.mcreqs = nil
+	}
+	if cap(c.marks) > maxKeptCalls {
+		c.marks = nil
 	}
 	if cap(c.slots) > maxKeptCalls {
 		c.slots = nil

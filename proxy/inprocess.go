@@ -212,22 +212,22 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 		}
 	}
 	out := cc.out[:0]
-	var marks [16]int
-	ends = marks[:0]
+	marks := cc.marks[:0]
 	for i := range cc.slots {
 		if c.s.cfg.Protocol == protocol.Redis {
 			out = cc.appendRedisReply(out, &cc.slots[i])
 		} else {
 			out = cc.appendMemcacheReply(out, &cc.slots[i], cc.mcreqs[i].Keys)
 		}
-		ends = append(ends, len(out))
+		marks = append(marks, len(out))
 	}
+	cc.marks = marks
 	// One allocation for the bytes of all the replies.
 	buf := make([]byte, len(out))
 	copy(buf, out)
-	replies := make([][]byte, len(ends))
+	replies := make([][]byte, len(marks))
 	start := 0
-	for i, e := range ends {
+	for i, e := range marks {
 		if e > start {
 			replies[i] = buf[start:e:e]
 		}
