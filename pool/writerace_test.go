@@ -63,7 +63,10 @@ func TestKillDuringWrite(t *testing.T) {
 			t.Cleanup(func() { close(release) })
 			opts := pool.Options{Framer: lineFramer}
 			if kill == "timeout" {
-				opts.Timeout = 200 * time.Millisecond
+				// Long enough for the check below to see every request
+				// handed off before the timeout fires, even on a loaded
+				// machine (200 ms was not, once, under CI).
+				opts.Timeout = time.Second
 			}
 			p, err := pool.New(one(f.addr()), opts)
 			require.NoError(t, err)
