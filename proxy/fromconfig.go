@@ -20,7 +20,7 @@ import (
 // server_retry_timeout 0 as 1 ms, as in nutcracker (where 0 means "eject on
 // the first failure" and "retry at once"). backlog is not applied: Go
 // listens with the system's maximum backlog (net.core.somaxconn).
-// reuseport is parsed but not yet applied.
+// reuseport → ReusePort.
 func FromPool(p config.Pool, log *slog.Logger) Config {
 	cfg := Config{
 		Name:         p.Name,
@@ -34,6 +34,7 @@ func FromPool(p config.Pool, log *slog.Logger) Config {
 		DB:           p.RedisDB,
 		MaxClients:   p.ClientConnections,
 		TCPKeepAlive: p.TCPKeepalive,
+		ReusePort:    p.Reuseport,
 		Logger:       log,
 	}
 	if p.Redis {

@@ -696,3 +696,36 @@ func TestRedisDBWithAuthLikeNutcracker(t *testing.T) {
 		})
 	}
 }
+
+func TestReusePort(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 1)
+	port := testserver.FreePort(t, "127.0.0.1")
+	cfg := proxy.Config{Name: "rp", Addr: fmt.Sprintf("127.0.0.1:%d", port), Protocol: protocol.Redis, Servers: entries(bs), ReusePort: true}
+	var servers []*proxy.Server
+	for range 2 {
+		s, err := proxy.New(cfg)
+		require.NoError(t, err)
+		l, err := s.Listen()
+		require.NoError(t, err, "a second listener on the same port with reuseport")
+		go func() { _ = s.Serve(l) }()
+		servers = append(servers, s)
+	}
+	c := rawDial(t, cfg.Addr)
+	assert.Equal(t, "+PONG\r\n", c.do("PING"))
+	for _, s := range servers {
+		require.NoError(t, s.Close())
+	}
+	// Without reuseport the second bind fails.
+	cfg.ReusePort = false
+	s1, err := proxy.New(cfg)
+	require.NoError(t, err)
+	l1, err := s1.Listen()
+	require.NoError(t, err)
+	defer l1.Close()
+	defer s1.Close()
+	s2, err := proxy.New(cfg)
+	require.NoError(t, err)
+	defer s2.Close()
+	_, err = s2.Listen()
+	assert.ErrorIs(t, err, syscall.EADDRINUSE)
+}

@@ -71,6 +71,10 @@ type Config struct {
 	// TCPKeepAlive enables SO_KEEPALIVE on client connections
 	// (twemproxy's tcpkeepalive). If false, keep-alives are disabled.
 	TCPKeepAlive bool
+	// ReusePort sets SO_REUSEPORT on a TCP listener (twemproxy's
+	// reuseport, after 0.5.0), so that several processes, such as an old
+	// and a new walnut during a restart, can accept on one port.
+	ReusePort bool
 
 	// Limits bound what clients may send. Zero fields take
 	// protocol's defaults.
@@ -293,7 +297,22 @@ func (s *Server) Listen() (net.Listener, error) {
 			_ = os.Remove(s.cfg.Addr)
 		}
 	}
-	l, err := net.Listen(network, s.cfg.Addr)
+	var lc net.ListenConfig
+	if s.cfg.ReusePort && network != "unix" {
+		if soReusePort < 0 {
+			return nil, fmt.Errorf("proxy: pool %q: reuseport is not supported on this platform", s.cfg.Name)
+		}
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	l, err := lc.Listen(context.Background(), network, s.cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
