@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"syscall"
@@ -255,9 +256,19 @@ func TestRedisInitFailure(t *testing.T) {
 // redials.
 func TestRedisOOM(t *testing.T) {
 	srv := testserver.StartRedis(t, testserver.RedisOptions{Args: []string{"--maxmemory", "1", "--maxmemory-policy", "noeviction"}})
-	p := newPool(t, one(srv.Addr), pool.Options{Framer: respFramer, IsFailure: redisFailure})
+	// The first dial waits until both requests are queued, so that they
+	// share the connection the -OOM reply closes (without it a loaded
+	// machine could answer SET before GET is queued).
+	queued := make(chan struct{})
+	var d net.Dialer
+	p := newPool(t, one(srv.Addr), pool.Options{Framer: respFramer, IsFailure: redisFailure,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			<-queued
+			return d.DialContext(ctx, network, addr)
+		}})
 	set := doAsync(p, 0, cmd("SET", "k", "v"))
 	get := doAsync(p, 0, cmd("GET", "k"))
+	close(queued)
 	r := await(t, set)
 	assert.ErrorIs(t, r.err, pool.ErrInvalid)
 	assert.Equal(t, "Invalid argument", r.err.Error())
