@@ -92,14 +92,13 @@ type Config struct {
 // lifecycle follows net/http's: Serve or ListenAndServe, then Shutdown or
 // Close.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	pool   *pool.Pool
-	base   *shard.Ring
-	ring   atomic.Pointer[shard.Ring]
-	names  []string // server names in ring (stats) order
-	lim    protocol.Limits
-	authRe []byte // "AUTH" command sent to backends, nil if none
+	cfg   Config
+	log   *slog.Logger
+	pool  *pool.Pool
+	base  *shard.Ring
+	ring  atomic.Pointer[shard.Ring]
+	names []string // server names in ring (stats) order
+	lim   protocol.Limits
 
 	// Ring changes; serialised by the pool, guarded for Live().
 	liveMu sync.Mutex
