@@ -29,11 +29,12 @@ var allowed = map[string][]string{
 	"pool":                {},
 	"proxy/config":        {"hashkit", "shard", "go.yaml.in/yaml/v3"},
 	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "proxy/config", "internal/bytesconv"},
-	"cmd/walnut":          {"proxy", "proxy/config", "hashkit", "shard", "protocol", "pool", "github.com/spf13/pflag", "github.com/prometheus/client_golang", "go.yaml.in/yaml/v3"},
+	"cmd/walnut":          {"proxy", "proxy/config", "hashkit", "shard", "protocol", "pool", "github.com/spf13/pflag", "github.com/prometheus/client_golang", "go.yaml.in/yaml/v3", "internal/metrics"},
 	"adapter/goredis":     {"shard", "hashkit", "proxy/config", "github.com/redis/go-redis/v9"},
 	"adapter/gomemcache":  {"shard", "hashkit", "proxy/config", "github.com/bradfitz/gomemcache"},
 	"internal/bytesconv":  {},
 	"internal/testserver": {},
+	"internal/metrics":    {"proxy", "github.com/prometheus/client_golang"},
 	"bench":               {"*"},
 	"examples/*":          {"*"},
 }

@@ -268,6 +268,16 @@ func (s *Server) setLive(i int, live bool) {
 	}
 }
 
+// Live reports whether server i (in ring order, as in Stats) is in
+// service: false while the pool has it ejected. Unlike Ring().Live, it is
+// false for every ejected server even when all of them are ejected and the
+// full ring is routed with (see setLive).
+func (s *Server) Live(i int) bool {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	return i >= 0 && i < len(s.live) && s.live[i]
+}
+
 // Ring returns the ring the server routes with now: the configured one,
 // or the one rebuilt without the ejected servers.
 func (s *Server) Ring() *shard.Ring { return s.ring.Load() }

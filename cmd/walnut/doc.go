@@ -8,6 +8,7 @@
 //	walnut [-?hVdDt] [-v verbosity level] [-o output file]
 //	       [-c conf file] [-s stats port] [-a stats addr]
 //	       [-i stats interval] [-p pid file] [-m mbuf size]
+//	       [--admin-addr host:port]
 //
 //	-h, --help             print the version and this usage (stderr), exit 0
 //	-V, --version          print "This is walnut-VERSION" (stdout), exit 0
@@ -22,6 +23,8 @@
 //	-i, --stats-interval=N stats aggregation interval in ms (default 30000)
 //	-p, --pid-file=S       pid file (default: none)
 //	-m, --mbuf-size=N      512..16777216 (default 16384); checked, not used
+//	    --admin-addr=S     serve the admin HTTP endpoints on HOST:PORT
+//	                       (default: off; walnut's own, long only)
 //
 // Numbers are decimal digits only, as nutcracker reads them. A bad option
 // prints nutcracker's message with "walnut:" for "nutcracker:" (such as
@@ -49,6 +52,26 @@
 // above) debug lines. The start ("walnut started", with the version, pid,
 // pools and configuration file), stop ("walnut stopped") and signal lines
 // are written at every verbosity, shown as INFO.
+//
+// # Admin HTTP server
+//
+// With --admin-addr=HOST:PORT walnut binds that address too (after the
+// stats listener; a failure exits 1 with "walnut: bind on admin server addr
+// 'HOST:PORT' failed: …") and serves, on a private ServeMux:
+//
+//	/metrics        Prometheus text: every stats-JSON counter of every pool
+//	                and server (see package internal/metrics for the names),
+//	                read at scrape time, plus the Go runtime and process
+//	                collectors
+//	/debug/pprof/   net/http/pprof (index, cmdline, profile, symbol, trace,
+//	                and the named profiles such as heap and goroutine)
+//	/healthz        200 "ok" while the process serves
+//	/readyz         200 "ok" when every pool has at least one server that
+//	                is not ejected, else 503 naming the pools without one
+//
+// Bind it to a loopback address, such as 127.0.0.1:22223: it serves
+// profiles and process details without authentication. It is shut down
+// with the rest on SIGTERM or SIGINT.
 //
 // # Signals
 //

@@ -299,6 +299,12 @@ func TestStartupFailures(t *testing.T) {
 			wantLines: []string{`^walnut: bind on stats server addr '192\.0\.2\.1:\d+' failed: cannot assign requested address$`},
 		},
 		{
+			name:      "admin port taken",
+			conf:      "alpha:\n  listen: LISTEN\n  servers:\n" + server("127.0.0.1:1"),
+			args:      []string{"--admin-addr", "TAKEN"},
+			wantLines: []string{`^walnut: bind on admin server addr '` + takenAddr + `' failed: address already in use$`},
+		},
+		{
 			name: "invalid configuration",
 			conf: "alpha:\n  listen: LISTEN\n  distribution: sideways\n  servers:\n" + server("127.0.0.1:1"),
 			wantLines: []string{
@@ -331,7 +337,7 @@ func TestStartupFailures(t *testing.T) {
 			pidFile := filepath.Join(dir, "walnut.pid")
 			args := []string{"-c", confPath, "-p", pidFile, "-s", strconv.Itoa(testserver.FreePort(t, "127.0.0.1"))}
 			for _, a := range tt.args {
-				args = append(args, strings.NewReplacer("TAKENPORT", takenPort, "DIR", dir).Replace(a))
+				args = append(args, strings.NewReplacer("TAKENPORT", takenPort, "TAKEN", takenAddr, "DIR", dir).Replace(a))
 			}
 			code, out := runWalnut(t, dir, args...)
 			assert.Equal(t, 1, code)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"strconv"
 
 	"github.com/spf13/pflag"
@@ -36,6 +37,7 @@ type options struct {
 	statsInterval int    // -i, milliseconds
 	pidFile       string // -p, "" for none
 	mbufSize      int    // -m, validated and otherwise unused
+	adminAddr     string // --admin-addr, "" for none
 }
 
 // usageError is a command-line error: its text (without the "walnut: "
@@ -184,6 +186,14 @@ func parseOptions(args []string) (options, error) {
 	for _, v := range values {
 		fs.VarP(&optionValue{check: v.check}, v.long, v.short, "")
 	}
+	// walnut's own, long only.
+	fs.Var(&optionValue{check: func(s string) error {
+		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+			return usageErrorf("option --admin-addr value '%s' is not HOST:PORT", s)
+		}
+		o.adminAddr = s
+		return nil
+	}}, "admin-addr", "")
 
 	if err := fs.Parse(args); err != nil {
 		return options{}, flagError(err)
@@ -210,6 +220,9 @@ func flagError(err error) error {
 		return ue
 	case errors.As(err, &missErr):
 		short := missErr.GetFlag().Shorthand
+		if short == "" {
+			return usageErrorf("option '--%s' requires an argument", missErr.GetFlag().Name)
+		}
 		return usageErrorf("option -%s requires %s", short, missing[short])
 	case errors.As(err, &notExst):
 		if notExst.GetSpecifiedShortnames() != "" {
@@ -234,6 +247,7 @@ func writeVersion(w io.Writer) {
 const usage = `Usage: walnut [-?hVdDt] [-v verbosity level] [-o output file]
               [-c conf file] [-s stats port] [-a stats addr]
               [-i stats interval] [-p pid file] [-m mbuf size]
+              [--admin-addr host:port]
 
 Options:
   -h, --help             : this help
@@ -249,10 +263,14 @@ Options:
   -i, --stats-interval=N : set stats aggregation interval in msec (default: 30000 msec)
   -p, --pid-file=S       : set pid file (default: off)
   -m, --mbuf-size=N      : set size of mbuf chunk in bytes (default: 16384 bytes)
+      --admin-addr=S     : serve /metrics, /debug/pprof/, /healthz and /readyz
+                           over HTTP on HOST:PORT (default: off;
+                           e.g. 127.0.0.1:22223)
 
 Unlike nutcracker, walnut binds the stats server to 127.0.0.1 by default
 (nutcracker: 0.0.0.0; give -a 0.0.0.0 for that), and it checks -m but does
-not use it: walnut has no mbufs.
+not use it: walnut has no mbufs. --admin-addr is walnut's own; bind it
+to a loopback address: it serves profiles and process details.
 `
 
 func writeUsage(w io.Writer) { io.WriteString(w, usage) }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -167,8 +168,12 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 		}
 	}
 	px.serve()
-	always(log, "walnut started", "version", version, "pid", os.Getpid(),
-		"pools", px.names(), "conf", o.confFile, "stats", px.statsAddr)
+	attrs := []any{"version", version, "pid", os.Getpid(),
+		"pools", px.names(), "conf", o.confFile, "stats", px.statsAddr}
+	if o.adminAddr != "" {
+		attrs = append(attrs, "admin", o.adminAddr)
+	}
+	always(log, "walnut started", attrs...)
 	started = true
 	ds.ready()
 
@@ -190,6 +195,8 @@ type proxies struct {
 	stats     *proxy.StatsServer
 	statsL    net.Listener
 	statsAddr string
+	admin     *http.Server // nil without --admin-addr
+	adminL    net.Listener
 
 	serving sync.WaitGroup // the Serve goroutines
 	errs    chan error     // Serve errors other than ErrServerClosed
@@ -200,7 +207,7 @@ type proxies struct {
 // first stops walnut before it accepts a client if any bind fails, as
 // nutcracker stops. On error, what was opened is closed.
 func open(pools []config.Pool, o options, log *slog.Logger) (*proxies, error) {
-	px := &proxies{errs: make(chan error, len(pools)+1)}
+	px := &proxies{errs: make(chan error, len(pools)+2)}
 	for _, p := range pools {
 		s, err := proxy.New(proxy.FromPool(p, log))
 		if err != nil {
@@ -224,6 +231,15 @@ func open(pools []config.Pool, o options, log *slog.Logger) (*proxies, error) {
 		return nil, fmt.Errorf("bind on stats server addr '%s' failed: %w", px.statsAddr, cause(err))
 	}
 	px.statsL = l
+	if o.adminAddr != "" {
+		l, err := net.Listen("tcp", o.adminAddr)
+		if err != nil {
+			px.close()
+			return nil, fmt.Errorf("bind on admin server addr '%s' failed: %w", o.adminAddr, cause(err))
+		}
+		px.adminL = l
+		px.admin = newAdminServer(px.servers)
+	}
 	px.stats = &proxy.StatsServer{
 		Pools:    px.servers,
 		Service:  "walnut",
@@ -243,6 +259,9 @@ func (px *proxies) close() {
 	}
 	if px.statsL != nil {
 		px.statsL.Close()
+	}
+	if px.adminL != nil {
+		px.adminL.Close()
 	}
 	for _, s := range px.servers {
 		s.Close()
@@ -267,6 +286,15 @@ func (px *proxies) serve() {
 			px.errs <- fmt.Errorf("stats server: %w", err)
 		}
 	}()
+	if px.admin != nil {
+		px.serving.Add(1)
+		go func() {
+			defer px.serving.Done()
+			if err := px.admin.Serve(px.adminL); !errors.Is(err, http.ErrServerClosed) {
+				px.errs <- fmt.Errorf("admin server: %w", err)
+			}
+		}()
+	}
 }
 
 // names returns the pool names.
@@ -313,6 +341,13 @@ func (px *proxies) shutdown(sigs <-chan os.Signal, log *slog.Logger) {
 	}
 	pools.Wait()
 	px.stats.Close()
+	if px.admin != nil {
+		// Requests in progress (a CPU profile, a scrape) may finish
+		// within what is left of the deadline.
+		if err := px.admin.Shutdown(ctx); err != nil {
+			px.admin.Close()
+		}
+	}
 	px.serving.Wait()
 	cancel()
 	watcher.Wait()

@@ -1,0 +1,174 @@
+// Package metrics exposes the statistics of proxy.Servers to Prometheus.
+//
+// A Collector reads each pool's Stats and Ring at scrape time and reports
+// every counter of nutcracker's stats JSON (see proxy.DescribeStats) under
+// the walnut_ prefix, plus walnut's own per-server ejection count, Init error
+// count and liveness. Pool metrics carry the label pool; server metrics the
+// labels pool and server (the server's name as the stats JSON names it).
+//
+// Pool metrics:
+//
+//	walnut_client_eof_total            counter  client_eof
+//	walnut_client_err_total            counter  client_err
+//	walnut_client_connections          gauge    client_connections
+//	walnut_server_ejects_total         counter  server_ejects
+//	walnut_forward_error_total         counter  forward_error
+//	walnut_fragments_total             counter  fragments
+//
+// Server metrics:
+//
+//	walnut_server_eof_total            counter  server_eof
+//	walnut_server_err_total            counter  server_err
+//	walnut_server_timedout_total       counter  server_timedout
+//	walnut_server_connections          gauge    server_connections
+//	walnut_server_ejected_at_seconds   gauge    server_ejected_at, in seconds since the epoch (0: never)
+//	walnut_server_requests_total       counter  requests
+//	walnut_server_request_bytes_total  counter  request_bytes
+//	walnut_server_responses_total      counter  responses
+//	walnut_server_response_bytes_total counter  response_bytes
+//	walnut_server_in_queue             gauge    in_queue
+//	walnut_server_in_queue_bytes       gauge    in_queue_bytes
+//	walnut_server_out_queue            gauge    out_queue
+//	walnut_server_out_queue_bytes      gauge    out_queue_bytes
+//	walnut_server_ejections_total  counter  times this server was ejected (walnut's own)
+//	walnut_server_init_errors_total    counter  error replies to SELECT/AUTH on connect (walnut's own)
+//	walnut_server_live                 gauge    1 if the server receives keys now, 0 if ejected
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/walnutproxy/walnut/proxy"
+)
+
+var (
+	poolLabels   = []string{"pool"}
+	serverLabels = []string{"pool", "server"}
+)
+
+func poolDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("walnut_"+name, help, poolLabels, nil)
+}
+
+func serverDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("walnut_"+name, help, serverLabels, nil)
+}
+
+var (
+	clientEOF         = poolDesc("client_eof_total", "Client connections closed by the client (eof).")
+	clientErr         = poolDesc("client_err_total", "Client connections closed on an error.")
+	clientConnections = poolDesc("client_connections", "Open client connections.")
+	serverEjects      = poolDesc("server_ejects_total", "Times a backend server of the pool was ejected.")
+	forwardError      = poolDesc("forward_error_total", "Error replies made up by the proxy because a backend failed.")
+	fragments         = poolDesc("fragments_total", "Sub-requests created by splitting multi-key requests.")
+
+	serverEOF           = serverDesc("server_eof_total", "Server connections closed by the server (eof).")
+	serverErr           = serverDesc("server_err_total", "Server connections closed on an error.")
+	serverTimedOut      = serverDesc("server_timedout_total", "Server connections closed by a timeout.")
+	serverConnections   = serverDesc("server_connections", "Open server connections.")
+	serverEjectedAt     = serverDesc("server_ejected_at_seconds", "Time of the server's last ejection in seconds since the Unix epoch; 0 if never ejected.")
+	serverRequests      = serverDesc("server_requests_total", "Requests queued to the server.")
+	serverRequestBytes  = serverDesc("server_request_bytes_total", "Bytes of the requests queued to the server.")
+	serverResponses     = serverDesc("server_responses_total", "Replies received from the server.")
+	serverResponseBytes = serverDesc("server_response_bytes_total", "Bytes of the replies received from the server.")
+	serverInQueue       = serverDesc("server_in_queue", "Requests queued, not yet written to the server.")
+	serverInQueueBytes  = serverDesc("server_in_queue_bytes", "Bytes of the requests queued, not yet written.")
+	serverOutQueue      = serverDesc("server_out_queue", "Requests written to the server, awaiting their reply.")
+	serverOutQueueBytes = serverDesc("server_out_queue_bytes", "Bytes of the requests awaiting their reply.")
+	serverServerEjects  = serverDesc("server_ejections_total", "Times this server was ejected.")
+	serverInitErrors    = serverDesc("server_init_errors_total", "Error replies to the commands sent on connecting (SELECT, AUTH).")
+	serverLive          = serverDesc("server_live", "1 if the server receives keys now, 0 if it is ejected.")
+
+	allDescs = []*prometheus.Desc{
+		clientEOF, clientErr, clientConnections, serverEjects, forwardError, fragments,
+		serverEOF, serverErr, serverTimedOut, serverConnections, serverEjectedAt,
+		serverRequests, serverRequestBytes, serverResponses, serverResponseBytes,
+		serverInQueue, serverInQueueBytes, serverOutQueue, serverOutQueueBytes,
+		serverServerEjects, serverInitErrors, serverLive,
+	}
+)
+
+// A Collector is a prometheus.Collector reporting the statistics of a set of
+// pools, read when scraped. It is safe for concurrent use.
+type Collector struct {
+	pools []*proxy.Server
+}
+
+// NewCollector returns a Collector for pools. Pool names must be distinct,
+// as they are in a nutcracker.yml.
+func NewCollector(pools []*proxy.Server) *Collector {
+	return &Collector{pools: pools}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, s := range c.pools {
+		pool := s.Name()
+		st := s.Stats()
+		counter(clientEOF, st.ClientEOF, pool)
+		counter(clientErr, st.ClientErr, pool)
+		gauge(clientConnections, float64(st.ClientConnections), pool)
+		counter(serverEjects, st.ServerEjects, pool)
+		counter(forwardError, st.ForwardError, pool)
+		counter(fragments, st.Fragments, pool)
+		for i, ss := range st.Servers {
+			l := []string{pool, ss.Name}
+			counter(serverEOF, ss.ServerEOF, l...)
+			counter(serverErr, ss.ServerErr, l...)
+			counter(serverTimedOut, ss.ServerTimedOut, l...)
+			gauge(serverConnections, float64(ss.ServerConnections), l...)
+			gauge(serverEjectedAt, float64(ss.ServerEjectedAt)/1e6, l...)
+			counter(serverRequests, ss.Requests, l...)
+			counter(serverRequestBytes, ss.RequestBytes, l...)
+			counter(serverResponses, ss.Responses, l...)
+			counter(serverResponseBytes, ss.ResponseBytes, l...)
+			gauge(serverInQueue, float64(ss.InQueue), l...)
+			gauge(serverInQueueBytes, float64(ss.InQueueBytes), l...)
+			gauge(serverOutQueue, float64(ss.OutQueue), l...)
+			gauge(serverOutQueueBytes, float64(ss.OutQueueBytes), l...)
+			counter(serverServerEjects, ss.Ejects, l...)
+			counter(serverInitErrors, ss.InitErrors, l...)
+			gauge(serverLive, boolFloat(s.Live(i)), l...)
+		}
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Unready returns the names of the pools none of whose servers is live
+// (every one ejected), in order; it is empty when every pool can route
+// requests.
+func Unready(pools []*proxy.Server) []string {
+	var out []string
+	for _, s := range pools {
+		ok := false
+		for i := range s.Ring().Len() {
+			if s.Live(i) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			out = append(out, s.Name())
+		}
+	}
+	return out
+}
