@@ -3,6 +3,7 @@ package memcache_test
 import (
 	"testing"
 
+	"github.com/walnutproxy/walnut/internal/framesim"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
 )
@@ -103,53 +104,6 @@ func BenchmarkAppendStorage(b *testing.B) {
 	}
 }
 
-// poolRead simulates the pool's reader loop (pool/link.go) reading one
-// response delivered in chunk-byte reads: it frames only once the bytes
-// an earlier attempt asked for have arrived (-n of a hint, else one more
-// byte), and grows its 16 KiB buffer as the pool does: to the hint at
-// once if there is one, else by doubling. It returns how many times frame
-// was called.
-func poolRead(b *testing.B, frame func([]byte) (int, error), resp []byte, chunk int) (calls int) {
-	buf := make([]byte, 16<<10)
-	r, w, need, in := 0, 0, 0, 0
-	for {
-		if in == len(resp) {
-			b.Fatalf("response of %d bytes not framed", len(resp))
-		}
-		n := copy(buf[w:], resp[in:min(in+chunk, len(resp))])
-		in += n
-		w += n
-		if n > 0 && w-r >= need {
-			calls++
-			m, err := frame(buf[r:w])
-			if err != nil {
-				b.Fatal(err)
-			}
-			if m > 0 {
-				if m != len(resp) {
-					b.Fatalf("framed %d bytes of %d", m, len(resp))
-				}
-				return calls
-			}
-			need = max(w-r+1, -m)
-		}
-		if w == len(buf) || r+need > len(buf) {
-			size := len(buf)
-			if w-r == size || need > size {
-				size = max(2*size, need)
-			}
-			if size != len(buf) {
-				nb := make([]byte, size)
-				w = copy(nb, buf[r:w])
-				buf = nb
-			} else {
-				w = copy(buf, buf[r:w])
-			}
-			r = 0
-		}
-	}
-}
-
 // BenchmarkFramePoolLoop frames a get response with a 1 MiB value
 // delivered in 16 KiB reads through the pool's loop, with FrameResponse
 // (no hint) and with FrameResponseHint.
@@ -167,7 +121,7 @@ func BenchmarkFramePoolLoop(b *testing.B) {
 			b.SetBytes(int64(len(resp)))
 			calls := 0
 			for b.Loop() {
-				calls = poolRead(b, bc.frame, resp, 16<<10)
+				calls = framesim.PoolRead(b, bc.frame, resp, 16<<10)
 			}
 			b.ReportMetric(float64(calls), "frames/op")
 		})

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walnutproxy/walnut/internal/framesim"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
 )
@@ -159,53 +160,6 @@ func BenchmarkWriter(b *testing.B) {
 	}
 }
 
-// poolRead simulates the pool's reader loop (pool/link.go) reading one
-// reply delivered in chunk-byte reads: it frames only once the bytes an
-// earlier attempt asked for have arrived (-n of a hint, else one more
-// byte), and grows its 16 KiB buffer as the pool does: to the hint at
-// once if there is one, else by doubling. It returns how many times frame
-// was called.
-func poolRead(b *testing.B, frame func([]byte) (int, error), reply []byte, chunk int) (calls int) {
-	buf := make([]byte, 16<<10)
-	r, w, need, in := 0, 0, 0, 0
-	for {
-		if in == len(reply) {
-			b.Fatalf("reply of %d bytes not framed", len(reply))
-		}
-		n := copy(buf[w:], reply[in:min(in+chunk, len(reply))])
-		in += n
-		w += n
-		if n > 0 && w-r >= need {
-			calls++
-			m, err := frame(buf[r:w])
-			if err != nil {
-				b.Fatal(err)
-			}
-			if m > 0 {
-				if m != len(reply) {
-					b.Fatalf("framed %d bytes of %d", m, len(reply))
-				}
-				return calls
-			}
-			need = max(w-r+1, -m)
-		}
-		if w == len(buf) || r+need > len(buf) {
-			size := len(buf)
-			if w-r == size || need > size {
-				size = max(2*size, need)
-			}
-			if size != len(buf) {
-				nb := make([]byte, size)
-				w = copy(nb, buf[r:w])
-				buf = nb
-			} else {
-				w = copy(buf, buf[r:w])
-			}
-			r = 0
-		}
-	}
-}
-
 // BenchmarkFramePoolLoop frames a 1 MiB bulk string delivered in 16 KiB
 // reads through the pool's loop, with FrameReply (no hint: framed after
 // every read, the buffer doubled six times) and with FrameReplyHint
@@ -224,7 +178,7 @@ func BenchmarkFramePoolLoop(b *testing.B) {
 			b.SetBytes(int64(len(reply)))
 			calls := 0
 			for b.Loop() {
-				calls = poolRead(b, bc.frame, reply, 16<<10)
+				calls = framesim.PoolRead(b, bc.frame, reply, 16<<10)
 			}
 			b.ReportMetric(float64(calls), "frames/op")
 		})
