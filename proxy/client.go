@@ -26,6 +26,14 @@ type clientConn struct {
 	s  *Server
 	nc net.Conn
 
+	// g is the configuration of the current batch, held from begin to
+	// end; after end it is still read for its immutable fields.
+	g  *generation
+	t0 int64 // nanotime when the batch began
+	// cmdIDs are the command ids of the batch's requests for the latency
+	// histograms (see commandLatencies), -1 for those not counted.
+	cmdIDs []int16
+
 	// Batch completion: pending counts the calls in flight plus one for
 	// the dispatching goroutine; the call that brings it to zero wakes it.
 	pending atomic.Int32
@@ -84,7 +92,8 @@ type call struct {
 	nblk   int    // memcached merge: number of blocks
 	server int
 
-	detached bool // not part of a batch: see clientConn.dfree
+	g        *generation // detached calls: the generation they hold
+	detached bool        // not part of a batch: see clientConn.dfree
 }
 
 func (c *call) done(reply []byte, err error) {
@@ -94,6 +103,9 @@ func (c *call) done(reply []byte, err error) {
 	}
 	c.err = err
 	c.reply = append(c.reply[:0], reply...)
+	if err == nil {
+		c.cc.g.backends[c.server].rtt.observe(nanotime() - c.cc.t0)
+	}
 	if c.cc.pending.Add(-1) == 0 {
 		c.cc.finish()
 	}
@@ -139,10 +151,7 @@ type slot struct {
 func newClientConn(s *Server, nc net.Conn) *clientConn {
 	c := &clientConn{s: s, nc: nc, wake: make(chan struct{}, 1)}
 	c.nd = &c.ndetached
-	c.srvCall = make([]int32, s.base.Len())
-	for i := range c.srvCall {
-		c.srvCall[i] = -1
-	}
+	c.g = s.gen.Load()
 	return c
 }
 
@@ -185,7 +194,7 @@ func (c *clientConn) linger() {
 
 func (c *clientConn) serve() {
 	var err error
-	if c.s.cfg.Protocol == protocol.Redis {
+	if c.s.proto == protocol.Redis {
 		err = c.serveRedis()
 	} else {
 		err = c.serveMemcache()
@@ -206,8 +215,14 @@ func (c *clientConn) serve() {
 	}
 }
 
-// begin starts a batch.
+// begin starts a batch, with the configuration in force.
 func (c *clientConn) begin() {
+	c.g = c.s.acquire()
+	for len(c.srvCall) < len(c.g.backends) {
+		c.srvCall = append(c.srvCall, -1)
+	}
+	c.t0 = nanotime()
+	c.cmdIDs = c.cmdIDs[:0]
 	c.ncalls = 0
 	c.slots = c.slots[:0]
 	c.local = c.local[:0]
@@ -263,10 +278,14 @@ func (c *clientConn) detachedCall(server int) *call {
 	c.nd.Add(1)
 	cl.server = server
 	cl.buf = cl.buf[:0]
+	cl.g = c.g
+	c.g.refs.Add(1) // the batch holds a reference: the count is not 0
 	return cl
 }
 
 func (c *clientConn) freeDetached(cl *call) {
+	g := cl.g
+	cl.g = nil
 	cl.req.Data = nil
 	if cap(cl.buf) > maxKeptBuffer {
 		cl.buf = nil
@@ -275,6 +294,7 @@ func (c *clientConn) freeDetached(cl *call) {
 	c.dfree = append(c.dfree, cl)
 	c.dmu.Unlock()
 	c.nd.Add(-1)
+	c.s.release(g)
 }
 
 // group assigns each of keys to a new call for its server, one call per
@@ -311,14 +331,25 @@ func (c *clientConn) group(keys [][]byte) (first, ncall, key0 int32, one int) {
 // send queues a call on its server.
 func (c *clientConn) send(cl *call) {
 	c.pending.Add(1)
-	c.s.pool.Do(cl.server, &cl.req)
+	c.g.backends[cl.server].pool.Do(0, &cl.req)
 }
 
-// wait blocks until every call of the batch is done.
+// wait blocks until every call of the batch is done, then ends the batch.
 func (c *clientConn) wait() {
 	if c.pending.Add(-1) != 0 {
 		<-c.wake
 	}
+	c.end()
+}
+
+// end ends a batch whose calls are done: it records the latency of its
+// requests and releases its configuration.
+func (c *clientConn) end() {
+	d := nanotime() - c.t0
+	for _, id := range c.cmdIDs {
+		c.s.lat.observe(int(id), d)
+	}
+	c.s.release(c.g)
 }
 
 // addLocal appends a slot whose reply is b.
@@ -395,6 +426,9 @@ func (c *clientConn) trim() {
 	if cap(c.keys) > 4*maxKeptCalls {
 		c.keys = nil
 	}
+	if cap(c.cmdIDs) > 4*maxKeptCalls {
+		c.cmdIDs = nil
+	}
 	if cap(c.pos) > 4*maxKeptCalls {
 		c.pos = nil
 	}
@@ -420,7 +454,7 @@ const (
 const maxKeptBuffer = 256 << 10
 
 // ring returns the ring in force.
-func (c *clientConn) ring() *shard.Ring { return c.s.ring.Load() }
+func (c *clientConn) ring() *shard.Ring { return c.g.ring.Load() }
 
 // placeholderKey is the key twemproxy routes keyless commands by.
 var placeholderKey = []byte("placeholder")

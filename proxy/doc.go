@@ -95,6 +95,30 @@
 // the proxy sends FIN, discards what the client still sends for 100 ms, and
 // closes, so that replies are not destroyed by a reset.
 //
+// # Reload
+//
+// Server.Reload (and Client.Reload) replaces a pool's configuration while it
+// serves, which twemproxy cannot do (twemproxy issue #6). Each batch of a
+// client's requests is routed with the configuration in force when the
+// batch was read and holds it until the batch is answered, so a Reload
+// never fails or reorders a request: batches read afterwards use the new
+// ring. Each server has its own one-server pool.Pool; a server whose name,
+// address and connection settings are unchanged is kept with its
+// connections, ejection state, counters and round-trip histogram, and the
+// connections of a removed or changed server are closed once no batch of an
+// older configuration uses them. A key written before a Reload that moves it
+// is, as after a twemproxy restart with the new configuration, on its old
+// server. An invalid configuration changes nothing. Listeners are not
+// touched: cmd/walnut binds a changed listen address and retires the old
+// listener.
+//
+// # Latency
+//
+// Server.Latencies reports, per command, the time from reading a request to
+// having its reply ready, and Server.RTT, per server, the time from reading
+// a request to its server's reply; both in fixed buckets from 50µs to 10s,
+// counted with atomic adds and no allocation.
+//
 // # Failures
 //
 // A request whose backend fails gets "-ERR <reason>" (memcached:

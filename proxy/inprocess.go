@@ -69,6 +69,15 @@ func NewClient(cfg Config) (*Client, error) {
 // servers are ejected and reinstated).
 func (c *Client) Ring() *shard.Ring { return c.s.Ring() }
 
+// Reload replaces the Client's configuration as Server.Reload does: calls
+// in progress finish with the old one, later calls use the new ring, and
+// unchanged servers keep their connections.
+func (c *Client) Reload(cfg Config) error { return c.s.Reload(cfg) }
+
+// Latencies returns the per-command latency of the Client's calls, as
+// Server.Latencies does.
+func (c *Client) Latencies() []CommandLatency { return c.s.Latencies() }
+
 // Stats returns the pool's statistics (the client-side counters stay 0).
 func (c *Client) Stats() PoolStats { return c.s.Stats() }
 
@@ -124,8 +133,8 @@ func (c *Client) DoMulti(ctx context.Context, reqs ...[]byte) ([][]byte, error) 
 // Command is Do for a Redis pool with the command given as strings,
 // returning the parsed reply. An error reply is a Value of Type '-'.
 func (c *Client) Command(ctx context.Context, args ...string) (resp.Value, error) {
-	if c.s.cfg.Protocol != protocol.Redis {
-		return resp.Value{}, fmt.Errorf("proxy: Command needs a redis pool; %q is memcached", c.s.cfg.Name)
+	if c.s.proto != protocol.Redis {
+		return resp.Value{}, fmt.Errorf("proxy: Command needs a redis pool; %q is memcached", c.s.name)
 	}
 	bp, _ := c.bufs.Get().(*[]byte)
 	if bp == nil {
@@ -141,7 +150,7 @@ func (c *Client) Command(ctx context.Context, args ...string) (resp.Value, error
 		return resp.Value{}, err
 	}
 	var v resp.Value
-	if _, err := resp.ParseReply(reply, c.s.lim, &v); err != nil {
+	if _, err := resp.ParseReply(reply, c.s.gen.Load().lim, &v); err != nil {
 		return resp.Value{}, err
 	}
 	return v, nil
@@ -179,7 +188,7 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 	cc.pos = ends
 	// Parse them all before sending any, so that a bad one sends none.
 	var err error
-	if c.s.cfg.Protocol == protocol.Redis {
+	if c.s.proto == protocol.Redis {
 		err = cc.parseRedis(ends)
 	} else {
 		err = cc.parseMemcache(ends)
@@ -190,7 +199,7 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 		return nil, err
 	}
 	cc.begin()
-	if c.s.cfg.Protocol == protocol.Redis {
+	if c.s.proto == protocol.Redis {
 		for i := range cc.cmds {
 			cc.redisDispatch(&cc.cmds[i]) // QUIT is answered +OK and changes nothing here
 		}
@@ -211,10 +220,11 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 			<-cc.wake
 		}
 	}
+	cc.end()
 	out := cc.out[:0]
 	marks := cc.marks[:0]
 	for i := range cc.slots {
-		if c.s.cfg.Protocol == protocol.Redis {
+		if c.s.proto == protocol.Redis {
 			out = cc.appendRedisReply(out, &cc.slots[i])
 		} else {
 			out = cc.appendMemcacheReply(out, &cc.slots[i], cc.mcreqs[i].Keys)
@@ -242,6 +252,7 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 // recycle returns an abandoned connection to the Client once its batch is
 // done.
 func (c *Client) recycle(cc *clientConn) {
+	cc.end()
 	cc.trim()
 	c.conns.Put(cc)
 	c.wg.Done()
@@ -264,7 +275,7 @@ func (c *clientConn) parseRedis(ends []int) error {
 			c.cmds = append(c.cmds, resp.Command{})
 		}
 		cmd := &c.cmds[len(c.cmds)-1]
-		m, err := resp.ParseCommand(b, c.s.lim, cmd)
+		m, err := resp.ParseCommand(b, c.s.gen.Load().lim, cmd)
 		switch {
 		case err != nil:
 			return err
@@ -295,7 +306,7 @@ func (c *clientConn) parseMemcache(ends []int) error {
 			c.mcreqs = append(c.mcreqs, memcache.Request{})
 		}
 		req := &c.mcreqs[len(c.mcreqs)-1]
-		m, err := memcache.ParseRequest(b, c.s.lim, req)
+		m, err := memcache.ParseRequest(b, c.s.gen.Load().lim, req)
 		var reply string
 		switch {
 		case m == 0 && err != nil:

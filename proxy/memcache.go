@@ -9,7 +9,7 @@ import (
 )
 
 func (c *clientConn) serveMemcache() error {
-	rd := memcache.NewReader(c.nc, c.s.lim)
+	rd := memcache.NewReader(c.nc, c.g.lim)
 	var reqs []memcache.Request
 	for {
 		var err error
@@ -60,6 +60,7 @@ func (c *clientConn) serveMemcache() error {
 
 // memcacheDispatch routes one request. It reports whether it was quit.
 func (c *clientConn) memcacheDispatch(req *memcache.Request) (quit bool) {
+	c.cmdIDs = append(c.cmdIDs, int16(req.Command))
 	switch cmd := req.Command; {
 	case cmd == memcache.Quit:
 		return true
@@ -98,7 +99,7 @@ func (c *clientConn) memcacheForward(req *memcache.Request, srv int) {
 			cl.req.Tag = uint8(req.Command)
 			cl.req.NoReply = true
 			c.slots = append(c.slots, slot{kind: slotNone})
-			c.s.pool.Do(srv, &cl.req)
+			c.g.backends[srv].pool.Do(0, &cl.req)
 			return
 		}
 	}
@@ -187,7 +188,7 @@ func (c *clientConn) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []
 			r := memcache.ClassifyResponse(b)
 			if r == memcache.RespValue {
 				var v memcache.Value
-				n, err := memcache.ParseValue(b, c.s.lim, &v)
+				n, err := memcache.ParseValue(b, c.g.lim, &v)
 				if err != nil || n == 0 {
 					c.s.stats.forwardError.Add(1)
 					return memcache.AppendServerError(out, "Invalid argument")

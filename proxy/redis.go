@@ -27,7 +27,7 @@ const (
 const readerSize = 16 << 10
 
 func (c *clientConn) serveRedis() error {
-	rd := resp.NewReaderSize(c.nc, c.s.lim, readerSize)
+	rd := resp.NewReaderSize(c.nc, c.g.lim, readerSize)
 	var cmds []resp.Command
 	for {
 		var err error
@@ -78,7 +78,8 @@ func (c *clientConn) redisDispatch(cmd *resp.Command) (quit bool) {
 		}
 		return false
 	}
-	if c.s.cfg.Auth != "" && !c.authed && c.owner == nil {
+	c.cmdIDs = append(c.cmdIDs, int16(ci.Index()))
+	if c.g.cfg.Auth != "" && !c.authed && c.owner == nil {
 		switch ci.Name {
 		case "auth", "hello", "quit":
 		default:
@@ -233,7 +234,7 @@ func (c *clientConn) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool)
 		c.hello(args)
 	case "reset":
 		c.name = c.name[:0]
-		if c.s.cfg.Auth != "" && c.owner == nil {
+		if c.g.cfg.Auth != "" && c.owner == nil {
 			c.authed = false
 		}
 		c.addLocal([]byte("+RESET\r\n"))
@@ -276,7 +277,7 @@ func (c *clientConn) addBulk(b []byte) {
 // for the password. Only the "default" user exists. It returns the error
 // reply, or "" on success.
 func (c *clientConn) checkAuth(user, password []byte) string {
-	want := c.s.cfg.Auth
+	want := c.g.cfg.Auth
 	if want == "" {
 		return replyNoPassword
 	}
@@ -340,7 +341,7 @@ func (c *clientConn) hello(args [][]byte) {
 			return
 		}
 	}
-	if c.s.cfg.Auth != "" && !c.authed {
+	if c.g.cfg.Auth != "" && !c.authed {
 		c.addError(replyHelloNoAuth)
 		return
 	}
@@ -423,7 +424,7 @@ func (c *clientConn) appendRedisReply(out []byte, sl *slot) []byte {
 		out = resp.AppendArrayHeader(out, int(sl.nkeys))
 		for _, ci := range c.keyCall[sl.key0 : sl.key0+sl.nkeys] {
 			cl := c.calls[ci]
-			n, err := resp.FrameReply(cl.reply[cl.cur:], c.s.lim)
+			n, err := resp.FrameReply(cl.reply[cl.cur:], c.g.lim)
 			if err != nil || n == 0 {
 				return c.invalidReply(out[:mark])
 			}

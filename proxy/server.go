@@ -90,21 +90,25 @@ type Config struct {
 // the backend its key maps to, splits multi-key requests, and writes the
 // replies back in request order. It is safe for concurrent use. Its
 // lifecycle follows net/http's: Serve or ListenAndServe, then Shutdown or
-// Close.
+// Close. Reload replaces its configuration while it serves.
 type Server struct {
-	cfg   Config
+	name  string
+	proto protocol.Kind
 	log   *slog.Logger
-	pool  *pool.Pool
-	base  *shard.Ring
-	ring  atomic.Pointer[shard.Ring]
-	names []string // server names in ring (stats) order
-	lim   protocol.Limits
 
-	// Ring changes; serialised by the pool, guarded for Live().
-	liveMu sync.Mutex
-	live   []bool
+	// gen is the configuration in force. Each client batch holds a
+	// reference to the generation it started with (see acquire), so that
+	// Reload can swap in a new one while requests are in flight.
+	gen   atomic.Pointer[generation]
+	genMu sync.Mutex // serialises Reload, ring rebuilds and backend accounting
+	// backends are every backend of a generation not yet retired, with
+	// the number of such generations holding each; guarded by genMu.
+	backends map[*backend]int
+	retiring sync.WaitGroup // retire goroutines; Add under genMu while !closed
+	closed   bool           // under genMu: backends are closed, none are made
 
 	stats poolCounters
+	lat   *commandLatencies
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -119,6 +123,42 @@ type Server struct {
 // no goroutine unless cfg.Pool.Preconnect is set; in any case Close (or
 // Shutdown) must be called to release the backends.
 func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		name:      cfg.Name,
+		proto:     cfg.Protocol,
+		log:       log.With("pool", cfg.Name),
+		backends:  make(map[*backend]int),
+		lat:       newCommandLatencies(cfg.Protocol),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*clientConn]struct{}),
+		done:      make(chan struct{}),
+	}
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	g, err := s.newGeneration(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.gen.Store(g)
+	return s, nil
+}
+
+// Validate reports whether New would accept cfg, and Reload too if the
+// name and protocol are those of the server.
+func (cfg Config) Validate() error {
+	_, err := cfg.validate()
+	return err
+}
+
+// validate checks cfg and builds its ring.
+func (cfg *Config) validate() (*shard.Ring, error) {
 	if cfg.Protocol != protocol.Redis && cfg.Protocol != protocol.Memcache {
 		return nil, fmt.Errorf("proxy: pool %q: unknown protocol %v", cfg.Name, cfg.Protocol)
 	}
@@ -131,47 +171,35 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxClients < 0 || cfg.DB < 0 {
 		return nil, fmt.Errorf("proxy: pool %q: negative MaxClients or DB", cfg.Name)
 	}
-	cfg.Servers = append([]shard.Server(nil), cfg.Servers...)
+	switch o := &cfg.Pool; {
+	case o.Conns < 0, o.FailureLimit < 0:
+		return nil, fmt.Errorf("proxy: pool %q: negative Pool.Conns or Pool.FailureLimit", cfg.Name)
+	case o.DialTimeout < 0, o.Timeout < 0, o.RetryTimeout < 0:
+		return nil, fmt.Errorf("proxy: pool %q: negative duration in Pool", cfg.Name)
+	}
 	ring, err := shard.NewRing(cfg.Servers, cfg.Ring)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: pool %q: %w", cfg.Name, err)
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("pool", cfg.Name)
-	s := &Server{
-		cfg:       cfg,
-		log:       log,
-		base:      ring,
-		lim:       cfg.Limits.WithDefaults(),
-		live:      make([]bool, ring.Len()),
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*clientConn]struct{}),
-		done:      make(chan struct{}),
-	}
-	s.ring.Store(ring)
-	for i := range s.live {
-		s.live[i] = true
-	}
-	servers := make([]pool.Server, ring.Len())
-	s.names = make([]string, ring.Len())
-	for i := range servers {
-		srv := ring.Server(i)
-		network, addr := srv.Network()
-		s.names[i] = ring.ID(i)
-		servers[i] = pool.Server{Network: network, Addr: addr, Name: s.names[i]}
-	}
-	opts := cfg.Pool
-	opts.Logger = log
-	userChange := cfg.Pool.OnChange
-	opts.OnChange = func(i int, ejected bool) {
-		s.setLive(i, !ejected)
-		if userChange != nil {
-			userChange(i, ejected)
+	for i := range ring.Len() {
+		network, addr := ring.Server(i).Network()
+		switch network {
+		case "", "tcp", "tcp4", "tcp6", "unix":
+		default:
+			return nil, fmt.Errorf("proxy: pool %q: server %s: unsupported network %q", cfg.Name, ring.ID(i), network)
+		}
+		if addr == "" {
+			return nil, fmt.Errorf("proxy: pool %q: server %s: empty address", cfg.Name, ring.ID(i))
 		}
 	}
+	return ring, nil
+}
+
+// newBackendPool makes the one-server pool.Pool of backend b of cfg.
+func (s *Server) newBackendPool(cfg *Config, b *backend, srv pool.Server, lim protocol.Limits) (*pool.Pool, error) {
+	opts := cfg.Pool
+	opts.Logger = s.log
+	opts.OnChange = func(_ int, ejected bool) { s.backendChanged(b, ejected) }
 	dial := opts.Dial
 	if dial == nil {
 		d := &net.Dialer{}
@@ -190,7 +218,6 @@ func New(cfg Config) (*Server, error) {
 		}
 		return c, err
 	}
-	lim := s.lim
 	switch cfg.Protocol {
 	case protocol.Redis:
 		opts.Framer = func(b []byte, _ *pool.Request) (int, error) { return resp.FrameReplyHint(b, lim) }
@@ -223,12 +250,7 @@ func New(cfg Config) (*Server, error) {
 		opts.Probe = []byte("version\r\n")
 		opts.Init = nil
 	}
-	p, err := pool.New(servers, opts)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: pool %q: %w", cfg.Name, err)
-	}
-	s.pool = p
-	return s, nil
+	return pool.New([]pool.Server{srv}, opts)
 }
 
 // isRedisFailure reports the replies twemproxy treats as a failed server:
@@ -248,68 +270,48 @@ func isRedisFailure(reply []byte) bool {
 	return false
 }
 
-// setLive records a server's ejection or reinstatement and swaps in the
-// ring twemproxy would rebuild. With no live server the full ring stays,
-// so requests reach ejected servers and fail with "Connection refused",
-// as in twemproxy.
-func (s *Server) setLive(i int, live bool) {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	s.live[i] = live
-	r, err := s.base.WithLive(s.live)
-	if err != nil {
-		r = s.base
-	}
-	s.ring.Store(r)
-	if live {
-		s.log.Info("server reinstated", "server", s.names[i])
-	} else {
-		s.log.Warn("server ejected", "server", s.names[i])
-	}
-}
-
 // Live reports whether server i (in ring order, as in Stats) is in
 // service: false while the pool has it ejected. Unlike Ring().Live, it is
 // false for every ejected server even when all of them are ejected and the
-// full ring is routed with (see setLive).
+// full ring is routed with (see backendChanged).
 func (s *Server) Live(i int) bool {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	return i >= 0 && i < len(s.live) && s.live[i]
+	g := s.gen.Load()
+	return i >= 0 && i < len(g.backends) && g.backends[i].live.Load()
 }
 
 // Ring returns the ring the server routes with now: the configured one,
 // or the one rebuilt without the ejected servers.
-func (s *Server) Ring() *shard.Ring { return s.ring.Load() }
+func (s *Server) Ring() *shard.Ring { return s.gen.Load().ring.Load() }
 
 // Name returns the pool name.
-func (s *Server) Name() string { return s.cfg.Name }
+func (s *Server) Name() string { return s.name }
 
 // Protocol returns the pool's protocol.
-func (s *Server) Protocol() protocol.Kind { return s.cfg.Protocol }
+func (s *Server) Protocol() protocol.Kind { return s.proto }
 
 // Listen opens the listener ListenAndServe would use, so a caller can
 // report bind errors before serving (as nutcracker fails at start).
 func (s *Server) Listen() (net.Listener, error) {
-	network := s.cfg.Network
+	cfg := &s.gen.Load().cfg
+	network := cfg.Network
 	if network == "" {
 		network = "tcp"
 	}
 	if network == "unix" {
 		// A stale socket file is removed, as nutcracker does, but not one
 		// a running process still accepts on.
-		if fi, err := os.Lstat(s.cfg.Addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			if c, err := net.DialTimeout("unix", s.cfg.Addr, time.Second); err == nil {
+		if fi, err := os.Lstat(cfg.Addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.DialTimeout("unix", cfg.Addr, time.Second); err == nil {
 				c.Close()
-				return nil, &net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: s.cfg.Addr, Net: "unix"}, Err: syscall.EADDRINUSE}
+				return nil, &net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: cfg.Addr, Net: "unix"}, Err: syscall.EADDRINUSE}
 			}
-			_ = os.Remove(s.cfg.Addr)
+			_ = os.Remove(cfg.Addr)
 		}
 	}
 	var lc net.ListenConfig
-	if s.cfg.ReusePort && network != "unix" {
+	if cfg.ReusePort && network != "unix" {
 		if soReusePort < 0 {
-			return nil, fmt.Errorf("proxy: pool %q: reuseport is not supported on this platform", s.cfg.Name)
+			return nil, fmt.Errorf("proxy: pool %q: reuseport is not supported on this platform", s.name)
 		}
 		lc.Control = func(_, _ string, c syscall.RawConn) error {
 			var serr error
@@ -321,12 +323,12 @@ func (s *Server) Listen() (net.Listener, error) {
 			return serr
 		}
 	}
-	l, err := lc.Listen(context.Background(), network, s.cfg.Addr)
+	l, err := lc.Listen(context.Background(), network, cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
-	if network == "unix" && s.cfg.SocketPerm != 0 {
-		if err := os.Chmod(s.cfg.Addr, s.cfg.SocketPerm); err != nil {
+	if network == "unix" && cfg.SocketPerm != 0 {
+		if err := os.Chmod(cfg.Addr, cfg.SocketPerm); err != nil {
 			l.Close()
 			return nil, err
 		}
@@ -401,16 +403,17 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 func (s *Server) accept(nc net.Conn) {
+	cfg := &s.gen.Load().cfg
 	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetKeepAlive(s.cfg.TCPKeepAlive)
+		_ = tc.SetKeepAlive(cfg.TCPKeepAlive)
 		_ = tc.SetNoDelay(true)
 	}
 	s.stats.clientTotal.Add(1)
 	n := s.stats.clientConns.Add(1)
-	if s.cfg.MaxClients > 0 && n > int64(s.cfg.MaxClients) {
+	if cfg.MaxClients > 0 && n > int64(cfg.MaxClients) {
 		s.stats.clientConns.Add(-1)
 		s.stats.clientErr.Add(1)
-		s.log.Warn("client refused: client_connections reached", "limit", s.cfg.MaxClients, "remote", nc.RemoteAddr().String())
+		s.log.Warn("client refused: client_connections reached", "limit", cfg.MaxClients, "remote", nc.RemoteAddr().String())
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -421,9 +424,9 @@ func (s *Server) accept(nc net.Conn) {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			msg := fmt.Sprintf("max number of clients reached (client_connections: %d)", s.cfg.MaxClients)
+			msg := fmt.Sprintf("max number of clients reached (client_connections: %d)", cfg.MaxClients)
 			var b []byte
-			if s.cfg.Protocol == protocol.Redis {
+			if s.proto == protocol.Redis {
 				b = resp.AppendError(nil, "ERR "+msg)
 			} else {
 				b = memcache.AppendServerError(nil, msg)
@@ -474,7 +477,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-finished:
-		s.pool.Close()
+		s.closeBackends()
 		return nil
 	case <-ctx.Done():
 		s.Close()
@@ -493,7 +496,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	// Fail requests still waiting on backends so client goroutines end.
-	s.pool.Close()
+	s.closeBackends()
 	s.wg.Wait()
 	return nil
 }

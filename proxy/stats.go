@@ -45,17 +45,18 @@ type ServerStats struct {
 
 // Stats returns a snapshot of the pool's statistics, servers in ring order.
 func (s *Server) Stats() PoolStats {
+	g := s.gen.Load()
 	st := PoolStats{
 		ClientEOF:         s.stats.clientEOF.Load(),
 		ClientErr:         s.stats.clientErr.Load(),
 		ClientConnections: s.stats.clientConns.Load(),
 		ForwardError:      s.stats.forwardError.Load(),
 		Fragments:         s.stats.fragments.Load(),
-		Servers:           make([]ServerStats, len(s.names)),
+		Servers:           make([]ServerStats, len(g.backends)),
 	}
-	for i, name := range s.names {
-		ss := s.pool.Stats(i)
-		st.Servers[i] = ServerStats{Name: name, ServerStats: ss}
+	for i, b := range g.backends {
+		ss := b.pool.Stats(0)
+		st.Servers[i] = ServerStats{Name: b.name, ServerStats: ss}
 		st.ServerEjects += ss.Ejects
 	}
 	return st
@@ -79,7 +80,8 @@ func (s *Server) connections(st *PoolStats) (curr, total int64) {
 // nutcracker's stats port work unchanged.
 type StatsServer struct {
 	// Pools are the pools reported, in order (nutcracker orders them by
-	// name, shorter names first).
+	// name, shorter names first). Set it before Serve; use SetPools to
+	// change it afterwards.
 	Pools []*Server
 	// Service is the "service" value. If empty, "walnut" is used.
 	Service string
@@ -167,6 +169,16 @@ func (st *StatsServer) Serve(l net.Listener) error {
 			c.Close()
 		}()
 	}
+}
+
+// SetPools replaces the pools reported, such as after a configuration
+// reload added or removed some. The next document reports them, even
+// within Interval of the last one.
+func (st *StatsServer) SetPools(pools []*Server) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.Pools = append([]*Server(nil), pools...)
+	st.doc = nil
 }
 
 // Close closes the listeners and waits for replies being written.

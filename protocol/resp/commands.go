@@ -198,7 +198,12 @@ type CommandInfo struct {
 	Reason string
 
 	numKeys numKeysStyle
+	index   int // position in commandTable
 }
+
+// Index returns the command's position in the slice Commands returns, so
+// that callers can keep per-command data in a slice rather than a map.
+func (ci *CommandInfo) Index() int { return ci.index }
 
 // A CommandError is a request the proxy answers itself with an error
 // instead of forwarding it: an unknown command, a wrong number of
@@ -498,6 +503,7 @@ func indexCommands(table []CommandInfo) (cmds, subs map[string]*CommandInfo) {
 	subs = make(map[string]*CommandInfo)
 	for i := range table {
 		ci := &table[i]
+		ci.index = i
 		if strings.Contains(ci.Name, "|") {
 			subs[ci.Name] = ci
 		} else {

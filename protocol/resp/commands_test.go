@@ -969,3 +969,21 @@ func TestCommandErrorsMatchRedis(t *testing.T) {
 		}
 	})
 }
+
+func TestCommandIndex(t *testing.T) {
+	cmds := Commands()
+	for i := range cmds {
+		name := cmds[i].Name
+		var ci *CommandInfo
+		var ok bool
+		if c, sub, found := strings.Cut(name, "|"); found {
+			parent, _ := LookupCommand([]byte(c))
+			ci, ok = parent.Subcommand([]byte(sub))
+		} else {
+			ci, ok = LookupCommand([]byte(name))
+		}
+		if !ok || ci.Index() != i || cmds[i].Index() != i {
+			t.Fatalf("%s: Index %d (found %v), want %d", name, ci.Index(), ok, i)
+		}
+	}
+}
