@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,12 @@ type clientConn struct {
 	// end; after end it is still read for its immutable fields.
 	g  *generation
 	t0 int64 // nanotime when the batch began
+	// outLimit is the batch's output limit (0: none); held counts the
+	// reply bytes its calls have received, and overflow is set when
+	// they pass outLimit, after which replies are dropped.
+	outLimit int64
+	held     atomic.Int64
+	overflow atomic.Bool
 	// cmdIDs are the command ids of the batch's requests for the latency
 	// histograms (see commandLatencies), -1 for those not counted.
 	cmdIDs []int16
@@ -102,6 +109,10 @@ func (c *call) done(reply []byte, err error) {
 		return
 	}
 	c.err = err
+	if lim := c.cc.outLimit; lim > 0 && c.cc.held.Add(int64(len(reply))) > lim {
+		c.cc.overflow.Store(true)
+		c.err, reply = errOutputLimit, nil
+	}
 	c.reply = append(c.reply[:0], reply...)
 	if err == nil {
 		c.cc.g.backends[c.server].rtt.observe(nanotime() - c.cc.t0)
@@ -215,9 +226,24 @@ func (c *clientConn) serve() {
 	}
 }
 
-// begin starts a batch, with the configuration in force.
-func (c *clientConn) begin() {
+// errOutputLimit fails the calls of a batch whose replies passed the
+// client's output limit.
+var errOutputLimit = errors.New("client output limit exceeded")
+
+// begin starts a batch of n requests, with the configuration in force.
+func (c *clientConn) begin(n int) {
 	c.g = c.s.acquire()
+	c.outLimit = 0
+	if n > 1 && c.owner == nil {
+		switch l := c.g.cfg.OutputLimit; {
+		case l == 0:
+			c.outLimit = DefaultOutputLimit
+		case l > 0:
+			c.outLimit = int64(l)
+		}
+	}
+	c.held.Store(0)
+	c.overflow.Store(false)
 	for len(c.srvCall) < len(c.g.backends) {
 		c.srvCall = append(c.srvCall, -1)
 	}
@@ -359,8 +385,40 @@ func (c *clientConn) addLocal(b []byte) {
 	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: len(c.local)})
 }
 
+// beforeRead arms the client timeout for the next request.
+func (c *clientConn) beforeRead() {
+	if t := c.g.cfg.ClientTimeout; t > 0 && !c.interrupted.Load() {
+		_ = c.nc.SetReadDeadline(time.Now().Add(t))
+		if c.interrupted.Load() {
+			// Shutdown's interrupt came meanwhile: keep its deadline.
+			_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
+		}
+	}
+}
+
+// cutOff ends a connection whose batch passed the output limit: the client
+// gets one error reply instead of the batch's replies.
+func (c *clientConn) cutOff() error {
+	limit := c.outLimit
+	c.s.log.Warn("client closed: output limit exceeded", "remote", c.nc.RemoteAddr().String(), "limit", limit)
+	msg := "client output limit exceeded: the replies to the pipelined requests passed " +
+		strconv.FormatInt(limit, 10) + " bytes (client_output_limit); read replies while pipelining"
+	var b []byte
+	if c.s.proto == protocol.Redis {
+		b = resp.AppendError(c.out[:0], "ERR "+msg)
+	} else {
+		b = memcache.AppendServerError(c.out[:0], msg)
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.nc.Write(b)
+	return errOutputLimit
+}
+
 // write sends out and drops an oversized buffer.
 func (c *clientConn) write(out []byte) error {
+	if t := c.g.cfg.ClientTimeout; t > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(t))
+	}
 	_, err := c.nc.Write(out)
 	if cap(out) > maxKeptBuffer {
 		out = nil

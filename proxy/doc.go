@@ -95,6 +95,19 @@
 // the proxy sends FIN, discards what the client still sends for 100 ms, and
 // closes, so that replies are not destroyed by a reset.
 //
+// # Client limits
+//
+// A client's memory is one batch: at most one read buffer of requests and
+// their replies. Config.OutputLimit (client_output_limit, default 256 MiB)
+// bounds the replies held for pipelined requests: a client past it, such as
+// one that pipelines large reads without reading the replies, gets "-ERR
+// client output limit exceeded …" (memcached: SERVER_ERROR) and is closed;
+// a single request is not limited. A client that stops reading blocks only
+// itself: the proxy stops reading its requests. Config.ClientTimeout
+// (client_timeout, off by default as in twemproxy) closes a client that
+// takes longer than that to send a complete request (idle, or holding half
+// a request) or to accept its replies.
+//
 // # Reload
 //
 // Server.Reload (and Client.Reload) replaces a pool's configuration while it

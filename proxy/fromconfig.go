@@ -20,7 +20,8 @@ import (
 // server_retry_timeout 0 as 1 ms, as in nutcracker (where 0 means "eject on
 // the first failure" and "retry at once"). backlog is not applied: Go
 // listens with the system's maximum backlog (net.core.somaxconn).
-// reuseport → ReusePort.
+// reuseport → ReusePort. walnut's keys: client_timeout → ClientTimeout;
+// client_output_limit → OutputLimit (0, unlimited, as -1).
 func FromPool(p config.Pool, log *slog.Logger) Config {
 	cfg := Config{
 		Name:         p.Name,
@@ -36,6 +37,12 @@ func FromPool(p config.Pool, log *slog.Logger) Config {
 		TCPKeepAlive: p.TCPKeepalive,
 		ReusePort:    p.Reuseport,
 		Logger:       log,
+
+		ClientTimeout: p.ClientTimeout,
+		OutputLimit:   p.ClientOutputLimit,
+	}
+	if cfg.OutputLimit == 0 {
+		cfg.OutputLimit = -1
 	}
 	if p.Redis {
 		cfg.Protocol = protocol.Redis

@@ -198,7 +198,7 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 		c.conns.Put(cc)
 		return nil, err
 	}
-	cc.begin()
+	cc.begin(0)
 	if c.s.proto == protocol.Redis {
 		for i := range cc.cmds {
 			cc.redisDispatch(&cc.cmds[i]) // QUIT is answered +OK and changes nothing here

@@ -16,6 +16,7 @@ func (c *clientConn) serveMemcache() error {
 		if cap(reqs) > maxKeptCalls {
 			reqs = nil // a large batch's requests are not kept
 		}
+		c.beforeRead()
 		reqs, err = rd.ReadRequests(reqs)
 		if err != nil {
 			var pe *protocol.Error
@@ -35,7 +36,7 @@ func (c *clientConn) serveMemcache() error {
 			}
 			continue
 		}
-		c.begin()
+		c.begin(len(reqs))
 		quit := false
 		for i := range reqs {
 			if c.memcacheDispatch(&reqs[i]) {
@@ -44,6 +45,9 @@ func (c *clientConn) serveMemcache() error {
 			}
 		}
 		c.wait()
+		if c.overflow.Load() {
+			return c.cutOff()
+		}
 		out := c.out[:0]
 		for i := range c.slots {
 			// Each request has exactly one slot, in order.

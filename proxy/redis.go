@@ -34,6 +34,7 @@ func (c *clientConn) serveRedis() error {
 		if cap(cmds) > maxKeptCalls {
 			cmds = nil // a large batch's commands are not kept
 		}
+		c.beforeRead()
 		cmds, err = rd.ReadCommands(cmds)
 		if err != nil {
 			var pe *protocol.Error
@@ -43,7 +44,7 @@ func (c *clientConn) serveRedis() error {
 			}
 			return err
 		}
-		c.begin()
+		c.begin(len(cmds))
 		quit := false
 		for i := range cmds {
 			if c.redisDispatch(&cmds[i]) {
@@ -52,6 +53,9 @@ func (c *clientConn) serveRedis() error {
 			}
 		}
 		c.wait()
+		if c.overflow.Load() {
+			return c.cutOff()
+		}
 		out := c.out[:0]
 		for i := range c.slots {
 			out = c.appendRedisReply(out, &c.slots[i])

@@ -80,11 +80,28 @@ type Config struct {
 	// protocol's defaults.
 	Limits protocol.Limits
 
+	// ClientTimeout, if not zero, closes a client that takes longer than
+	// this to send a complete request, whether it sends nothing or holds
+	// half a request (slowloris), or to accept the replies to its
+	// requests (walnut's client_timeout; twemproxy has none). Zero: never.
+	ClientTimeout time.Duration
+	// OutputLimit bounds the bytes of replies the proxy holds for one
+	// client while it answers pipelined requests (two or more read
+	// together): a client whose replies exceed it, typically one that
+	// pipelines without reading, gets an error reply and is closed. A
+	// single request is not limited; its reply is bounded by Limits. If
+	// zero, DefaultOutputLimit is used; negative means no limit. walnut's
+	// client_output_limit.
+	OutputLimit int
+
 	// Logger receives connection errors (debug), refused clients (warn),
 	// ring changes (warn/info) and the pool's own messages. If nil,
 	// nothing is logged.
 	Logger *slog.Logger
 }
+
+// DefaultOutputLimit is the OutputLimit used when Config.OutputLimit is 0.
+const DefaultOutputLimit = 256 << 20
 
 // A Server proxies one pool: it accepts clients, routes each request to
 // the backend its key maps to, splits multi-key requests, and writes the

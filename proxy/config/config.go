@@ -87,6 +87,14 @@ type Pool struct {
 	// Reuseport sets SO_REUSEPORT on the listener. The key exists in
 	// twemproxy after 0.5.0; nutcracker 0.5.0 rejects it.
 	Reuseport bool
+	// ClientTimeout closes a client that takes longer than this to send
+	// a complete request or to accept its replies; 0 (the default):
+	// never. walnut's key client_timeout, in milliseconds.
+	ClientTimeout time.Duration
+	// ClientOutputLimit bounds the bytes of replies held for one client
+	// answering its pipelined requests; 0: no limit. walnut's key
+	// client_output_limit, default 268435456 (256 MiB).
+	ClientOutputLimit int
 
 	// Servers are the pool's servers sorted as twemproxy sorts them: by
 	// ID, shorter first, then bytewise. Indexes into Servers are

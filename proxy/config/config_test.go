@@ -75,6 +75,7 @@ func TestParseDefaults(t *testing.T) {
 		ServerConnections:  1,
 		ServerRetryTimeout: 30 * time.Second,
 		ServerFailureLimit: 2,
+		ClientOutputLimit:  256 << 20,
 		Servers:            []shard.Server{{Addr: "127.0.0.1:11212", Weight: 1}},
 		ServerLines:        []int{4},
 	}}, strip(t, pools))
@@ -100,6 +101,8 @@ cache:
   server_failure_limit: 5
   tcpkeepalive: true
   reuseport: true
+  client_timeout: 30000
+  client_output_limit: 1048576
   servers:
     - 127.0.0.1:6380:2 b
     - 127.0.0.1:6379:1 a
@@ -130,11 +133,13 @@ cache:
 		ServerFailureLimit: 5,
 		TCPKeepalive:       true,
 		Reuseport:          true,
+		ClientTimeout:      30 * time.Second,
+		ClientOutputLimit:  1 << 20,
 		Servers: []shard.Server{
 			{Addr: "127.0.0.1:6379", Weight: 1, Name: "a"},
 			{Addr: "127.0.0.1:6380", Weight: 2, Name: "b"},
 		},
-		ServerLines: []int{22, 21},
+		ServerLines: []int{24, 23},
 	}}, strip(t, pools))
 }
 

@@ -46,6 +46,8 @@
 //	server_failure_limit  2
 //	tcpkeepalive          false
 //	reuseport             false
+//	client_timeout        none (milliseconds; 0 also means none); walnut's key
+//	client_output_limit   268435456 (bytes; 0 = unlimited); walnut's key
 //	servers               "host:port:weight [name]" or "/path:weight [name]"
 //	                      entries (see shard.ParseServer); required
 //
@@ -86,6 +88,8 @@
 //
 //   - reuseport (a key of twemproxy's development branch, after 0.5.0) is
 //     accepted; nutcracker 0.5.0 rejects it as unknown.
+//   - client_timeout and client_output_limit are walnut's own keys (see
+//     proxy.Config.ClientTimeout and OutputLimit); nutcracker rejects them.
 //   - hash: farm (hashkit.Farm) is accepted; nutcracker has no such hash.
 //   - A number that does not fit in an int32 is rejected with a message
 //     naming the maximum, 2147483647. nutcracker accumulates digits in a C

@@ -18,6 +18,8 @@ var keyNames = []string{
 	"client_connections", "redis", "tcpkeepalive", "reuseport", "redis_auth",
 	"redis_db", "preconnect", "auto_eject_hosts", "server_connections",
 	"server_retry_timeout", "server_failure_limit", "servers",
+	// walnut's own keys; nutcracker rejects them.
+	"client_timeout", "client_output_limit",
 }
 
 // Defaults of the keys, as in twemproxy's nc_conf.h.
@@ -26,6 +28,7 @@ const (
 	defaultServerConnections  = 1
 	defaultServerRetryTimeout = 30000 * time.Millisecond
 	defaultServerFailureLimit = 2
+	defaultClientOutputLimit  = 256 << 20
 )
 
 // parsedPool is a pool with the lines the cross-pool checks report.
@@ -87,6 +90,7 @@ func (p *parser) pool(k, v *yaml.Node) (parsedPool, error) {
 		Backlog:            defaultBacklog,
 		ServerConnections:  defaultServerConnections,
 		ServerRetryTimeout: defaultServerRetryTimeout,
+		ClientOutputLimit:  defaultClientOutputLimit,
 		ServerFailureLimit: defaultServerFailureLimit,
 	}}
 	var err error
@@ -242,6 +246,10 @@ func (p *parser) set(pool *Pool, key, value string) string {
 			pool.ServerRetryTimeout = time.Duration(n) * time.Millisecond
 		case "server_failure_limit":
 			pool.ServerFailureLimit = n
+		case "client_timeout":
+			pool.ClientTimeout = time.Duration(n) * time.Millisecond
+		case "client_output_limit":
+			pool.ClientOutputLimit = n
 		}
 	}
 	return ""

@@ -1,0 +1,176 @@
+package proxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walnutproxy/walnut/internal/testserver"
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/resp"
+	"github.com/walnutproxy/walnut/proxy"
+)
+
+// closedWithin reports how long the server took to close nc (reading and
+// discarding what it sends), or false if it did not within max.
+func closedWithin(nc net.Conn, max time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	_ = nc.SetReadDeadline(start.Add(max))
+	_, err := io.Copy(io.Discard, nc)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return 0, false
+	}
+	return time.Since(start), true
+}
+
+// TestClientTimeout checks that ClientTimeout closes a client holding half
+// a request (slowloris) and an idle one, not one that keeps sending, and
+// that without it such clients stay.
+func TestClientTimeout(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 1)
+	half := []byte("*2\r\n$3\r\nGET\r\n$5\r\nke") // a GET cut short
+	t.Run("off", func(t *testing.T) {
+		_, addr := startProxy(t, protocol.Redis, bs, nil)
+		nc, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer nc.Close()
+		_, err = nc.Write(half)
+		require.NoError(t, err)
+		_, closed := closedWithin(nc, 700*time.Millisecond)
+		assert.False(t, closed, "without client_timeout a slow client stays, as in twemproxy")
+	})
+	t.Run("on", func(t *testing.T) {
+		const timeout = 300 * time.Millisecond
+		s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.ClientTimeout = timeout })
+		slow, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer slow.Close()
+		_, err = slow.Write(half)
+		require.NoError(t, err)
+		idle, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer idle.Close()
+
+		busy := rawDial(t, addr)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range 12 { // 1.2 s: four timeouts
+				if busy.do("PING") != "+PONG\r\n" {
+					return
+				}
+				time.Sleep(timeout / 3)
+			}
+		}()
+		took, closed := closedWithin(slow, 5*time.Second)
+		require.True(t, closed, "the slowloris client is not closed")
+		assert.GreaterOrEqual(t, took, timeout-50*time.Millisecond)
+		_, closed = closedWithin(idle, 5*time.Second)
+		require.True(t, closed, "the idle client is not closed")
+		<-done
+		assert.Equal(t, "+PONG\r\n", busy.do("PING"), "a client that keeps sending stays")
+		assert.GreaterOrEqual(t, s.Stats().ClientErr, int64(2))
+		t.Logf("slowloris client closed after %v (client_timeout %v)", took.Round(time.Millisecond), timeout)
+	})
+}
+
+// TestOutputLimit checks that a client pipelining more replies than
+// OutputLimit is told why and closed, that other clients are unaffected,
+// and that a single request is not limited.
+func TestOutputLimit(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	const limit = 1 << 20
+	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.OutputLimit = limit })
+	big := strings.Repeat("x", 100<<10)
+	c := rawDial(t, addr)
+	require.Equal(t, "+OK\r\n", c.do("SET", "big", big))
+	// One request whose reply passes the limit is answered.
+	require.Equal(t, len(big)+len("$102400\r\n\r\n"), len(c.do("GET", "big")))
+	require.Equal(t, "*2\r\n", c.do("MGET", "big", "big")[:4])
+
+	// 100 pipelined GETs: 10 MB of replies.
+	hog, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer hog.Close()
+	var b []byte
+	for range 100 {
+		b = resp.AppendCommandString(b, "GET", "big")
+	}
+	_, err = hog.Write(b)
+	require.NoError(t, err)
+	_ = hog.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rd := resp.NewReader(bufio.NewReader(hog), protocol.Limits{})
+	reply, err := rd.ReadRawReply()
+	require.NoError(t, err)
+	assert.True(t, bytes.HasPrefix(reply, []byte("-ERR client output limit exceeded")), "%.200q", reply)
+	_, err = rd.ReadRawReply()
+	assert.ErrorIs(t, err, io.EOF, "the client is closed after the error")
+
+	assert.Equal(t, "$102400\r\n", c.do("GET", "big")[:9], "another client is unaffected")
+	assert.EqualValues(t, 1, s.Stats().ClientErr)
+}
+
+// TestOutputLimitMemcache is TestOutputLimit's cut-off for memcached.
+func TestOutputLimitMemcache(t *testing.T) {
+	bs := startBackends(t, protocol.Memcache, 1)
+	_, addr := startProxy(t, protocol.Memcache, bs, func(c *proxy.Config) { c.OutputLimit = 1 << 20 })
+	mc := testserver.DialMemcache(t, addr)
+	require.NoError(t, mc.Set([]byte("big"), bytes.Repeat([]byte("y"), 200<<10)))
+	hog, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer hog.Close()
+	_, err = hog.Write(bytes.Repeat([]byte("get big\r\n"), 50))
+	require.NoError(t, err)
+	_ = hog.SetReadDeadline(time.Now().Add(10 * time.Second))
+	all, err := io.ReadAll(hog)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(all), "SERVER_ERROR client output limit exceeded"), "%.100q", all)
+	got, err := mc.Get([]byte("big"))
+	require.NoError(t, err)
+	assert.Len(t, got["big"], 200<<10)
+}
+
+// TestNonReadingClient checks that a client that pipelines without ever
+// reading holds the proxy's memory to one batch, does not slow the others,
+// and is closed by ClientTimeout once its replies stop draining.
+func TestNonReadingClient(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.ClientTimeout = 500 * time.Millisecond })
+	c := rawDial(t, addr)
+	require.Equal(t, "+OK\r\n", c.do("SET", "v", strings.Repeat("z", 4<<10)))
+	hog, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer hog.Close()
+	req := resp.AppendCommandString(nil, "GET", "v")
+	_ = hog.SetWriteDeadline(time.Now().Add(3 * time.Second))
+	sent := 0
+	for sent < 100_000 { // 400 MB of replies if it were read
+		if _, err := hog.Write(req); err != nil {
+			break // the proxy stopped reading, then closed
+		}
+		sent++
+		if sent%1000 == 0 {
+			// Others are served meanwhile.
+			require.Equal(t, "+PONG\r\n", c.do("PING"))
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	// Had the proxy kept every reply, it would hold sent×4 KiB.
+	t.Logf("the non-reading client wrote %d GETs (%d MB of replies); heap in use %d MB", sent, sent*4>>10, ms.HeapInuse>>20)
+	assert.Less(t, ms.HeapInuse, uint64(64<<20), "memory follows the non-reading client's replies")
+	require.Eventually(t, func() bool { return s.Stats().ClientErr == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the non-reading client is not closed by client_timeout")
+	assert.Equal(t, "+PONG\r\n", c.do("PING"))
+	assert.EqualValues(t, 1, s.Stats().ClientConnections)
+}
