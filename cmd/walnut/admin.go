@@ -22,7 +22,7 @@ import (
 func adminHandler(pools []*proxy.Server) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		metrics.NewCollector(pools),
+		metrics.NewCollector(metrics.Source{Pools: func() []*proxy.Server { return pools }}),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
