@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
@@ -12,17 +13,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/walnutproxy/walnut/internal/metrics"
-	"github.com/walnutproxy/walnut/proxy"
 )
 
-// adminHandler serves --admin-addr: Prometheus metrics of pools (and of
-// the Go runtime and the process) on /metrics, net/http/pprof on
-// /debug/pprof/, liveness on /healthz and readiness on /readyz. Nothing is
+// adminHandler serves --admin-addr: Prometheus metrics of the pools of src
+// (and of the Go runtime and the process) on /metrics, net/http/pprof on
+// /debug/pprof/, liveness on /healthz, readiness on /readyz and
+// configuration reloads (POST, which calls reload) on /reload. Nothing is
 // registered on http.DefaultServeMux.
-func adminHandler(pools []*proxy.Server) http.Handler {
+func adminHandler(src metrics.Source, reload func(trigger string) error) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		metrics.NewCollector(metrics.Source{Pools: func() []*proxy.Server { return pools }}),
+		metrics.NewCollector(src),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -39,20 +40,38 @@ func adminHandler(pools []*proxy.Server) http.Handler {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if down := metrics.Unready(pools); len(down) > 0 {
+		if down := metrics.Unready(src.Pools()); len(down) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "no live server in pools: %s\n", strings.Join(down, ", "))
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "method not allowed: POST to reload the configuration", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := reload("POST /reload"); err != nil {
+			code := http.StatusInternalServerError
+			var ce *configError
+			if errors.As(err, &ce) {
+				code = http.StatusBadRequest
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
 	return mux
 }
 
 // newAdminServer returns the http.Server for --admin-addr.
-func newAdminServer(pools []*proxy.Server) *http.Server {
+func newAdminServer(src metrics.Source, reload func(trigger string) error) *http.Server {
 	return &http.Server{
-		Handler:           adminHandler(pools),
+		Handler:           adminHandler(src, reload),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 }

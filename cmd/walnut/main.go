@@ -13,9 +13,11 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/walnutproxy/walnut/internal/metrics"
 	"github.com/walnutproxy/walnut/proxy"
 	"github.com/walnutproxy/walnut/proxy/config"
 )
@@ -177,7 +179,7 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 	started = true
 	ds.ready()
 
-	code := waitForExit(sigs, px.errs, log, verb, lf)
+	code := waitForExit(sigs, px.errs, log, verb, lf, px.reload)
 	px.shutdown(sigs, log)
 	if o.pidFile != "" {
 		if err := os.Remove(o.pidFile); err != nil {
@@ -188,18 +190,53 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 	return code
 }
 
-// proxies are the pools and the stats server walnut serves.
+// proxies are the pools and the stats and admin servers walnut serves.
 type proxies struct {
-	servers   []*proxy.Server
-	listeners []net.Listener // listeners[i] is servers[i]'s
+	confFile  string
+	log       *slog.Logger
 	stats     *proxy.StatsServer
 	statsL    net.Listener
 	statsAddr string
 	admin     *http.Server // nil without --admin-addr
 	adminL    net.Listener
 
-	serving sync.WaitGroup // the Serve goroutines
-	errs    chan error     // Serve errors other than ErrServerClosed
+	// reloadMu serialises reloads and the start of shutdown; the metrics
+	// hold it for reading while they read the pools (metrics.Source.Lock).
+	reloadMu sync.RWMutex
+	closing  bool // set by shutdown; guarded by reloadMu
+
+	mu      sync.Mutex    // guards pools and reloads
+	pools   []*servedPool // in the configuration's order
+	reloads metrics.ReloadStats
+
+	serving  sync.WaitGroup // the Serve goroutines
+	retiring sync.WaitGroup // the Shutdowns of pools removed by reloads
+	// retireCtx bounds the Shutdowns of removed pools; shutdown cancels
+	// it when its own deadline passes.
+	retireCtx    context.Context
+	retireCancel context.CancelFunc
+	errs         chan error // the first Serve error other than ErrServerClosed
+}
+
+// A servedPool is one pool of the configuration and what serves it.
+type servedPool struct {
+	srv  *proxy.Server
+	conf config.Pool // the configuration srv was made or last reloaded with
+	ln   *listener   // nil only after a reload failed to bind the pool's new address
+}
+
+// A listener is a pool's listener. A reload that moves or removes a pool
+// retires its listener: it sets retired, then closes it, so that Serve
+// returning is not taken for a failure.
+type listener struct {
+	net.Listener
+	retired atomic.Bool
+}
+
+// retire closes l on purpose.
+func (l *listener) retire() {
+	l.retired.Store(true)
+	l.Close()
 }
 
 // open creates a proxy.Server for every pool and binds every listener,
@@ -207,22 +244,23 @@ type proxies struct {
 // first stops walnut before it accepts a client if any bind fails, as
 // nutcracker stops. On error, what was opened is closed.
 func open(pools []config.Pool, o options, log *slog.Logger) (*proxies, error) {
-	px := &proxies{errs: make(chan error, len(pools)+2)}
+	px := &proxies{confFile: o.confFile, log: log, errs: make(chan error, 1)}
+	px.retireCtx, px.retireCancel = context.WithCancel(context.Background())
 	for _, p := range pools {
 		s, err := proxy.New(proxy.FromPool(p, log))
 		if err != nil {
 			px.close()
 			return nil, fmt.Errorf("pool '%s': %w", p.Name, err)
 		}
-		px.servers = append(px.servers, s)
+		px.pools = append(px.pools, &servedPool{srv: s, conf: p})
 	}
-	for i, s := range px.servers {
-		l, err := s.Listen()
+	for _, sp := range px.pools {
+		l, err := sp.srv.Listen()
 		if err != nil {
 			px.close()
-			return nil, fmt.Errorf("bind on pool '%s' to addr '%s' failed: %w", s.Name(), pools[i].ListenAddr, cause(err))
+			return nil, fmt.Errorf("bind on pool '%s' to addr '%s' failed: %w", sp.conf.Name, sp.conf.ListenAddr, cause(err))
 		}
-		px.listeners = append(px.listeners, l)
+		sp.ln = &listener{Listener: l}
 	}
 	px.statsAddr = net.JoinHostPort(o.statsAddr, strconv.Itoa(o.statsPort))
 	l, err := net.Listen("tcp", px.statsAddr)
@@ -238,24 +276,32 @@ func open(pools []config.Pool, o options, log *slog.Logger) (*proxies, error) {
 			return nil, fmt.Errorf("bind on admin server addr '%s' failed: %w", o.adminAddr, cause(err))
 		}
 		px.adminL = l
-		px.admin = newAdminServer(px.servers)
+		px.admin = newAdminServer(metrics.Source{
+			Pools:   px.servers,
+			Reloads: px.reloadStats,
+			Lock:    px.reloadMu.RLocker(),
+		}, px.reload)
 	}
 	px.stats = &proxy.StatsServer{
-		Pools:    px.servers,
+		Pools:    px.servers(),
 		Service:  "walnut",
 		Version:  version,
 		Start:    time.Now(),
 		Interval: time.Duration(o.statsInterval) * time.Millisecond,
 		Logger:   log,
 	}
+	// The start is the first successful load.
+	px.reloads = metrics.ReloadStats{LastSuccess: time.Now(), LastOK: true}
 	return px, nil
 }
 
 // close closes what open opened, for a failed start. Closing a unix
 // listener removes its socket file.
 func (px *proxies) close() {
-	for _, l := range px.listeners {
-		l.Close()
+	for _, sp := range px.pools {
+		if sp.ln != nil {
+			sp.ln.Close()
+		}
 	}
 	if px.statsL != nil {
 		px.statsL.Close()
@@ -263,27 +309,40 @@ func (px *proxies) close() {
 	if px.adminL != nil {
 		px.adminL.Close()
 	}
-	for _, s := range px.servers {
-		s.Close()
+	for _, sp := range px.pools {
+		sp.srv.Close()
 	}
+	px.retireCancel()
+}
+
+// servers returns the pools' servers, in order.
+func (px *proxies) servers() []*proxy.Server {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	out := make([]*proxy.Server, len(px.pools))
+	for i, sp := range px.pools {
+		out[i] = sp.srv
+	}
+	return out
+}
+
+// reloadStats returns the reload counts, for the metrics.
+func (px *proxies) reloadStats() metrics.ReloadStats {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	return px.reloads
 }
 
 // serve serves every listener, each in a goroutine that shutdown waits for.
 func (px *proxies) serve() {
-	for i, s := range px.servers {
-		px.serving.Add(1)
-		go func() {
-			defer px.serving.Done()
-			if err := s.Serve(px.listeners[i]); !errors.Is(err, proxy.ErrServerClosed) {
-				px.errs <- fmt.Errorf("pool '%s': %w", s.Name(), err)
-			}
-		}()
+	for _, sp := range px.pools {
+		px.servePool(sp.srv, sp.ln)
 	}
 	px.serving.Add(1)
 	go func() {
 		defer px.serving.Done()
 		if err := px.stats.Serve(px.statsL); !errors.Is(err, proxy.ErrServerClosed) {
-			px.errs <- fmt.Errorf("stats server: %w", err)
+			px.fail(fmt.Errorf("stats server: %w", err))
 		}
 	}()
 	if px.admin != nil {
@@ -291,28 +350,59 @@ func (px *proxies) serve() {
 		go func() {
 			defer px.serving.Done()
 			if err := px.admin.Serve(px.adminL); !errors.Is(err, http.ErrServerClosed) {
-				px.errs <- fmt.Errorf("admin server: %w", err)
+				px.fail(fmt.Errorf("admin server: %w", err))
 			}
 		}()
 	}
 }
 
+// servePool serves s on l in a goroutine that shutdown waits for. It is
+// called at the start and by reloads, never after shutdown has begun.
+func (px *proxies) servePool(s *proxy.Server, l *listener) {
+	px.serving.Add(1)
+	go func() {
+		defer px.serving.Done()
+		err := s.Serve(l.Listener)
+		if errors.Is(err, proxy.ErrServerClosed) || l.retired.Load() {
+			return
+		}
+		px.fail(fmt.Errorf("pool '%s': %w", s.Name(), err))
+	}()
+}
+
+// fail reports a Serve error, which makes walnut exit. Only the first is
+// passed on; the others are logged.
+func (px *proxies) fail(err error) {
+	select {
+	case px.errs <- err:
+	default:
+		px.log.Error("serving failed", "err", err)
+	}
+}
+
 // names returns the pool names.
 func (px *proxies) names() []string {
-	names := make([]string, len(px.servers))
-	for i, s := range px.servers {
+	servers := px.servers()
+	names := make([]string, len(servers))
+	for i, s := range servers {
 		names[i] = s.Name()
 	}
 	return names
 }
 
-// shutdown stops accepting and lets clients receive the replies to what
-// they have sent, for at most shutdownTimeout or until another SIGTERM or
-// SIGINT arrives on sigs; then it closes everything and waits for the
-// Serve goroutines.
+// shutdown stops reloads and accepting, and lets clients receive the
+// replies to what they have sent, for at most shutdownTimeout or until
+// another SIGTERM or SIGINT arrives on sigs; then it closes everything and
+// waits for the Serve goroutines. Pools removed by a reload and still
+// draining get no more time than the others.
 func (px *proxies) shutdown(sigs <-chan os.Signal, log *slog.Logger) {
+	px.reloadMu.Lock()
+	px.closing = true
+	px.reloadMu.Unlock()
+
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	context.AfterFunc(ctx, px.retireCancel)
 	var watcher sync.WaitGroup
 	watcher.Add(1)
 	go func() {
@@ -330,7 +420,7 @@ func (px *proxies) shutdown(sigs <-chan os.Signal, log *slog.Logger) {
 		}
 	}()
 	var pools sync.WaitGroup
-	for _, s := range px.servers {
+	for _, s := range px.servers() {
 		pools.Add(1)
 		go func() {
 			defer pools.Done()
@@ -340,6 +430,7 @@ func (px *proxies) shutdown(sigs <-chan os.Signal, log *slog.Logger) {
 		}()
 	}
 	pools.Wait()
+	px.retiring.Wait()
 	px.stats.Close()
 	if px.admin != nil {
 		// Requests in progress (a CPU profile, a scrape) may finish
@@ -354,8 +445,9 @@ func (px *proxies) shutdown(sigs <-chan os.Signal, log *slog.Logger) {
 }
 
 // waitForExit handles signals until SIGTERM (status 0) or SIGINT (status
-// 1, as nutcracker), or until a server fails (status 1).
-func waitForExit(sigs <-chan os.Signal, serveErr <-chan error, log *slog.Logger, verb *verbosity, lf *logFile) int {
+// 1, as nutcracker), or until a server fails (status 1). SIGHUP reopens
+// the log file and then reloads the configuration with reload.
+func waitForExit(sigs <-chan os.Signal, serveErr <-chan error, log *slog.Logger, verb *verbosity, lf *logFile, reload func(trigger string) error) int {
 	for {
 		select {
 		case err := <-serveErr:
@@ -374,6 +466,8 @@ func waitForExit(sigs <-chan os.Signal, serveErr <-chan error, log *slog.Logger,
 						always(log, "log file reopened", "file", lf.path)
 					}
 				}
+				// reload logs the outcome; walnut serves on either way.
+				_ = reload("SIGHUP")
 			case syscall.SIGTTIN:
 				always(log, "signal received, up logging level", "signal", name, "verbosity", verb.add(1))
 			case syscall.SIGTTOU:
