@@ -566,7 +566,9 @@ func TestReloadRejected(t *testing.T) {
 	r2 := testserver.StartRedis(t, testserver.RedisOptions{})
 	direct := map[string]*redis.Client{r0.Addr: newRedisClient(t, r0.Addr, nil), r1.Addr: newRedisClient(t, r1.Addr, nil)}
 	listen := hostPort(testserver.FreePort(t, "127.0.0.1"))
-	good := func(listen string) string { return poolYAML("alpha", listen, weighted(r0.Addr, 1), weighted(r1.Addr, 1)) }
+	good := func(listen string) string {
+		return poolYAML("alpha", listen, weighted(r0.Addr, 1), weighted(r1.Addr, 1))
+	}
 	started := time.Now()
 	rig := startReloadRig(t, good(listen))
 	o := startOracle(t, good, r0.Addr, r1.Addr)
