@@ -60,24 +60,73 @@
 // 'HOST:PORT' failed: …") and serves, on a private ServeMux:
 //
 //	/metrics        Prometheus text: every stats-JSON counter of every pool
-//	                and server (see package internal/metrics for the names),
-//	                read at scrape time, plus the Go runtime and process
-//	                collectors
+//	                and server, latency histograms per pool and command,
+//	                round-trip histograms per server and the reload counts
+//	                (see package internal/metrics for the names), read at
+//	                scrape time, plus the Go runtime and process collectors
 //	/debug/pprof/   net/http/pprof (index, cmdline, profile, symbol, trace,
 //	                and the named profiles such as heap and goroutine)
 //	/healthz        200 "ok" while the process serves
 //	/readyz         200 "ok" when every pool has at least one server that
 //	                is not ejected, else 503 naming the pools without one
+//	/reload         POST: reload the configuration (below); 200 "ok", 400
+//	                and the reason if the file is rejected, 500 and the
+//	                reason for another failure (a new address that cannot
+//	                be bound); other methods get 405
 //
 // Bind it to a loopback address, such as 127.0.0.1:22223: it serves
 // profiles and process details without authentication. It is shut down
 // with the rest on SIGTERM or SIGINT.
 //
+// # Reloading the configuration
+//
+// On SIGHUP, after reopening the log file, and on POST /reload, walnut
+// re-reads the -c file and applies it to the running process, one reload at
+// a time. Pools are matched by name:
+//
+//   - A kept pool gets its new configuration with proxy.Server.Reload:
+//     servers added, removed or re-weighted, the hash, distribution and the
+//     other keys apply to requests read afterwards; requests in flight
+//     finish with the configuration they started with; unchanged servers
+//     keep their connections. Its clients stay connected.
+//   - If a kept pool's listen address changes, walnut binds the new address,
+//     serves it, and then closes the old listener: clients connected
+//     through the old address stay connected, new ones must use the new
+//     address. backlog, reuseport and a unix socket's permission apply when
+//     an address is bound.
+//   - An added pool is created, bound and served.
+//   - A removed pool's listener is closed at once and the pool shut down in
+//     the background as on SIGTERM: its clients receive the replies to what
+//     they have sent, for at most 10 seconds, and are disconnected.
+//   - The stats JSON, /metrics and /readyz report the new set of pools.
+//
+// A reload is all or nothing. walnut first loads and checks the file,
+// checks every pool as proxy.New would, rejects a pool whose protocol
+// changes ("pool 'x': changing the protocol needs a restart"), creates the
+// added pools and binds every new listen address that none of its own
+// listeners holds; if any of that fails, it closes what it made and
+// nothing changes. Only then does it apply the change. An address that
+// one of its own listeners holds, as when a pool is renamed (removed and
+// added) with the same listen address, is bound after that listener is
+// closed; should that bind fail, the rest of the new configuration is in
+// force, the pool accepts no new clients, and the reload is reported as
+// failed. The command-line options (stats, admin server, log) are not
+// reloaded.
+//
+// The outcome is logged: "configuration reloaded" at info level with the
+// numbers of pools added, removed and changed, or "configuration reload
+// failed" at error level with the file and the reason. It is counted in
+// the metrics walnut_config_reloads_total (attempts),
+// walnut_config_reload_failures_total, walnut_config_last_reload_successful
+// and walnut_config_last_reload_success_timestamp_seconds (the start until
+// a reload succeeds).
+//
 // # Signals
 //
 //	SIGHUP           reopen the -o file (log rotation: rename the file, send
-//	                 SIGHUP, and new lines go to a new file); the line saying
-//	                 so is written to the old file
+//	                 SIGHUP, and new lines go to a new file; the line saying
+//	                 so is written to the old file), then reload the
+//	                 configuration
 //	SIGTTIN, SIGTTOU raise or lower the verbosity by one, within 0..11
 //	SIGUSR1, SIGUSR2 logged; nothing else
 //	SIGTERM          graceful shutdown, exit status 0
@@ -105,7 +154,7 @@
 //
 // 0 after -h, -V, -D, a valid -t, or SIGTERM. 1 after a bad option, an
 // invalid configuration, a failure to start (log file, bind, pid file), a
-// listener failing while serving, or SIGINT.
+// listener failing while serving (not one closed by a reload), or SIGINT.
 //
 // # Differences from nutcracker 0.5.0
 //
@@ -130,6 +179,8 @@
 //   - walnut -d reports the daemon's startup errors and exit status;
 //     nutcracker's parent exits 0 before the daemon binds anything. The
 //     daemon is started once in a new session rather than forked twice.
+//   - SIGHUP also reloads the configuration, and so does POST /reload;
+//     nutcracker must be restarted, which disconnects every client.
 //   - Log lines are log/slog text (time=… level=… msg=… key=value), not
 //     nutcracker's "[date] file.c:LINE message".
 //
