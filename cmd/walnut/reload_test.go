@@ -581,13 +581,14 @@ func TestReloadRejected(t *testing.T) {
 	require.NoError(t, err)
 	defer taken.Close()
 	other := taken.Addr().String()
+	free := hostPort(testserver.FreePort(t, "127.0.0.1"))
 
 	tests := []struct {
 		name   string
 		yml    string
 		post   bool
 		code   int    // POST's status
-		reason string // in the reply and the log
+		reason string // in the reply and the log (where slog escapes quotes)
 	}{
 		{
 			name: "syntax error", post: true, code: http.StatusBadRequest,
@@ -597,7 +598,14 @@ func TestReloadRejected(t *testing.T) {
 		{
 			name:   "unknown hash",
 			yml:    strings.Replace(good(listen), "  redis: true\n", "  redis: true\n  hash: nosuchhash\n", 1),
-			reason: `key \"hash\"`,
+			reason: `key "hash"`,
+		},
+		{
+			// Accepted by proxy/config, rejected by proxy.Config.Validate.
+			name: "invalid new pool", post: true, code: http.StatusBadRequest,
+			yml: good(listen) + "mc:\n  listen: " + hostPort(testserver.FreePort(t, "127.0.0.1")) +
+				"\n  redis_db: 1\n  servers:\n" + server(r2.Addr),
+			reason: "pool 'mc': proxy: pool \"mc\": redis_auth and redis_db need a redis pool",
 		},
 		{
 			name: "protocol change", post: true, code: http.StatusBadRequest,
@@ -611,8 +619,11 @@ func TestReloadRejected(t *testing.T) {
 			reason: "bind on pool 'alpha' to addr '" + other + "' failed: address already in use",
 		},
 		{
+			// Pool "ab" (shorter names come first) is bound before "beta"
+			// fails, and must be closed again.
 			name: "new pool's address in use",
 			yml: poolYAML("alpha", listen, weighted(r0.Addr, 1), weighted(r1.Addr, 1), weighted(r2.Addr, 1)) +
+				poolYAML("ab", free, weighted(r0.Addr, 1)) +
 				poolYAML("beta", other, weighted(r0.Addr, 1)),
 			reason: "bind on pool 'beta' to addr '" + other + "' failed: address already in use",
 		},
@@ -627,8 +638,13 @@ func TestReloadRejected(t *testing.T) {
 			line := rig.sighup(t)
 			assert.Contains(t, line, `msg="configuration reload failed" file=`+rig.conf, tt.name)
 		}
+		// Checked first, before a garbage collection in walnut could
+		// close a listener leaked by the failed reload.
+		_, err = net.DialTimeout("tcp", free, time.Second)
+		assert.ErrorIs(t, err, syscall.ECONNREFUSED, "%s: nothing listens on %s", tt.name, free)
 		log := readFile(rig.logFile)
-		assert.Regexp(t, `level=ERROR msg="configuration reload failed" file=`+regexp.QuoteMeta(rig.conf)+` trigger=[^\n]* err="[^\n]*`+regexp.QuoteMeta(tt.reason),
+		assert.Regexp(t, `level=ERROR msg="configuration reload failed" file=`+regexp.QuoteMeta(rig.conf)+` trigger=[^\n]* err="[^\n]*`+
+			regexp.QuoteMeta(strings.ReplaceAll(tt.reason, `"`, `\"`)),
 			log, tt.name)
 
 		// The old configuration serves on, unchanged.
@@ -651,6 +667,7 @@ func TestReloadRejected(t *testing.T) {
 		assert.Contains(t, pool, r1.Addr)
 		assert.NotContains(t, pool, r2.Addr, tt.name)
 		assert.NotContains(t, doc, "beta", tt.name)
+		assert.NotContains(t, doc, "ab", tt.name)
 	}
 	_, err = net.DialTimeout("tcp", listen, time.Second)
 	assert.NoError(t, err, "the old address still accepts")
