@@ -212,7 +212,7 @@ type proxies struct {
 	serving  sync.WaitGroup // the Serve goroutines
 	retiring sync.WaitGroup // the Shutdowns of pools removed by reloads
 	// retireCtx bounds the Shutdowns of removed pools; shutdown cancels
-	// it when its own deadline passes.
+	// it when its own deadline passes or a second signal cuts it short.
 	retireCtx    context.Context
 	retireCancel context.CancelFunc
 	errs         chan error // the first Serve error other than ErrServerClosed
