@@ -368,6 +368,8 @@ func TestLatencies(t *testing.T) {
 	for i := range st.Servers {
 		h := s.RTT(i)
 		assert.EqualValues(t, st.Servers[i].Responses, h.Count, st.Servers[i].Name)
+		assert.Equal(t, h, st.Servers[i].RTT, "Stats carries the same histogram")
+		assert.True(t, st.Servers[i].Live)
 		rtt += h.Count
 	}
 	assert.EqualValues(t, sets+gets, rtt)

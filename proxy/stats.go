@@ -41,9 +41,14 @@ type PoolStats struct {
 type ServerStats struct {
 	Name string // the server's name as nutcracker names it (stats key)
 	pool.ServerStats
+	// Live is false while the server is ejected (see Server.Live).
+	Live bool
+	// RTT is the server's round-trip histogram (see Server.RTT).
+	RTT Histogram
 }
 
-// Stats returns a snapshot of the pool's statistics, servers in ring order.
+// Stats returns a snapshot of the pool's statistics, servers in ring order,
+// all of one configuration even while Reload changes it.
 func (s *Server) Stats() PoolStats {
 	g := s.gen.Load()
 	st := PoolStats{
@@ -56,7 +61,7 @@ func (s *Server) Stats() PoolStats {
 	}
 	for i, b := range g.backends {
 		ss := b.pool.Stats(0)
-		st.Servers[i] = ServerStats{Name: b.name, ServerStats: ss}
+		st.Servers[i] = ServerStats{Name: b.name, ServerStats: ss, Live: b.live.Load(), RTT: b.rtt.snapshot()}
 		st.ServerEjects += ss.Ejects
 	}
 	return st

@@ -143,12 +143,10 @@ type Source struct {
 	// Reloads, if not nil, returns the reload statistics reported as the
 	// walnut_config_ metrics; if nil those metrics are left out.
 	Reloads func() ReloadStats
-	// Lock, if not nil, is held while the pools are read. A Server's
-	// servers are indexed in ring order by Stats, Live and RTT, and RTT
-	// panics for an index the configuration in force does not have, so the
-	// caller that reloads the pools' configurations must not do so while a
-	// scrape holds Lock (for example Lock is the read side of the lock the
-	// reloads take).
+	// Lock, if not nil, is held while the pools are read, so that a scrape
+	// sees the set of pools and their configurations of one reload (each
+	// pool's Stats is consistent by itself). The binary passes the read
+	// side of the lock its reloads take.
 	Lock sync.Locker
 }
 
@@ -216,7 +214,7 @@ func collectPool(ch chan<- prometheus.Metric, s *proxy.Server) {
 	for _, cl := range s.Latencies() {
 		ch <- histogram(requestDuration, cl.Histogram, pool, cl.Command)
 	}
-	for i, ss := range st.Servers {
+	for _, ss := range st.Servers {
 		l := []string{pool, ss.Name}
 		counter(serverEOF, ss.ServerEOF, l...)
 		counter(serverErr, ss.ServerErr, l...)
@@ -233,8 +231,8 @@ func collectPool(ch chan<- prometheus.Metric, s *proxy.Server) {
 		gauge(serverOutQueueBytes, float64(ss.OutQueueBytes), l...)
 		counter(serverServerEjects, ss.Ejects, l...)
 		counter(serverInitErrors, ss.InitErrors, l...)
-		gauge(serverLive, boolFloat(s.Live(i)), l...)
-		ch <- histogram(serverRTT, s.RTT(i), l...)
+		gauge(serverLive, boolFloat(ss.Live), l...)
+		ch <- histogram(serverRTT, ss.RTT, l...)
 	}
 }
 
