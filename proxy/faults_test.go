@@ -383,7 +383,9 @@ func TestFaultMisbehavingBackend(t *testing.T) {
 	}{
 		{mode: fakeGarbage, fault: 400 * time.Millisecond, wantErr: []string{"Invalid argument"}},
 		{mode: fakeCutReply, fault: 400 * time.Millisecond, wantErr: []string{"unknown", "Connection reset by peer", "Broken pipe"}},
-		{mode: fakeSlow, delay: timeout * 3 / 2, fault: 2 * timeout, wantErr: []string{"Connection timed out"}},
+		// Far slower than the timeout, so that a timer that fires late on a
+		// loaded machine does not let a reply in first.
+		{mode: fakeSlow, delay: 3 * timeout, fault: 2 * timeout, wantErr: []string{"Connection timed out"}},
 		{mode: fakeSlow, delay: timeout / 8, fault: 400 * time.Millisecond},
 	}
 	for _, kind := range faultKinds {
