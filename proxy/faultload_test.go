@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sort"
@@ -282,16 +283,19 @@ func (r replyReader) read(cmd memcache.Command) ([]byte, error) {
 
 // A loadWorker is one client connection of the load and what it saw.
 type loadWorker struct {
-	id       int
-	nc       net.Conn
-	keys     []string // the keys it uses, in rotation
-	victim   map[string]bool
-	liveOnly bool    // never touches the victim's keys
-	tallies  []tally // per phase; read after the worker has stopped
-	fatal    error   // a disconnect, a hung read or a broken stream: the worker stopped
-	fatalAt  time.Time
-	cur      atomic.Int32 // phase of the batch in progress
-	exited   atomic.Bool
+	id          int
+	nc          net.Conn
+	keys        []string // the keys it uses, in rotation
+	victim      map[string]bool
+	liveOnly    bool    // never touches the victim's keys
+	tallies     []tally // per phase; read after the worker has stopped
+	fatal       error   // a disconnect, a hung read or a broken stream: the worker stopped
+	fatalAt     time.Time
+	closedAt    time.Time    // when the proxy closed the connection cleanly (EOF), once load.closing is set
+	closedBatch time.Time    // when the batch it closed in was sent
+	closedAfter int          // replies of that batch received before the close
+	cur         atomic.Int32 // phase of the batch in progress
+	exited      atomic.Bool
 }
 
 // A load drives loadWorkers clients through the proxy until stopped,
@@ -307,6 +311,7 @@ type load struct {
 	phaseStart []time.Time // written only by the test goroutine
 
 	victimOK atomic.Int64 // victim-key GETs answered correctly
+	closing  atomic.Bool  // the proxy is shutting down: an EOF is expected
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -473,6 +478,11 @@ func (l *load) run(w *loadWorker) {
 				cmd = memcache.Get
 			}
 			reply, err := rr.read(cmd)
+			if err != nil && l.closing.Load() && errors.Is(err, io.EOF) {
+				// Closed by Shutdown, after i replies of this batch.
+				w.closedAt, w.closedBatch, w.closedAfter = time.Now(), sent, i
+				return
+			}
 			if err != nil {
 				w.fatal, w.fatalAt = fmt.Errorf("reply %d of batch %d (sent %v ago): %w", i, seq, time.Since(sent), err), time.Now()
 				return

@@ -465,3 +465,68 @@ func TestFaultMisbehavingBackend(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultShutdownUnderLoad shuts the proxy down while the clients keep
+// pipelining and one of three backends is stopped with SIGSTOP. Shutdown
+// returns with no error within twice the pool's Timeout plus slack: a
+// client's batch in progress is answered (error replies for the stopped
+// server's keys, once they time out), and so is what arrives within 100 ms
+// of its end, which the proxy cannot tell from requests sent before
+// Shutdown; then every client connection closes cleanly (EOF). Only a
+// batch sent after Shutdown began may be cut short: its remaining
+// requests are not forwarded. Once the backend resumes, no backend counts
+// a connection from the proxy.
+func TestFaultShutdownUnderLoad(t *testing.T) {
+	for _, kind := range faultKinds {
+		t.Run(kind.String(), func(t *testing.T) {
+			t.Cleanup(func() { goleak.VerifyNone(t) })
+			const timeout = 500 * time.Millisecond
+			bs := startEqualBackends(t, kind, 3)
+			s, addr := startProxy(t, kind, bs, func(c *proxy.Config) { c.Pool.Timeout = timeout })
+			victim := backendAt(t, s, bs, victimIndex)
+			counters := countersFor(t, kind, s, bs)
+			l := startLoad(t, kind, addr, onVictim(s), timeout+hangLimit, "healthy")
+			time.Sleep(warmUp)
+
+			l.next("stopping")
+			l.settle(t)
+			require.NoError(t, syscall.Kill(victim.PID, syscall.SIGSTOP))
+			t.Cleanup(func() { _ = syscall.Kill(victim.PID, syscall.SIGCONT) })
+			require.Eventually(t, func() bool { return processState(victim.PID) == "T" }, 5*time.Second, time.Millisecond)
+			l.next("stopped")
+			time.Sleep(timeout / 2)
+
+			l.next("shutting down")
+			l.closing.Store(true)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			start := time.Now()
+			require.NoError(t, s.Shutdown(ctx))
+			took := time.Since(start)
+			t.Logf("Shutdown under load, with a stopped backend, took %v", took.Round(time.Millisecond))
+			assert.Less(t, took, 2*timeout+latencySlack)
+			l.stopClients()
+
+			l.report(t, timeout+latencySlack)
+			for _, w := range l.workers {
+				if !assert.False(t, w.closedAt.IsZero(), "client %d: the proxy closed the connection cleanly", w.id) {
+					continue
+				}
+				if w.closedAfter > 0 {
+					t.Logf("client %d: closed after %d replies of a batch sent %v after Shutdown began",
+						w.id, w.closedAfter, w.closedBatch.Sub(start).Round(time.Millisecond))
+					assert.True(t, w.closedBatch.After(start), "client %d: a batch sent before Shutdown was cut short", w.id)
+				}
+			}
+			total := l.total()
+			assertErrorsIn(t, &total, groupVictim, "Connection timed out")
+			st := s.Stats()
+			assert.Zero(t, st.ClientConnections)
+			assert.Zero(t, st.ClientErr)
+
+			require.NoError(t, syscall.Kill(victim.PID, syscall.SIGCONT))
+			l.closeClients()
+			requireBackendConns(t, s, counters, func(int) int64 { return 0 })
+		})
+	}
+}
