@@ -59,6 +59,8 @@ type clientConn struct {
 	out     []byte
 
 	interrupted atomic.Bool
+	drainBy     atomic.Int64 // Shutdown: UnixNano drainGrace after it; stored before interrupted
+	drainLast   int64        // Shutdown: UnixNano when the previous batch ended; 0 before Shutdown
 
 	// In-process use (Client): the requests of the batch, copied.
 	in     []byte
@@ -170,21 +172,29 @@ func newClientConn(s *Server, nc net.Conn) *clientConn {
 // the server is shutting down; a client in the middle of a batch finishes
 // it first.
 func (c *clientConn) interrupt() {
+	c.drainBy.Store(time.Now().Add(drainGrace).UnixNano())
 	c.interrupted.Store(true)
 	// Requests already on their way are still read and answered.
 	_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
 }
 
 // done reports whether the session should end after a batch: only after
-// QUIT. On Shutdown the session goes on while requests keep arriving
-// within drainGrace of each other, so requests a client sent before
-// Shutdown are answered; Shutdown's context bounds the whole.
+// QUIT. On Shutdown the session reads on for drainGrace after a batch
+// that may have been read within drainGrace of Shutdown (the previous
+// batch ended by then), so that requests a client sent before Shutdown
+// are answered even when a batch took long; a later batch gives no more
+// time, so a client that keeps sending does not keep the session, and
+// Shutdown, going until Shutdown's context ends.
 func (c *clientConn) done(quit bool) bool {
 	if quit {
 		return true
 	}
 	if c.interrupted.Load() {
-		_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
+		now := time.Now()
+		if c.drainLast < c.drainBy.Load() {
+			_ = c.nc.SetReadDeadline(now.Add(drainGrace))
+		}
+		c.drainLast = now.UnixNano()
 	}
 	return false
 }

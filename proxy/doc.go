@@ -90,10 +90,11 @@
 // # Shutdown
 //
 // Shutdown stops accepting, then lets each client finish: the batch in
-// progress is answered, and so are requests that keep arriving within
-// 100 ms of the last batch (those the client sent before Shutdown); then
-// the proxy sends FIN, discards what the client still sends for 100 ms, and
-// closes, so that replies are not destroyed by a reset.
+// progress is answered, and so are requests that arrive within 100 ms of
+// Shutdown or of the end of a batch read by then (those the client sent
+// before Shutdown); a client that keeps sending is not waited for beyond
+// that. Then the proxy sends FIN, discards what the client still sends for
+// 100 ms, and closes, so that replies are not destroyed by a reset.
 //
 // # Client limits
 //
