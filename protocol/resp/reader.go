@@ -84,8 +84,8 @@ type Reader struct {
 	err  error   // read error to report once the buffered bytes are used
 
 	cmd   cmdState
-	frame frameState
-	mem   valueMem // elements of the replies ReadReply builds
+	frame *frameState // allocated by the first reply read: a Reader of commands never needs it
+	mem   valueMem    // elements of the replies ReadReply builds
 }
 
 // NewReader returns a Reader with a DefaultReaderSize buffer that parses
@@ -107,7 +107,10 @@ func NewReaderSize(rd io.Reader, lim protocol.Limits, size int) *Reader {
 func (r *Reader) Reset(rd io.Reader) {
 	r.mem.release()
 	r.release()
-	*r = Reader{rd: rd, lim: r.lim, buf: r.idle, idle: r.idle, size: r.size, frame: frameState{more: r.frame.more}, mem: r.mem}
+	if r.frame != nil {
+		*r.frame = frameState{more: r.frame.more}
+	}
+	*r = Reader{rd: rd, lim: r.lim, buf: r.idle, idle: r.idle, size: r.size, frame: r.frame, mem: r.mem}
 }
 
 // release gives back the pooled buffer, if r has one. buf must not be
@@ -221,7 +224,7 @@ func (r *Reader) ReadReply(v *Value) error {
 	if err != nil {
 		return err
 	}
-	if err := v.build(r.buf[r.r:r.r+n], &r.lim, &r.frame, &r.mem); err != nil {
+	if err := v.build(r.buf[r.r:r.r+n], &r.lim, r.frame, &r.mem); err != nil {
 		return err
 	}
 	r.r += n
@@ -245,6 +248,9 @@ func (r *Reader) ReadRawReply() ([]byte, error) {
 // length. Framing resumes where it stopped after each read, so a long
 // reply costs time linear in its length.
 func (r *Reader) frameReply(record bool) (int, error) {
+	if r.frame == nil {
+		r.frame = new(frameState)
+	}
 	r.frame.start(record)
 	for {
 		n, err := r.frame.frame(r.buf[r.r:r.w], &r.lim)
