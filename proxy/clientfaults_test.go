@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,6 +249,9 @@ func garbage(rng *rand.Rand, kind protocol.Kind) []byte {
 			b = append(b, valid[rng.IntN(len(valid))]...)
 		}
 		for range 1 + rng.IntN(8) {
+			if len(b) == 0 {
+				break
+			}
 			switch i := rng.IntN(len(b)); rng.IntN(3) {
 			case 0:
 				b[i] = byte(rng.IntN(256))
@@ -255,9 +259,6 @@ func garbage(rng *rand.Rand, kind protocol.Kind) []byte {
 				b = append(b[:i], append([]byte{alphabet[rng.IntN(len(alphabet))]}, b[i:]...)...)
 			default:
 				b = b[:i]
-			}
-			if len(b) == 0 {
-				break
 			}
 		}
 	}
@@ -271,7 +272,12 @@ func garbage(rng *rand.Rand, kind protocol.Kind) []byte {
 // client half-closes, if not before; the canary sees no error.
 func TestClientGarbage(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	if s := os.Getenv("WALNUT_GARBAGE_SEED"); s != "" {
+		var err error
+		seed, err = strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err)
+	}
+	t.Logf("seed %d (set WALNUT_GARBAGE_SEED to repeat)", seed)
 	const conns, workers = 1000, 16
 	for _, kind := range []protocol.Kind{protocol.Redis, protocol.Memcache} {
 		t.Run(kind.String(), func(t *testing.T) {
