@@ -748,7 +748,7 @@ func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast
 		reply := buf[from:ends[j]]
 		from = ends[j]
 		if e.init {
-			l.initReply(e.req, reply)
+			l.initReply(reply)
 			continue
 		}
 		if e.seq > written && l.hold(e, reply, nil) {
@@ -759,13 +759,13 @@ func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast
 }
 
 // initReply handles the reply to an Init request.
-func (l *link) initReply(req *Request, reply []byte) {
+func (l *link) initReply(reply []byte) {
 	s := l.pp.s
 	isErr := s.p.opts.IsError != nil && s.p.opts.IsError(reply)
 	if isErr {
 		l.initErrs++
 	}
-	s.logInit(req, reply, isErr)
+	s.logInit(len(s.p.init)-l.initLeft, reply, isErr)
 	l.initLeft--
 	if l.initLeft == 0 && l.initErrs == 0 {
 		s.initFailing.Store(false)

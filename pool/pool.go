@@ -94,8 +94,9 @@ type Options struct {
 	// IsError reports whether reply is an error reply. It is used only to
 	// check the replies to Init requests: each error reply is counted in
 	// ServerStats.InitErrors, and the first one on a server is logged (again
-	// only after an Init on that server has succeeded). If nil, Init
-	// replies are not checked.
+	// only after an Init on that server has succeeded), with the
+	// request's position in Init (from 1) but not its bytes, which may
+	// hold a password. If nil, Init replies are not checked.
 	IsError func(reply []byte) bool
 
 	// IsFailure reports whether reply means the server has failed, as

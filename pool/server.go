@@ -319,15 +319,17 @@ func (s *server) tryProbe() error {
 	return nil
 }
 
-// logInit records the reply to an Init request on s.
-func (s *server) logInit(req *Request, reply []byte, isErr bool) {
+// logInit records the reply to Init request i (from 0) on s. The log
+// names the request by its position in Init, not by its bytes: an AUTH
+// holds the password.
+func (s *server) logInit(i int, reply []byte, isErr bool) {
 	if !isErr {
 		return
 	}
 	s.initErrors.Add(1)
 	if s.initFailing.CompareAndSwap(false, true) {
 		s.p.log.Warn("pool: init request failed", "server", s.cfg.Name, "addr", s.cfg.Addr,
-			"request", strconv.Quote(truncate(req.Data)), "reply", strconv.Quote(truncate(reply)))
+			"init", i+1, "reply", strconv.Quote(truncate(reply)))
 	}
 }
 

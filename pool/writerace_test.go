@@ -61,7 +61,20 @@ func TestKillDuringWrite(t *testing.T) {
 			release := make(chan struct{})
 			f := startFake(t, func(int, net.Conn) { <-release }) // never reads
 			t.Cleanup(func() { close(release) })
-			opts := pool.Options{Framer: lineFramer}
+			// The dial waits until every request is queued, so that the
+			// writer takes them in one batch: a dial finishing first (as
+			// one did on a loaded machine) lets the writer take the first
+			// few, and the rest wait behind its stuck write.
+			queued := make(chan struct{})
+			opts := pool.Options{Framer: lineFramer, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				select {
+				case <-queued:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				var d net.Dialer
+				return d.DialContext(ctx, network, addr)
+			}}
 			if kill == "timeout" {
 				// Long enough for the check below to see every request
 				// handed off before the timeout fires, even on a loaded
@@ -88,6 +101,7 @@ func TestKillDuringWrite(t *testing.T) {
 			for _, r := range rs {
 				p.Do(0, &r.req)
 			}
+			close(queued)
 			// Every request handed off: the writer is in its write.
 			require.Eventually(t, func() bool {
 				st := p.Stats(0)

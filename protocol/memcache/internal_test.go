@@ -22,12 +22,59 @@ func TestReaderShrinks(t *testing.T) {
 	assert.Equal(t, 1000000, len(req.Data))
 	assert.GreaterOrEqual(t, cap(r.buf), len(big))
 	require.NoError(t, r.ReadRequest(&req))
-	assert.Equal(t, defaultBufSize, cap(r.buf))
+	assert.Equal(t, idleBufSize, cap(r.buf))
 	assert.ErrorIs(t, r.ReadRequest(&req), io.EOF)
 
 	r.buf = make([]byte, 1<<20)
 	r.Reset(strings.NewReader(""))
-	assert.Nil(t, r.buf, "Reset drops a large buffer")
+	assert.Equal(t, idleBufSize, cap(r.buf), "Reset drops a large buffer")
+}
+
+// chunks is an io.Reader that returns one of its strings per Read (split
+// if p is smaller), as a connection returns what each write sent.
+type chunks []string
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(*c) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, (*c)[0])
+	if (*c)[0] = (*c)[0][n:]; (*c)[0] == "" {
+		*c = (*c)[1:]
+	}
+	return n, nil
+}
+
+// TestReaderIdleBuffer checks that a Reader reads into its 512-byte
+// buffer while requests fit, takes a pooled buffer for a larger batch,
+// keeps it while batches keep coming, so that they are not cut at 512
+// bytes, and goes back to 512 bytes after a small request.
+func TestReaderIdleBuffer(t *testing.T) {
+	batch := strings.Repeat("get k1 k2 k3 k4 k5\r\n", 100) // 2,000 bytes
+	in := chunks{"get a\r\n", batch, batch, "get b\r\n", "get c\r\n"}
+	r := NewReader(&in, protocol.Limits{})
+	var reqs []Request
+	read := func() int {
+		var err error
+		reqs, err = r.ReadRequests(reqs)
+		require.NoError(t, err)
+		return len(reqs)
+	}
+	assert.Equal(t, 1, read())
+	assert.Equal(t, idleBufSize, len(r.buf))
+	// The first batch after idling is what the idle buffer holds; the rest
+	// is read into the pooled buffer.
+	n := read()
+	assert.Equal(t, idleBufSize/20, n)
+	n += read()
+	assert.Equal(t, defaultBufSize, len(r.buf))
+	assert.Equal(t, 100, n)
+	assert.Equal(t, 100, read(), "a batch arriving after a batch is read whole")
+	assert.Equal(t, defaultBufSize, len(r.buf), "kept while batches come")
+	assert.Equal(t, 1, read())
+	assert.Equal(t, 1, read())
+	assert.Equal(t, idleBufSize, len(r.buf), "given back after a small request")
+	assert.Nil(t, r.work)
 }
 
 // TestReaderGrowsWithInput checks that a request announcing a large data

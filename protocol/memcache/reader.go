@@ -3,12 +3,17 @@ package memcache
 import (
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/walnutproxy/walnut/protocol"
 )
 
 const (
-	// defaultBufSize is the Reader's initial buffer size.
+	// idleBufSize is the size of a Reader's own buffer, which it reads
+	// into first and returns to when idle.
+	idleBufSize = 512
+	// defaultBufSize is the size of the buffer a Reader takes, from
+	// workPool, once its input does not fit in the idle buffer.
 	defaultBufSize = 4 << 10
 	// maxIdleBufSize is the largest buffer a Reader keeps once it has
 	// nothing buffered; a larger one, grown for a big request, is
@@ -18,25 +23,38 @@ const (
 	maxEmptyReads = 100
 )
 
+// workPool holds the defaultBufSize buffers of busy Readers, as *[]byte.
+var workPool = sync.Pool{New: func() any {
+	b := make([]byte, defaultBufSize)
+	return &b
+}}
+
 // errBadRead reports an io.Reader that returned an impossible count.
 var errBadRead = errors.New("memcache: reader returned an invalid count")
 
 // A Reader reads memcached requests (or responses) from an io.Reader. It
-// keeps one buffer, which grows as far as the request being read needs,
-// within its Limits, and is dropped for a small one once a large request
-// has been consumed.
+// reads into a buffer of its own, 512 bytes, while its input fits, then
+// into a pooled 4 KiB one, which grows as far as the request being read
+// needs, within its Limits. Once everything buffered has been consumed it
+// goes back to its own buffer if at most 512 bytes arrived since it was
+// last empty or if the buffer grew past 64 KiB: a client sending a request
+// at a time idles on 512 bytes, one that pipelines keeps a larger buffer.
 //
-// The slices of what it returns alias that buffer and are valid only
-// until the next call of a read method or Reset, like bufio.Reader.Peek.
+// The slices of what it returns alias the buffer and are valid only
+// until the next call of a read method or Reset, like bufio.Reader.Peek;
+// that call may hand the buffer to another Reader.
 //
 // A Reader is not safe for concurrent use.
 type Reader struct {
 	rd      io.Reader
 	lim     protocol.Limits
 	buf     []byte
-	r, w    int   // buf[r:w] is buffered, unread input
-	err     error // sticky error from rd
-	discard int   // bytes still to throw away (after "object too large")
+	idle    []byte  // the Reader's own buffer, allocated at the first read
+	work    *[]byte // the pooled buffer buf is, if any
+	r, w    int     // buf[r:w] is buffered, unread input
+	got     int     // bytes read since the buffer was last empty
+	err     error   // sticky error from rd
+	discard int     // bytes still to throw away (after "object too large")
 }
 
 // NewReader returns a Reader that reads from rd and enforces lim (zero
@@ -46,13 +64,28 @@ func NewReader(rd io.Reader, lim protocol.Limits) *Reader {
 }
 
 // Reset discards any buffered input and state and makes r read from rd,
-// keeping its Limits and, if small, its buffer.
+// keeping its Limits and its idle buffer.
 func (r *Reader) Reset(rd io.Reader) {
-	buf := r.buf
-	if cap(buf) > maxIdleBufSize {
-		buf = nil
+	r.release()
+	*r = Reader{rd: rd, lim: r.lim, buf: r.idle, idle: r.idle}
+}
+
+// release gives back the pooled buffer, if r has one. buf must not be
+// used afterwards.
+func (r *Reader) release() {
+	if r.work != nil {
+		workPool.Put(r.work)
+		r.work = nil
 	}
-	*r = Reader{rd: rd, lim: r.lim, buf: buf}
+}
+
+// takeWork replaces the idle buffer by a pooled one, moving the unread
+// input to its front.
+func (r *Reader) takeWork() {
+	r.work = workPool.Get().(*[]byte)
+	r.w = copy(*r.work, r.buf[r.r:r.w])
+	r.r = 0
+	r.buf = *r.work
 }
 
 // Buffered returns the number of bytes read from the underlying reader
@@ -161,13 +194,19 @@ func (r *Reader) ReadResponse(cmd Command) ([]byte, error) {
 	}
 }
 
-// shrink drops an empty buffer that grew past maxIdleBufSize.
+// shrink returns to the idle buffer once everything buffered has been
+// consumed, if at most idleBufSize bytes were read since the buffer was
+// last empty or if the buffer grew past maxIdleBufSize.
 func (r *Reader) shrink() {
-	if r.r == r.w {
-		r.r, r.w = 0, 0
-		if cap(r.buf) > maxIdleBufSize {
-			r.buf = nil
-		}
+	if r.r != r.w {
+		return
+	}
+	got := r.got
+	r.r, r.w, r.got = 0, 0, 0
+	// No other buffer has the idle buffer's length.
+	if len(r.buf) != len(r.idle) && (got <= idleBufSize || cap(r.buf) > maxIdleBufSize) {
+		r.release()
+		r.buf = r.idle
 	}
 }
 
@@ -177,6 +216,14 @@ func (r *Reader) shrink() {
 func (r *Reader) fill(need int) error {
 	if r.err != nil {
 		return r.readErr()
+	}
+	if r.idle == nil {
+		r.idle = make([]byte, idleBufSize)
+		r.buf = r.idle
+	}
+	if r.w == len(r.buf) && len(r.buf) == len(r.idle) {
+		// The idle buffer is full: more input is likely waiting.
+		r.takeWork()
 	}
 	if r.r > 0 {
 		r.w = copy(r.buf, r.buf[r.r:r.w])
@@ -192,6 +239,7 @@ func (r *Reader) fill(need int) error {
 		}
 		buf := make([]byte, size)
 		copy(buf, r.buf[:r.w])
+		r.release()
 		r.buf = buf
 	}
 	return r.read(r.buf[r.w:])
@@ -207,6 +255,7 @@ func (r *Reader) read(p []byte) error {
 			return r.err
 		}
 		r.w += n
+		r.got += n
 		if err != nil {
 			r.err = err
 			if n > 0 {
@@ -239,10 +288,11 @@ func (r *Reader) skip() error {
 			if r.err != nil {
 				return r.readErr()
 			}
-			if r.buf == nil {
-				r.buf = make([]byte, defaultBufSize)
-			}
 			r.r, r.w = 0, 0
+			if len(r.buf) < defaultBufSize {
+				// Not through the idle buffer, 512 bytes a read.
+				r.takeWork()
+			}
 			if err := r.read(r.buf); err != nil {
 				return err
 			}

@@ -294,7 +294,7 @@ func TestParseCommandHugeCountsAllocateNothing(t *testing.T) {
 		assert.ErrorIs(t, r.ReadCommand(&cmd), io.ErrUnexpectedEOF)
 		runtime.ReadMemStats(&after)
 		assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20))
-		assert.Equal(t, resp.DefaultReaderSize, resp.ReaderBufferSizeForTest(r))
+		assert.LessOrEqual(t, resp.ReaderBufferSizeForTest(r), resp.DefaultReaderSize, "no growth toward the claim")
 	})
 }
 
@@ -328,7 +328,7 @@ func TestReaderReadCommand(t *testing.T) {
 		{name: "data with EOF", rd: func() io.Reader { return iotest.DataErrReader(bytes.NewReader(stream)) }},
 	}
 	for _, rt := range readers {
-		for _, size := range []int{16, 100, resp.DefaultReaderSize} {
+		for _, size := range []int{16, 100, 1000, resp.DefaultReaderSize} {
 			t.Run(rt.name+"/"+strconv.Itoa(size), func(t *testing.T) {
 				r := resp.NewReaderSize(rt.rd(), protocol.Limits{}, size)
 				var cmd resp.Command

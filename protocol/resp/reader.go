@@ -3,6 +3,7 @@ package resp
 import (
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/walnutproxy/walnut/protocol"
 )
@@ -15,9 +16,26 @@ const DefaultReaderSize = 16 << 10
 // accept.
 const minBufferSize = 16
 
+// idleBufferSize is the size of a Reader's own buffer, which a Reader
+// starts with and returns to when idle. A Reader whose input does not fit
+// in it takes a buffer of its full size (from workPool for
+// DefaultReaderSize), and gives it back once everything buffered has been
+// consumed, unless what it read since it was last idle was more than the
+// idle buffer holds: a client that pipelines keeps its large buffer, so
+// that its batches are not cut at 512 bytes, while one that sends a
+// request at a time idles on 512 bytes, not 16 KiB.
+const idleBufferSize = 512
+
+// workPool holds the DefaultReaderSize buffers of busy Readers, as
+// *[]byte.
+var workPool = sync.Pool{New: func() any {
+	b := make([]byte, DefaultReaderSize)
+	return &b
+}}
+
 // keepFactor bounds how far a Reader's buffer may stay grown: one larger
-// than keepFactor times the initial size is dropped as soon as the
-// buffered bytes fit in the initial buffer again.
+// than keepFactor times the Reader's size is dropped as soon as the
+// buffered bytes fit in a buffer of that size again.
 const keepFactor = 4
 
 // maxEmptyReads is how many reads returning nothing a Reader tolerates in
@@ -30,13 +48,22 @@ const maxEmptyReads = 100
 // the same; a connection simply uses only one family of methods.
 //
 // Results alias the buffer and are valid only until the next call to a
-// Read method, as with bufio.Reader.Peek. The buffer grows geometrically as
-// one long command or reply arrives (never ahead of its bytes, whatever
-// length a header announces); a buffer that grew past four times its
-// initial size is dropped at the next Read call once the bytes still
-// buffered fit in the initial one. The Limits bound each line, bulk and
-// count, not the total size of one frame: a command may be as large as
-// MaxArgs bulks of MaxBulk bytes.
+// Read method, as with bufio.Reader.Peek: that call may hand the buffer
+// to another Reader.
+//
+// A Reader reads into a buffer of 512 bytes (its size, if smaller) while
+// the input fits, and into one of its full size once it does not. The
+// larger buffer is given back (to a pool, for DefaultReaderSize) at the
+// next Read call that finds every buffered byte consumed, unless more
+// than 512 bytes arrived since the buffer was last empty, so a Reader
+// idle after requests of up to 512 bytes holds 512 bytes, and one that
+// receives pipelined batches keeps its larger buffer. The buffer grows
+// geometrically as one long command or reply arrives (never ahead of its
+// bytes, whatever length a header announces); a buffer that grew past
+// four times the Reader's size is dropped at the next Read call once the
+// bytes still buffered fit in one of that size. The Limits bound each
+// line, bulk and count, not the total size of one frame: a command may be
+// as large as MaxArgs bulks of MaxBulk bytes.
 //
 // A *protocol.Error from a Read method is sticky: the malformed bytes stay
 // buffered and every later call reports them again. Send the error's Reply
@@ -46,16 +73,19 @@ const maxEmptyReads = 100
 //
 // A Reader is not safe for concurrent use.
 type Reader struct {
-	rd    io.Reader
-	lim   protocol.Limits
-	buf   []byte // len(buf) is the capacity in use
-	small []byte // the initial buffer, returned to after growth
-	r, w  int    // buf[r:w] is buffered and unread
-	err   error  // read error to report once the buffered bytes are used
+	rd   io.Reader
+	lim  protocol.Limits
+	buf  []byte  // len(buf) is the capacity in use
+	idle []byte  // the Reader's own buffer, min(size, idleBufferSize) bytes
+	size int     // the size asked of NewReaderSize
+	work *[]byte // the pooled buffer buf is, if any
+	r, w int     // buf[r:w] is buffered and unread
+	got  int     // bytes read since the buffer was last empty
+	err  error   // read error to report once the buffered bytes are used
 
 	cmd   cmdState
-	frame frameState
-	mem   valueMem // elements of the replies ReadReply builds
+	frame *frameState // allocated by the first reply read: a Reader of commands never needs it
+	mem   valueMem    // elements of the replies ReadReply builds
 }
 
 // NewReader returns a Reader with a DefaultReaderSize buffer that parses
@@ -64,19 +94,42 @@ func NewReader(rd io.Reader, lim protocol.Limits) *Reader {
 	return NewReaderSize(rd, lim, DefaultReaderSize)
 }
 
-// NewReaderSize returns a Reader whose buffer starts at size bytes (at
-// least 16).
+// NewReaderSize returns a Reader that reads up to size bytes (at least
+// 16) at a time, and keeps at most 512 of them while idle.
 func NewReaderSize(rd io.Reader, lim protocol.Limits, size int) *Reader {
 	size = max(size, minBufferSize)
-	small := make([]byte, size)
-	return &Reader{rd: rd, lim: lim.WithDefaults(), buf: small, small: small}
+	idle := make([]byte, min(size, idleBufferSize))
+	return &Reader{rd: rd, lim: lim.WithDefaults(), buf: idle, idle: idle, size: size}
 }
 
 // Reset discards any buffered data and errors and makes r read from rd,
-// with the initial buffer.
+// with its idle buffer.
 func (r *Reader) Reset(rd io.Reader) {
 	r.mem.release()
-	*r = Reader{rd: rd, lim: r.lim, buf: r.small, small: r.small, frame: frameState{more: r.frame.more}, mem: r.mem}
+	r.release()
+	if r.frame != nil {
+		*r.frame = frameState{more: r.frame.more}
+	}
+	*r = Reader{rd: rd, lim: r.lim, buf: r.idle, idle: r.idle, size: r.size, frame: r.frame, mem: r.mem}
+}
+
+// release gives back the pooled buffer, if r has one. buf must not be
+// used afterwards.
+func (r *Reader) release() {
+	if r.work != nil {
+		workPool.Put(r.work)
+		r.work = nil
+	}
+}
+
+// sized returns a buffer of r's size: a pooled one for DefaultReaderSize,
+// recorded in r.work.
+func (r *Reader) sized() []byte {
+	if r.size != DefaultReaderSize {
+		return make([]byte, r.size)
+	}
+	r.work = workPool.Get().(*[]byte)
+	return *r.work
 }
 
 // Buffered returns the number of bytes buffered and not yet consumed.
@@ -171,7 +224,7 @@ func (r *Reader) ReadReply(v *Value) error {
 	if err != nil {
 		return err
 	}
-	if err := v.build(r.buf[r.r:r.r+n], &r.lim, &r.frame, &r.mem); err != nil {
+	if err := v.build(r.buf[r.r:r.r+n], &r.lim, r.frame, &r.mem); err != nil {
 		return err
 	}
 	r.r += n
@@ -195,6 +248,9 @@ func (r *Reader) ReadRawReply() ([]byte, error) {
 // length. Framing resumes where it stopped after each read, so a long
 // reply costs time linear in its length.
 func (r *Reader) frameReply(record bool) (int, error) {
+	if r.frame == nil {
+		r.frame = new(frameState)
+	}
 	r.frame.start(record)
 	for {
 		n, err := r.frame.frame(r.buf[r.r:r.w], &r.lim)
@@ -210,16 +266,36 @@ func (r *Reader) frameReply(record bool) (int, error) {
 	}
 }
 
-// shrink returns to the initial buffer if the current one grew past
-// keepFactor times its size and the unread bytes fit in it again. Callers
-// must hold no slices of the buffer.
+// shrink returns to the idle buffer once every buffered byte has been
+// consumed, if no more than the idle buffer holds was read since the
+// buffer was last empty or if the buffer grew past keepFactor times r's
+// size; a buffer that grew so far is also replaced by one of r's size as
+// soon as the unread bytes fit in it. Callers must hold no slices of the
+// buffer.
 func (r *Reader) shrink() {
-	if len(r.buf) <= keepFactor*len(r.small) || r.w-r.r > len(r.small) {
+	if r.r == r.w {
+		got := r.got
+		r.r, r.w, r.got = 0, 0, 0
+		// No other buffer has the idle buffer's length.
+		if len(r.buf) != len(r.idle) && (got <= len(r.idle) || len(r.buf) > keepFactor*r.size) {
+			if r.work == nil {
+				r.mem.release() // let the large buffer go
+			}
+			r.release()
+			r.buf = r.idle
+		}
 		return
 	}
-	r.w = copy(r.small, r.buf[r.r:r.w])
+	if len(r.buf) <= keepFactor*r.size || r.w-r.r > r.size {
+		return
+	}
+	buf := r.idle
+	if r.size > len(r.idle) {
+		buf = r.sized()
+	}
+	r.w = copy(buf, r.buf[r.r:r.w])
 	r.r = 0
-	r.buf = r.small
+	r.buf = buf
 	r.mem.release() // let the large buffer go
 }
 
@@ -237,15 +313,22 @@ func (r *Reader) fill(need int) (moved bool, err error) {
 	if r.w == len(r.buf) {
 		moved = true
 		n := r.w - r.r
-		if r.r > 0 && need <= len(r.buf) {
+		switch {
+		case len(r.buf) < r.size:
+			// The idle buffer is full: more input is likely waiting.
+			buf := r.sized()
+			copy(buf, r.buf[r.r:r.w])
+			r.buf = buf
+		case r.r > 0 && need <= len(r.buf):
 			copy(r.buf, r.buf[r.r:r.w])
-		} else {
+		default:
 			size := 2 * len(r.buf)
 			if need > 0 {
 				size = min(size, need)
 			}
 			buf := make([]byte, max(size, n+1))
 			copy(buf, r.buf[r.r:r.w])
+			r.release()
 			r.buf = buf
 		}
 		r.r, r.w = 0, n
@@ -256,6 +339,7 @@ func (r *Reader) fill(need int) (moved bool, err error) {
 			return moved, errInvalidRead
 		}
 		r.w += n
+		r.got += n
 		if n > 0 {
 			r.err = err
 			return moved, nil

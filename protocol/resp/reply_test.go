@@ -312,7 +312,7 @@ func TestReplyHugeCountsAllocateNothing(t *testing.T) {
 			assert.Zero(t, allocs)
 			r := resp.NewReader(strings.NewReader(give), lim)
 			assert.ErrorIs(t, r.ReadReply(&v), io.ErrUnexpectedEOF)
-			assert.Equal(t, resp.DefaultReaderSize, resp.ReaderBufferSizeForTest(r))
+			assert.LessOrEqual(t, resp.ReaderBufferSizeForTest(r), resp.DefaultReaderSize, "no growth toward the claim")
 		})
 	}
 }
