@@ -420,7 +420,11 @@ func (c *clientConn) cutOff() error {
 		b = memcache.AppendServerError(c.out[:0], msg)
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.nc.Write(b)
+	if _, err := c.nc.Write(b); err == nil {
+		// FIN, not a reset that would destroy the error reply: the
+		// client's unread requests are still buffered.
+		c.linger()
+	}
 	return errOutputLimit
 }
 
