@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -18,7 +19,8 @@ type generation struct {
 	lim      protocol.Limits
 	base     *shard.Ring // the configured ring
 	ring     atomic.Pointer[shard.Ring]
-	backends []*backend // ring order
+	backends []*backend        // ring order
+	authSum  [sha256.Size]byte // SHA-256 of cfg.Auth, which AUTH compares with
 
 	// refs counts the batches using the generation, plus one while it is
 	// the server's. At zero it is retired.
@@ -56,7 +58,7 @@ func (s *Server) newGeneration(cfg Config, old *generation) (*generation, error)
 		return nil, err
 	}
 	cfg.Servers = append([]shard.Server(nil), cfg.Servers...)
-	g := &generation{cfg: cfg, lim: cfg.Limits.WithDefaults(), base: ring}
+	g := &generation{cfg: cfg, lim: cfg.Limits.WithDefaults(), base: ring, authSum: sha256.Sum256([]byte(cfg.Auth))}
 	kept := make(map[string]*backend)
 	if old != nil {
 		for _, b := range old.backends {
