@@ -145,6 +145,51 @@ func checkParseCommand(t *testing.T, b []byte, lim protocol.Limits) {
 			t.Fatalf("Reader command %d is %q; want %q", i, strs(cmd.Args), want)
 		}
 	}
+
+	// A Reader of the default size, as the proxy uses it: batches from
+	// ReadCommands over reads of varying sizes, so that it moves between
+	// its idle buffer and a pooled one. Each batch is copied before the
+	// next call, which may hand the buffer to another Reader.
+	r = resp.NewReader(&chunkReader{b: b}, lim)
+	var got [][]string
+	var cmds []resp.Command
+	for {
+		cmds, err = r.ReadCommands(cmds)
+		if err != nil {
+			break
+		}
+		for _, c := range cmds {
+			if len(c.Args) > 0 {
+				got = append(got, strs(c.Args))
+			}
+		}
+	}
+	if len(got) != len(want) || err.Error() != wantErr.Error() {
+		t.Fatalf("ReadCommands: %d commands then %v; want %d then %v", len(got), err, len(want), wantErr)
+	}
+	for i := range got {
+		if !equalStrings(got[i], want[i]) {
+			t.Fatalf("ReadCommands command %d is %q; want %q", i, got[i], want[i])
+		}
+	}
+}
+
+// chunkReader returns b in reads of sizes 1, 700, 3, 5000, 60, 17000, ….
+type chunkReader struct {
+	b []byte
+	i int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	sizes := [...]int{1, 700, 3, 5000, 60, 17000, 511, 513}
+	n := min(len(p), len(c.b), sizes[c.i%len(sizes)])
+	c.i++
+	copy(p, c.b[:n])
+	c.b = c.b[n:]
+	return n, nil
 }
 
 func equalStrings(a, b []string) bool {
