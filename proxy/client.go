@@ -59,8 +59,11 @@ type clientConn struct {
 	out     []byte
 
 	interrupted atomic.Bool
-	drainBy     atomic.Int64 // Shutdown: UnixNano drainGrace after it; stored before interrupted
-	drainLast   int64        // Shutdown: UnixNano when the previous batch ended; 0 before Shutdown
+	// readTimed and writeTimed record a ClientTimeout deadline armed, to
+	// be cleared if a Reload turns the timeout off.
+	readTimed, writeTimed bool
+	drainBy               atomic.Int64 // Shutdown: UnixNano drainGrace after it; stored before interrupted
+	drainLast             int64        // Shutdown: UnixNano when the previous batch ended; 0 before Shutdown
 
 	// In-process use (Client): the requests of the batch, copied.
 	in     []byte
@@ -312,6 +315,7 @@ func (c *clientConn) detachedCall(server int) *call {
 		cl.req.Done = cl.done
 	}
 	c.nd.Add(1)
+	c.s.detached.Add(1)
 	cl.server = server
 	cl.buf = cl.buf[:0]
 	cl.g = c.g
@@ -330,6 +334,7 @@ func (c *clientConn) freeDetached(cl *call) {
 	c.dfree = append(c.dfree, cl)
 	c.dmu.Unlock()
 	c.nd.Add(-1)
+	c.s.detached.Add(-1)
 	c.s.release(g)
 }
 
@@ -397,12 +402,23 @@ func (c *clientConn) addLocal(b []byte) {
 
 // beforeRead arms the client timeout for the next request.
 func (c *clientConn) beforeRead() {
-	if t := c.g.cfg.ClientTimeout; t > 0 && !c.interrupted.Load() {
+	if c.interrupted.Load() {
+		return // Shutdown's deadline stays
+	}
+	switch t := c.s.gen.Load().cfg.ClientTimeout; {
+	case t > 0:
 		_ = c.nc.SetReadDeadline(time.Now().Add(t))
-		if c.interrupted.Load() {
-			// Shutdown's interrupt came meanwhile: keep its deadline.
-			_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
-		}
+		c.readTimed = true
+	case c.readTimed:
+		// A Reload turned the timeout off.
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.readTimed = false
+	default:
+		return
+	}
+	if c.interrupted.Load() {
+		// Shutdown's interrupt came meanwhile: keep its deadline.
+		_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
 	}
 }
 
@@ -432,6 +448,10 @@ func (c *clientConn) cutOff() error {
 func (c *clientConn) write(out []byte) error {
 	if t := c.g.cfg.ClientTimeout; t > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(t))
+		c.writeTimed = true
+	} else if c.writeTimed {
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.writeTimed = false
 	}
 	_, err := c.nc.Write(out)
 	if cap(out) > maxKeptBuffer {

@@ -28,8 +28,9 @@ type Histogram struct {
 
 // CommandLatency is the latency of one command of a pool: from the moment
 // the proxy has read the request to the moment its reply is ready to be
-// written, so it includes the backend round trip and, for a request
-// pipelined with others, the wait for the replies ahead of it.
+// written. The replies to requests read together (pipelined) are written
+// together, so each request of such a batch counts the time to the batch's
+// last reply, which is when its client receives it.
 type CommandLatency struct {
 	// Command is the command's name in lower case, such as "get", "mget"
 	// or "client|setname" (Redis, as resp.CommandInfo names it) or "gets"
@@ -58,7 +59,7 @@ var boundsSeconds = func() []float64 {
 // for concurrent use and does not allocate.
 type histogram struct {
 	counts [len(latencyBounds) + 1]atomic.Uint64
-	sum    atomic.Int64 // nanoseconds
+	sum    atomic.Uint64 // nanoseconds
 }
 
 // observe records a duration of d nanoseconds.
@@ -71,7 +72,7 @@ func (h *histogram) observe(d int64) {
 		i++
 	}
 	h.counts[i].Add(1)
-	h.sum.Add(d)
+	h.sum.Add(uint64(d))
 }
 
 // snapshot returns the histogram's counts. Observations made meanwhile may

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -174,4 +175,54 @@ func TestNonReadingClient(t *testing.T) {
 		10*time.Second, 100*time.Millisecond, "the non-reading client is not closed by client_timeout")
 	assert.Equal(t, "+PONG\r\n", c.do("PING"))
 	assert.EqualValues(t, 1, s.Stats().ClientConnections)
+}
+
+// TestClientTimeoutReloadedOff checks that a Reload turning ClientTimeout
+// off frees the clients connected under it, and that noreply requests
+// still queued when Shutdown begins are sent.
+func TestClientTimeoutReloadedOff(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 1)
+	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.ClientTimeout = 300 * time.Millisecond })
+	c := rawDial(t, addr)
+	require.Equal(t, "+PONG\r\n", c.do("PING"))
+	cfg := s.Config()
+	cfg.ClientTimeout = 0
+	require.NoError(t, s.Reload(cfg))
+	require.Equal(t, "+PONG\r\n", c.do("PING")) // re-arms with the new setting
+	time.Sleep(700 * time.Millisecond)
+	assert.Equal(t, "+PONG\r\n", c.do("PING"), "the timeout of the old configuration still applies")
+}
+
+// TestShutdownSendsQueuedNoreply checks that Shutdown sends memcached
+// noreply requests still queued (here behind a slow connect) before
+// closing the backends.
+func TestShutdownSendsQueuedNoreply(t *testing.T) {
+	bs := startBackends(t, protocol.Memcache, 1)
+	cfg := proxy.Config{Name: "noreply", Protocol: protocol.Memcache, Servers: entries(bs)}
+	d := &net.Dialer{}
+	cfg.Pool.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		time.Sleep(300 * time.Millisecond)
+		return d.DialContext(ctx, network, addr)
+	}
+	s, err := proxy.New(cfg)
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = s.Serve(l) }()
+	nc, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	_, err = nc.Write([]byte("set queued 0 0 1 noreply\r\nx\r\n"))
+	require.NoError(t, err)
+	nc.Close()
+	require.Eventually(t, func() bool { return s.Stats().ClientEOF == 1 }, 5*time.Second, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, s.Shutdown(ctx))
+	// memcached runs each connection on its own thread: the set may be
+	// applied a moment after the proxy's connection closed.
+	mc := testserver.DialMemcache(t, bs[0].Addr)
+	assert.Eventually(t, func() bool {
+		got, err := mc.Get([]byte("queued"))
+		return err == nil && string(got["queued"]) == "x"
+	}, 2*time.Second, 5*time.Millisecond, "the queued noreply set was not sent")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
@@ -41,6 +42,7 @@ func (c *clientConn) serveRedis() error {
 			var pe *protocol.Error
 			if errors.As(err, &pe) {
 				// Malformed framing: answer as redis-server does, then close.
+				_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 				_, _ = c.nc.Write(resp.AppendError(c.out[:0], pe.Reply))
 			}
 			return err

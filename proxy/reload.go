@@ -82,9 +82,15 @@ func (s *Server) newGeneration(cfg Config, old *generation) (*generation, error)
 		b.live.Store(true)
 		p, err := s.newBackendPool(&cfg, b, pool.Server{Network: network, Addr: addr, Name: b.name}, g.lim)
 		if err != nil {
-			for _, b := range made {
-				b.pool.Close()
-			}
+			// Closed on another goroutine: a pool goroutine may be
+			// waiting for genMu in backendChanged.
+			s.retiring.Add(1)
+			go func() {
+				defer s.retiring.Done()
+				for _, b := range made {
+					b.pool.Close()
+				}
+			}()
 			return nil, fmt.Errorf("proxy: pool %q: %w", cfg.Name, err)
 		}
 		b.pool = p

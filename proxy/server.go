@@ -51,7 +51,10 @@ type Config struct {
 	// Timeout, AutoEject, FailureLimit, RetryTimeout, Preconnect and
 	// Dial are used as given. Framer, Init, IsError, IsFailure and Probe
 	// are set by the proxy for the protocol; OnChange, if set, is called
-	// after the proxy has swapped its ring.
+	// after the proxy has swapped its ring, with the server's index in the
+	// configuration in force at that moment. Each server has a pool of its
+	// own, so calls for different servers may run concurrently; calls for
+	// one server are made in order.
 	Pool pool.Options
 
 	// Auth is the password clients must send with AUTH before anything
@@ -124,8 +127,9 @@ type Server struct {
 	retiring sync.WaitGroup // retire goroutines; Add under genMu while !closed
 	closed   bool           // under genMu: backends are closed, none are made
 
-	stats poolCounters
-	lat   *commandLatencies
+	stats    poolCounters
+	lat      *commandLatencies
+	detached atomic.Int64 // memcached noreply requests in flight, which no client waits for
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -494,6 +498,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-finished:
+		// noreply requests still queued are sent before the backends
+		// close.
+		for s.detached.Load() > 0 {
+			select {
+			case <-ctx.Done():
+				s.Close()
+				return ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
 		s.closeBackends()
 		return nil
 	case <-ctx.Done():
