@@ -48,10 +48,11 @@ func (c *chunks) Read(p []byte) (int, error) {
 // TestReaderIdleBuffer checks that a Reader reads into its 512-byte
 // buffer while requests fit, takes a pooled buffer for a larger batch,
 // keeps it while batches keep coming, so that they are not cut at 512
-// bytes, and goes back to 512 bytes after a small request.
+// bytes, and goes back to 512 bytes after keepQuiet small requests in a
+// row.
 func TestReaderIdleBuffer(t *testing.T) {
 	batch := strings.Repeat("get k1 k2 k3 k4 k5\r\n", 100) // 2,000 bytes
-	in := chunks{"get a\r\n", batch, batch, "get b\r\n", "get c\r\n"}
+	in := chunks{"get a\r\n", batch, batch, "get b\r\n", batch, "get c\r\n", "get d\r\n", "get e\r\n", "get f\r\n", "get g\r\n"}
 	r := NewReader(&in, protocol.Limits{})
 	var reqs []Request
 	read := func() int {
@@ -72,8 +73,14 @@ func TestReaderIdleBuffer(t *testing.T) {
 	assert.Equal(t, 100, read(), "a batch arriving after a batch is read whole")
 	assert.Equal(t, defaultBufSize, len(r.buf), "kept while batches come")
 	assert.Equal(t, 1, read())
+	assert.Equal(t, 100, read(), "a batch after one small request is read whole")
+	// The buffer is given back at the read after the keepQuiet-th drain.
+	for range keepQuiet {
+		assert.Equal(t, 1, read())
+		assert.Equal(t, defaultBufSize, len(r.buf), "kept until keepQuiet small requests in a row")
+	}
 	assert.Equal(t, 1, read())
-	assert.Equal(t, idleBufSize, len(r.buf), "given back after a small request")
+	assert.Equal(t, idleBufSize, len(r.buf), "given back after keepQuiet small requests")
 	assert.Nil(t, r.work)
 }
 

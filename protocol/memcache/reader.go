@@ -19,6 +19,10 @@ const (
 	// nothing buffered; a larger one, grown for a big request, is
 	// dropped.
 	maxIdleBufSize = 64 << 10
+	// keepQuiet is how many drains in a row that each read at most
+	// idleBufSize give the taken buffer back, so that a client mixing
+	// single requests with pipelined bursts keeps it.
+	keepQuiet = 4
 	// maxEmptyReads is how many successive (0, nil) reads are tolerated.
 	maxEmptyReads = 100
 )
@@ -53,6 +57,7 @@ type Reader struct {
 	work    *[]byte // the pooled buffer buf is, if any
 	r, w    int     // buf[r:w] is buffered, unread input
 	got     int     // bytes read since the buffer was last empty
+	quiet   int     // drains in a row that read at most idleBufSize (see keepQuiet)
 	err     error   // sticky error from rd
 	discard int     // bytes still to throw away (after "object too large")
 }
@@ -203,8 +208,13 @@ func (r *Reader) shrink() {
 	}
 	got := r.got
 	r.r, r.w, r.got = 0, 0, 0
+	if got <= idleBufSize {
+		r.quiet++
+	} else {
+		r.quiet = 0
+	}
 	// No other buffer has the idle buffer's length.
-	if len(r.buf) != len(r.idle) && (got <= idleBufSize || cap(r.buf) > maxIdleBufSize) {
+	if len(r.buf) != len(r.idle) && (r.quiet >= keepQuiet || cap(r.buf) > maxIdleBufSize) {
 		r.release()
 		r.buf = r.idle
 	}

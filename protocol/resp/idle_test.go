@@ -30,11 +30,11 @@ func (c *chunks) Read(p []byte) (int, error) {
 // TestReaderIdleBuffer checks that a Reader reads into its 512-byte
 // buffer while commands fit, takes one of its full size for a larger
 // batch, keeps it while batches keep coming, so that they are not cut at
-// 512 bytes, and goes back to 512 bytes after a small command.
+// 512 bytes, and goes back to 512 bytes after 4 small commands in a row.
 func TestReaderIdleBuffer(t *testing.T) {
 	get := "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n" // 22 bytes
 	batch := strings.Repeat(get, 100)
-	in := chunks{get, batch, batch, get, get}
+	in := chunks{get, batch, batch, get, batch, get, get, get, get, get}
 	r := resp.NewReader(&in, protocol.Limits{})
 	var cmds []resp.Command
 	read := func() int {
@@ -55,8 +55,14 @@ func TestReaderIdleBuffer(t *testing.T) {
 	assert.Equal(t, 100, read(), "a batch arriving after a batch is read whole")
 	assert.Equal(t, resp.DefaultReaderSize, resp.ReaderBufferSizeForTest(r), "kept while batches come")
 	assert.Equal(t, 1, read())
+	assert.Equal(t, 100, read(), "a batch after one small command is read whole")
+	// The buffer is given back at the read after the fourth drain.
+	for range 4 {
+		assert.Equal(t, 1, read())
+		assert.Equal(t, resp.DefaultReaderSize, resp.ReaderBufferSizeForTest(r), "kept until 4 small commands in a row")
+	}
 	assert.Equal(t, 1, read())
-	assert.Equal(t, 512, resp.ReaderBufferSizeForTest(r), "given back after a small command")
+	assert.Equal(t, 512, resp.ReaderBufferSizeForTest(r), "given back after 4 small commands in a row")
 	_, err := r.ReadCommands(cmds)
 	assert.ErrorIs(t, err, io.EOF)
 }

@@ -26,6 +26,12 @@ const minBufferSize = 16
 // request at a time idles on 512 bytes, not 16 KiB.
 const idleBufferSize = 512
 
+// keepQuiet is how many drains in a row that each read no more than the
+// idle buffer holds give the large buffer back: a client that mixes single
+// requests with pipelined bursts keeps it, so that a burst after a single
+// request is not cut at 512 bytes.
+const keepQuiet = 4
+
 // workPool holds the DefaultReaderSize buffers of busy Readers, as
 // *[]byte.
 var workPool = sync.Pool{New: func() any {
@@ -81,7 +87,10 @@ type Reader struct {
 	work *[]byte // the pooled buffer buf is, if any
 	r, w int     // buf[r:w] is buffered and unread
 	got  int     // bytes read since the buffer was last empty
-	err  error   // read error to report once the buffered bytes are used
+	// quiet counts the drains in a row that read no more than the idle
+	// buffer holds; the large buffer goes back after keepQuiet of them.
+	quiet int
+	err   error // read error to report once the buffered bytes are used
 
 	cmd   cmdState
 	frame *frameState // allocated by the first reply read: a Reader of commands never needs it
@@ -276,8 +285,13 @@ func (r *Reader) shrink() {
 	if r.r == r.w {
 		got := r.got
 		r.r, r.w, r.got = 0, 0, 0
+		if got <= len(r.idle) {
+			r.quiet++
+		} else {
+			r.quiet = 0
+		}
 		// No other buffer has the idle buffer's length.
-		if len(r.buf) != len(r.idle) && (got <= len(r.idle) || len(r.buf) > keepFactor*r.size) {
+		if len(r.buf) != len(r.idle) && (r.quiet >= keepQuiet || len(r.buf) > keepFactor*r.size) {
 			if r.work == nil {
 				r.mem.release() // let the large buffer go
 			}
