@@ -193,6 +193,27 @@ func TestFaultKillBackend(t *testing.T) {
 	}
 }
 
+// stopVictimUnderLoad starts three backends and a proxy with timeout,
+// puts it under load, and stops the victim backend with SIGSTOP (resumed
+// at cleanup). The load is in its phase "stopped".
+func stopVictimUnderLoad(t *testing.T, kind protocol.Kind, timeout time.Duration) (*proxy.Server, backend, map[int]*connCounter, *load) {
+	t.Helper()
+	bs := startEqualBackends(t, kind, 3)
+	s, addr := startProxy(t, kind, bs, func(c *proxy.Config) { c.Pool.Timeout = timeout })
+	victim := backendAt(t, s, bs, victimIndex)
+	counters := countersFor(t, kind, s, bs)
+	l := startLoad(t, kind, addr, onVictim(s), timeout+hangLimit, "healthy")
+	time.Sleep(warmUp)
+
+	l.next("stopping")
+	l.settle(t)
+	require.NoError(t, syscall.Kill(victim.PID, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(victim.PID, syscall.SIGCONT) })
+	require.Eventually(t, func() bool { return processState(victim.PID) == "T" }, 5*time.Second, time.Millisecond)
+	l.next("stopped")
+	return s, victim, counters, l
+}
+
 // TestFaultStopBackend stops one of three backends with SIGSTOP under load,
 // then resumes it with SIGCONT. While it is stopped its requests fail with
 // "Connection timed out" within the pool's Timeout, and clients that do not
@@ -204,19 +225,7 @@ func TestFaultStopBackend(t *testing.T) {
 		t.Run(kind.String(), func(t *testing.T) {
 			t.Cleanup(func() { goleak.VerifyNone(t) })
 			const timeout = 500 * time.Millisecond
-			bs := startEqualBackends(t, kind, 3)
-			s, addr := startProxy(t, kind, bs, func(c *proxy.Config) { c.Pool.Timeout = timeout })
-			victim := backendAt(t, s, bs, victimIndex)
-			counters := countersFor(t, kind, s, bs)
-			l := startLoad(t, kind, addr, onVictim(s), timeout+hangLimit, "healthy")
-			time.Sleep(warmUp)
-
-			l.next("stopping")
-			l.settle(t)
-			require.NoError(t, syscall.Kill(victim.PID, syscall.SIGSTOP))
-			t.Cleanup(func() { _ = syscall.Kill(victim.PID, syscall.SIGCONT) })
-			require.Eventually(t, func() bool { return processState(victim.PID) == "T" }, 5*time.Second, time.Millisecond)
-			l.next("stopped")
+			s, victim, counters, l := stopVictimUnderLoad(t, kind, timeout)
 			time.Sleep(2 * timeout)
 
 			l.next("resuming")
@@ -481,19 +490,7 @@ func TestFaultShutdownUnderLoad(t *testing.T) {
 		t.Run(kind.String(), func(t *testing.T) {
 			t.Cleanup(func() { goleak.VerifyNone(t) })
 			const timeout = 500 * time.Millisecond
-			bs := startEqualBackends(t, kind, 3)
-			s, addr := startProxy(t, kind, bs, func(c *proxy.Config) { c.Pool.Timeout = timeout })
-			victim := backendAt(t, s, bs, victimIndex)
-			counters := countersFor(t, kind, s, bs)
-			l := startLoad(t, kind, addr, onVictim(s), timeout+hangLimit, "healthy")
-			time.Sleep(warmUp)
-
-			l.next("stopping")
-			l.settle(t)
-			require.NoError(t, syscall.Kill(victim.PID, syscall.SIGSTOP))
-			t.Cleanup(func() { _ = syscall.Kill(victim.PID, syscall.SIGCONT) })
-			require.Eventually(t, func() bool { return processState(victim.PID) == "T" }, 5*time.Second, time.Millisecond)
-			l.next("stopped")
+			s, victim, counters, l := stopVictimUnderLoad(t, kind, timeout)
 			time.Sleep(timeout / 2)
 
 			l.next("shutting down")
