@@ -116,6 +116,12 @@ func TestParseAdminAddr(t *testing.T) {
 	o, err = parseOptions(nil)
 	require.NoError(t, err)
 	assert.Empty(t, o.adminAddr, "off by default")
+	o, err = parseOptions([]string{"--admin-addr=:22223"})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:22223", o.adminAddr, "loopback unless a host is given")
+	o, err = parseOptions([]string{"--admin-addr=0.0.0.0:22223"})
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0:22223", o.adminAddr)
 
 	_, err = parseOptions([]string{"--admin-addr=localhost"})
 	assert.EqualError(t, err, "option --admin-addr value 'localhost' is not HOST:PORT")

@@ -55,7 +55,8 @@
 //
 // # Admin HTTP server
 //
-// With --admin-addr=HOST:PORT walnut binds that address too (after the
+// With --admin-addr=HOST:PORT walnut binds that address too (":PORT" means
+// 127.0.0.1:PORT; write 0.0.0.0:PORT to serve every interface) (after the
 // stats listener; a failure exits 1 with "walnut: bind on admin server addr
 // 'HOST:PORT' failed: …") and serves, on a private ServeMux:
 //

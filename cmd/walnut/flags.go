@@ -188,10 +188,16 @@ func parseOptions(args []string) (options, error) {
 	}
 	// walnut's own, long only.
 	fs.Var(&optionValue{check: func(s string) error {
-		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil || port == "" {
 			return usageErrorf("option --admin-addr value '%s' is not HOST:PORT", s)
 		}
-		o.adminAddr = s
+		if host == "" {
+			// ":PORT" means loopback, not every interface: the admin
+			// listener serves profiles and reloads.
+			host = "127.0.0.1"
+		}
+		o.adminAddr = net.JoinHostPort(host, port)
 		return nil
 	}}, "admin-addr", "")
 
