@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,48 +211,16 @@ func TestReloadUnderLoad(t *testing.T) {
 	t.Logf("%d requests through 3 reloads, 0 failed", total())
 }
 
-// slowRedis is a fake backend answering every command +OK after delay.
-func slowRedis(t *testing.T, delay time.Duration) (addr string, conns *atomic.Int32) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	conns = new(atomic.Int32)
-	go func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer conns.Add(-1)
-				defer nc.Close()
-				rd := resp.NewReader(bufio.NewReader(nc), protocol.Limits{})
-				for {
-					if _, err := rd.ReadRawReply(); err != nil { // a command is an array
-						return
-					}
-					time.Sleep(delay)
-					if _, err := nc.Write([]byte("+OK\r\n")); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return l.Addr().String(), conns
-}
-
 // TestReloadCompletesRequestsInFlight removes a server while a request to
-// it is in flight: the request is answered, and then the server's
-// connection is closed.
+// it is in flight (the redis-server is stopped with SIGSTOP): the request
+// is answered once the server resumes, and then the server's connection is
+// closed.
 func TestReloadCompletesRequestsInFlight(t *testing.T) {
-	bs := startBackends(t, protocol.Redis, 1)
-	slow, conns := slowRedis(t, 400*time.Millisecond)
+	bs := startBackends(t, protocol.Redis, 2)
 	cfg := proxy.Config{
 		Name:     "inflight",
 		Protocol: protocol.Redis,
-		Servers:  []shard.Server{{Name: "fast", Addr: bs[0].Addr, Weight: 1}, {Name: "slow", Addr: slow, Weight: 1}},
+		Servers:  []shard.Server{{Name: "fast", Addr: bs[0].Addr, Weight: 1}, {Name: "slow", Addr: bs[1].Addr, Weight: 1}},
 	}
 	cfg.Pool.Timeout = 5 * time.Second
 	s, addr := startProxy(t, protocol.Redis, nil, func(c *proxy.Config) { *c = cfg })
@@ -263,14 +231,23 @@ func TestReloadCompletesRequestsInFlight(t *testing.T) {
 			break
 		}
 	}
+	slow := testserver.DialRedis(t, bs[1].Addr)
 	c := rawDial(t, addr)
+	require.Equal(t, "+OK\r\n", c.do("SET", key, "old")) // connects the proxy to slow
+	require.NoError(t, syscall.Kill(bs[1].PID, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(bs[1].PID, syscall.SIGCONT) })
 	c.send(cmd("SET", key, "v"))
 	require.Eventually(t, func() bool { return s.Stats().Servers[1].OutQueue == 1 }, 5*time.Second, time.Millisecond)
 	next := cfg
 	next.Servers = cfg.Servers[:1]
 	require.NoError(t, s.Reload(next))
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, syscall.Kill(bs[1].PID, syscall.SIGCONT))
 	assert.Equal(t, "+OK\r\n", c.reply(), "the request in flight to the removed server")
-	require.Eventually(t, func() bool { return conns.Load() == 0 }, 5*time.Second, 10*time.Millisecond,
+	v, err := slow.Do("GET", key)
+	require.NoError(t, err)
+	assert.Equal(t, "v", v, "the request reached the removed server")
+	require.Eventually(t, func() bool { return redisInfo(t, slow, "connected_clients") == 1 }, 5*time.Second, 10*time.Millisecond,
 		"the removed server's connection is not closed")
 	// The same client goes on, now on the remaining server.
 	assert.Equal(t, "+OK\r\n", c.do("SET", key, "w"))
