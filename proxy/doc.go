@@ -129,9 +129,9 @@
 // # Latency
 //
 // Server.Latencies reports, per command, the time from reading a request to
-// having its reply ready, and Server.RTT, per server, the time from reading
-// a request to its server's reply; both in fixed buckets from 50µs to 10s,
-// counted with atomic adds and no allocation.
+// having its reply ready, and ServerStats.RTT (in Stats), per server, the
+// time from reading a request to its server's reply; both in fixed buckets
+// from 50µs to 10s, counted with atomic adds and no allocation.
 //
 // # Failures
 //

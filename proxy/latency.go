@@ -165,10 +165,3 @@ func (l *commandLatencies) snapshot(kind protocol.Kind) []CommandLatency {
 // the proxy rejects without knowing the command (unknown commands,
 // malformed requests) are not counted. The histograms survive Reload.
 func (s *Server) Latencies() []CommandLatency { return s.lat.snapshot(s.proto) }
-
-// RTT returns the round-trip time of server i (in ring order, as in
-// Stats) of the configuration in force: from the moment the proxy has read
-// the client's request to the moment the server's reply to it has arrived.
-// A server kept by Reload keeps its histogram. It panics if i is out of
-// range.
-func (s *Server) RTT(i int) Histogram { return s.gen.Load().backends[i].rtt.snapshot() }

@@ -43,7 +43,9 @@ type ServerStats struct {
 	pool.ServerStats
 	// Live is false while the server is ejected (see Server.Live).
 	Live bool
-	// RTT is the server's round-trip histogram (see Server.RTT).
+	// RTT is the server's round-trip time: from the moment the proxy has
+	// read a client's request to the moment the server's reply to it has
+	// arrived. A server kept by Reload keeps its histogram.
 	RTT Histogram
 }
 

@@ -1,6 +1,6 @@
 // Package metrics exposes the statistics of proxy.Servers to Prometheus.
 //
-// A Collector reads each pool's Stats, Ring, Latencies and RTT at scrape
+// A Collector reads each pool's Stats, Ring and Latencies at scrape
 // time and reports every counter of nutcracker's stats JSON (see
 // proxy.DescribeStats) under the walnut_ prefix, plus walnut's own
 // per-server ejection count, Init error count and liveness, latency
