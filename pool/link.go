@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -42,6 +43,10 @@ type entry struct {
 	seq      uint64 // set by the writer when it hands the entry off; 0 before
 	init     bool   // an Init request: reply swallowed, not counted
 	noReply  bool   // req.NoReply, read by Do: the writer never reads req once it is handed off
+	// w is req.Waiter, read by Do; counted marks an entry counted in w.n
+	// (see Waiter), uncounted when it is completed.
+	w       *Waiter
+	counted bool
 }
 
 // outcome is the result of a request completed while the writer was still
@@ -50,6 +55,7 @@ type outcome struct {
 	req   *Request
 	reply []byte // a copy: the read buffer it came from moves on
 	err   error
+	w     *Waiter // the entry's waiter, if it was counted
 }
 
 // pipe is one of a server's Conns connection slots. It holds the current
@@ -79,7 +85,12 @@ type pipeCounters struct {
 }
 
 // enqueue adds e to the pipe's current link, starting a new link if there
-// is none.
+// is none. If nobody is writing on the connected link, the queue is
+// written on the caller's goroutine: at once, or, for a request with a
+// Waiter, when the waiter's goroutine has queued its whole batch and calls
+// Waiter.Read (one write for the batch). NoReply requests are left to the
+// writer goroutine, as they have no timeout: a stuck server must not hold
+// the caller.
 func (pp *pipe) enqueue(e entry) {
 	pp.mu.Lock()
 	l := pp.l
@@ -94,7 +105,8 @@ func (pp *pipe) enqueue(e entry) {
 	if arm {
 		l.qOldest.Store(e.deadline)
 	}
-	if l.writerIdle {
+	inline := inlineIO && !fresh && !e.noReply && l.nc != nil && !l.writing
+	if !inline && !l.writing && l.writerIdle {
 		l.writerIdle = false
 		l.wakeWriter()
 	}
@@ -110,6 +122,65 @@ func (pp *pipe) enqueue(e entry) {
 			l.armLocked(e.deadline)
 		}
 		l.fmu.Unlock()
+	}
+	switch {
+	case !inline:
+	case e.w != nil:
+		e.w.addFlush(l)
+	default:
+		l.writeInline(nil, false)
+	}
+}
+
+// writeInline writes l's queue on the calling goroutine, unless somebody
+// is writing already (they write it) or l is not connected yet (the
+// writer goroutine writes it once it is). w is the caller's waiter, if
+// any; reserve allows the write to make w the reader of l (see drain). An
+// idle connection is checked first, so that a server that closed it
+// meanwhile costs a new connection, not the requests.
+func (l *link) writeInline(w *Waiter, reserve bool) {
+	pp := l.pp
+	pp.mu.Lock()
+	if l.err != nil || l.nc == nil || l.writing || len(l.queue) == 0 {
+		pp.mu.Unlock()
+		return
+	}
+	l.writing = true
+	// Idle: nobody reads it, and nobody will while we hold writing.
+	idle := l.role.Load() == roleFree && l.rc != nil
+	pp.mu.Unlock()
+	if idle {
+		if class, cause := l.checkIdle(); cause != nil {
+			l.retire(class, cause)
+			return
+		}
+	}
+	l.drain(w, true, reserve)
+}
+
+// retire closes an idle connection found closed (or sent to unasked) by
+// its server, counting the failure as any other, and moves the requests
+// queued on it, none of them written, to a new connection.
+func (l *link) retire(class failClass, cause error) {
+	pp := l.pp
+	pp.mu.Lock()
+	l.fmu.Lock()
+	q := l.queue
+	l.queue = nil
+	d, ok := l.killLocked(mapErr(cause))
+	var nl *link
+	if ok && len(q) > 0 {
+		nl = pp.newLinkLocked()
+		nl.queue = append(nl.queue, q...)
+		nl.qOldest.Store(firstDeadline(q))
+	} else if len(q) > 0 {
+		d.queue = q // failed already: its queue fails with it
+	}
+	l.fmu.Unlock()
+	pp.mu.Unlock()
+	l.finish(d, class, cause, nil)
+	if nl != nil {
+		pp.startLink(nl)
 	}
 }
 
@@ -127,7 +198,8 @@ func (pp *pipe) connect() {
 
 func (pp *pipe) newLinkLocked() *link {
 	p := pp.s.p
-	l := &link{pp: pp, epoch: pp.s.epoch.Load(), wake: make(chan struct{}, 1), initLeft: len(p.init)}
+	l := &link{pp: pp, epoch: pp.s.epoch.Load(), wake: make(chan struct{}, 1),
+		rwake: make(chan struct{}, 1), initLeft: len(p.init)}
 	for _, r := range p.init {
 		l.queue = append(l.queue, entry{req: r, init: true})
 	}
@@ -141,10 +213,38 @@ func (pp *pipe) startLink(l *link) {
 	}
 }
 
-// link is one connection: a writer goroutine (run, which dials first) and a
-// reader goroutine, a queue of requests not yet written and a FIFO of
-// requests written and awaiting replies. A link that has failed (err set)
-// is never reused.
+// Read roles: who reads a link's replies (link.role).
+const (
+	// roleFree: nobody; nothing is in flight.
+	roleFree uint32 = iota
+	// roleBackground: the link's reader goroutine.
+	roleBackground
+	// roleWaiter: a Waiter, which reads in Waiter.Read.
+	roleWaiter
+)
+
+// link is one connection: a queue of requests not yet written, a FIFO of
+// requests written and awaiting replies, and the I/O on them. A link that
+// has failed (err set) is never reused.
+//
+// # Who does the I/O
+//
+// Writing: whoever finds the queue non-empty and nobody writing (writing,
+// under the queue lock) writes it: the caller of Do, inline, or the link's
+// writer goroutine (run), which dials the connection, writes what queued
+// meanwhile, and afterwards writes only what an inline writer leaves (see
+// drain). Reading: the holder of the read role (role). When a writer puts
+// requests in flight on a link whose role is free, it gives the role to
+// its own Waiter (which reads in Waiter.Read, on the caller's goroutine)
+// or else to the link's reader goroutine, started on first need. A waiter
+// reads until its own requests are answered, a reader goroutine until
+// nothing is in flight; then each gives the role back, or to the reader
+// goroutine if requests remain in flight. With one caller at a time a
+// request thus costs its caller one write and one read, and no other
+// goroutine runs. With inlineIO false (the measurement switch) the writer
+// and reader goroutines do every write and read, as before.
+//
+// # Locks
 //
 // Two locks keep producers off the reader's path. The queue lock (pp.mu) is
 // taken by Do, and by the writer once per batch. The in-flight lock (fmu)
@@ -169,43 +269,73 @@ func (pp *pipe) startLink(l *link) {
 type link struct {
 	pp    *pipe
 	epoch uint64        // server epoch when created; see server.failure
-	wake  chan struct{} // capacity 1: wakes the idle writer
+	wake  chan struct{} // capacity 1: wakes the idle writer goroutine
+	rwake chan struct{} // capacity 1: wakes the idle reader goroutine
 
 	// queue lock
 	queue      []entry
-	writerIdle bool
+	writing    bool         // a writer holds the queue (drain)
+	writerIdle bool         // the writer goroutine waits for wake
 	qOldest    atomic.Int64 // deadline of the queue's first entry with one; 0: none; read under fmu
 
 	fmu sync.Mutex
 	// in-flight lock
-	handoff []entry // written, awaiting replies, not yet taken by the reader
-	pHead   int64   // deadline of the reader's oldest request with one, as of its last report; 0: none
-	armed   int64   // read deadline set on nc (Pool.now clock), 0: none
-	held    []outcome
-	written atomic.Uint64 // seq of the last entry the writer is done with; stored under fmu
+	handoff  []entry // written, awaiting replies, not yet taken by the reader
+	pHead    int64   // deadline of the reader's oldest request with one, as of its last report; 0: none
+	armed    int64   // read deadline set on nc (Pool.now clock), 0: none
+	held     []outcome
+	written  atomic.Uint64 // seq of the last entry the writer is done with; stored under fmu
+	role     atomic.Uint32 // read role; stored under fmu
+	readerUp bool          // the reader goroutine has been started
+	// An idle connection is watched by the reader goroutine (watch set),
+	// so that a server closing it is noticed at once, as in twemproxy,
+	// once it has been idle for idleWatch: freeAt is when the role last
+	// became free, and timer, pending while timerOn, fires watchIdle.
+	watch   bool
+	freeAt  int64
+	timer   *time.Timer
+	timerOn bool
 
 	// both locks to write, either to read
-	nc  net.Conn // nil until dialled
-	err error    // set once, when the link fails
+	nc  net.Conn        // nil until dialled
+	rc  syscall.RawConn // nc's, for checkIdle; nil if nc has none
+	err error           // set once, when the link fails
 
-	// writer-owned
-	seq  uint64 // of the last entry handed off
-	wbuf []byte
-	bufs net.Buffers // the batch being written: runs of wbuf and large requests' Data
-	wv   net.Buffers // consumed by WriteTo; a field so it does not escape per batch
+	// writer-owned: whoever holds writing
+	seq   uint64 // of the last entry handed off
+	wbuf  []byte
+	bufs  net.Buffers // the batch being written: runs of wbuf and large requests' Data
+	wv    net.Buffers // consumed by WriteTo; a field so it does not escape per batch
+	spare []entry     // the previous batch's slice, for the next queue
 
-	// reader-owned
+	// read-role-owned: the holder of role
+	buf      []byte  // read buffer, allocated at the first read
+	r, w     int     // unread bytes are buf[r:w]
+	need     int     // bytes from r the next reply needs before framing is worth trying
 	rq       []entry // private FIFO: rq[rqi:] await replies, oldest first
 	rqi      int
 	ents     []entry // requests answered by the current read
 	ends     []int   // where their replies end in the read buffer
 	initLeft int     // Init replies still expected
 	initErrs int
+
+	// checkIdle's results, and the function it passes to rc.Read, made
+	// once so that the check does not allocate.
+	peekN   int
+	peekErr error
+	peekFn  func(fd uintptr) bool
 }
 
 func (l *link) wakeWriter() {
 	select {
 	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *link) wakeReader() {
+	select {
+	case l.rwake <- struct{}{}:
 	default:
 	}
 }
@@ -275,6 +405,7 @@ func (l *link) killLocked(err error) (doomed, bool) {
 		pp.l = nil
 	}
 	l.wakeWriter()
+	l.wakeReader()
 	return d, true
 }
 
@@ -306,6 +437,14 @@ func (l *link) failEntries(es []entry, err error) {
 			continue
 		}
 		e.req.Done(nil, err)
+		e.uncount()
+	}
+}
+
+// uncount takes a completed entry off its waiter's count.
+func (e *entry) uncount() {
+	if e.counted {
+		e.w.n.Add(-1)
 	}
 }
 
@@ -319,7 +458,11 @@ func (l *link) hold(e entry, reply []byte, err error) bool {
 	if e.seq <= l.written.Load() {
 		return false
 	}
-	l.held = append(l.held, outcome{req: e.req, reply: bytes.Clone(reply), err: err})
+	o := outcome{req: e.req, reply: bytes.Clone(reply), err: err}
+	if e.counted {
+		o.w = e.w
+	}
+	l.held = append(l.held, o)
 	return true
 }
 
@@ -357,8 +500,8 @@ func countEntries(es []entry) (n, b int64) {
 	return n, b
 }
 
-// run is the writer goroutine: it dials, starts the reader, then writes
-// whatever is queued, all of it at once, until the link fails.
+// run is the writer goroutine: it dials, then writes whatever is queued
+// that no caller writes, until the link fails.
 func (l *link) run() {
 	pp := l.pp
 	s := pp.s
@@ -385,6 +528,11 @@ func (l *link) run() {
 		}
 		return
 	}
+	var rc syscall.RawConn
+	if inlineIO {
+		rc = rawConn(nc)
+		l.peekFn = l.peek
+	}
 
 	pp.mu.Lock()
 	l.fmu.Lock()
@@ -394,29 +542,33 @@ func (l *link) run() {
 		_ = nc.Close()
 		return
 	}
-	l.nc = nc
+	l.nc, l.rc = nc, rc
 	s.conns.Add(1)
 	if p.opts.Timeout > 0 {
 		l.armLocked(l.oldestLocked())
 	}
+	if !inlineIO {
+		// The reader goroutine reads for the link's whole life.
+		l.role.Store(roleBackground)
+		l.readerUp = true
+	} else {
+		l.freeLocked()
+	}
 	l.fmu.Unlock()
 	pp.mu.Unlock()
-	if !p.start(l.read) {
+	if !inlineIO && !p.start(l.readLoop) {
 		l.fail(ErrClosed, failNone, nil, nil)
 		return
 	}
 	l.write()
 }
 
-// write is the writer loop.
+// write is the writer goroutine's loop.
 func (l *link) write() {
 	pp := l.pp
-	c := &pp.c
-	timeouts := pp.s.p.opts.Timeout > 0
-	var batch []entry
 	for {
 		pp.mu.Lock()
-		for len(l.queue) == 0 && l.err == nil {
+		for (len(l.queue) == 0 || l.writing) && l.err == nil {
 			l.writerIdle = true
 			pp.mu.Unlock()
 			<-l.wake
@@ -430,7 +582,65 @@ func (l *link) write() {
 			pp.mu.Unlock()
 			return
 		}
-		batch, l.queue = l.queue, batch[:0]
+		l.writing = true
+		pp.mu.Unlock()
+		if !l.drain(nil, false, false) {
+			return
+		}
+	}
+}
+
+const (
+	// maxInlineRounds is the most batches a caller writes inline before
+	// it leaves what queued meanwhile to the writer goroutine, so that a
+	// busy connection does not keep one client's goroutine writing for
+	// others.
+	maxInlineRounds = 4
+	// maxWaiterBatch is the largest batch (in bytes) whose writer takes
+	// the read role for its Waiter: a larger one is read by the reader
+	// goroutine, so that a caller is never blocked writing a large batch
+	// to a connection whose replies only it would read.
+	maxWaiterBatch = 64 << 10
+)
+
+// drain writes the queue, batch after batch, until it is empty, by the
+// holder of writing, which the caller has set: the writer goroutine
+// (inline false), or a caller of Do or Waiter.Read with its waiter w,
+// possibly nil. If reserve is set and a batch holding one of w's requests
+// goes in flight on a connection nobody reads, w becomes its reader (the
+// read role), provided the batch is small. An inline caller stops after
+// maxInlineRounds batches, or after the batch that gave its waiter the
+// read role (so that it never blocks on a write while it is the only one
+// who would read the replies), and leaves the rest to the writer
+// goroutine. drain reports false if the link failed.
+func (l *link) drain(w *Waiter, inline, reserve bool) bool {
+	pp := l.pp
+	c := &pp.c
+	timeouts := pp.s.p.opts.Timeout > 0
+	for round := 0; ; round++ {
+		pp.mu.Lock()
+		if l.err != nil {
+			l.writing = false
+			pp.mu.Unlock()
+			return false
+		}
+		if len(l.queue) == 0 {
+			l.writing = false
+			pp.mu.Unlock()
+			return true
+		}
+		if inline && (round == maxInlineRounds || w != nil && w.link != nil) {
+			l.writing = false
+			if l.writerIdle {
+				l.writerIdle = false
+				l.wakeWriter()
+			}
+			pp.mu.Unlock()
+			return true
+		}
+		batch := l.queue
+		l.queue = l.spare[:0]
+		l.spare = nil
 		l.qOldest.Store(0)
 		pp.mu.Unlock()
 		dqN, dqB := countEntries(batch)
@@ -438,7 +648,7 @@ func (l *link) write() {
 		c.dequeuedB.Add(dqB)
 		// The batch is the writer's alone until it is handed off: read
 		// from its requests all that the write needs.
-		sN, sB, noReply := l.prepare(batch)
+		sN, sB, replies, mine, noReply := l.prepare(batch, w)
 
 		l.fmu.Lock()
 		if l.err != nil {
@@ -446,14 +656,33 @@ func (l *link) write() {
 			l.fmu.Unlock()
 			l.resetBufs()
 			l.failEntries(batch, err)
-			return
+			return false
 		}
+		spawn, signal := false, false
+		if replies && l.role.Load() == roleFree {
+			if inline && reserve && mine && len(l.wbuf) <= maxWaiterBatch && len(l.bufs) == 1 {
+				l.role.Store(roleWaiter)
+				w.link = l
+			} else {
+				l.role.Store(roleBackground)
+				spawn, signal = !l.readerUp, l.readerUp
+				l.readerUp = true
+			}
+		}
+		if replies {
+			l.watch = false
+		}
+		count := inline && w != nil && w.link == l
 		for i := range batch {
 			if batch[i].noReply {
 				continue
 			}
 			l.seq++
 			batch[i].seq = l.seq
+			if count && batch[i].w == w {
+				batch[i].counted = true
+				w.n.Add(1)
+			}
 			l.handoff = append(l.handoff, batch[i])
 		}
 		c.sentN.Add(sN)
@@ -462,6 +691,11 @@ func (l *link) write() {
 			l.armLocked(l.oldestLocked())
 		}
 		l.fmu.Unlock()
+		if signal {
+			l.wakeReader()
+		} else if spawn && !pp.s.p.start(l.readLoop) {
+			l.fail(ErrClosed, failNone, nil, nil)
+		}
 
 		// From here on the handed-off requests may be completed by
 		// others, and are not read again.
@@ -476,6 +710,9 @@ func (l *link) write() {
 		}
 		for _, o := range held {
 			o.req.Done(o.reply, o.err)
+			if o.w != nil {
+				o.w.n.Add(-1)
+			}
 		}
 		if noReply {
 			for _, e := range batch {
@@ -484,12 +721,12 @@ func (l *link) write() {
 				}
 			}
 		}
-		if err != nil {
-			return
-		}
 		clear(batch)
-		if cap(batch) > maxIdleEntries {
-			batch = nil
+		if cap(batch) <= maxIdleEntries {
+			l.spare = batch[:0]
+		}
+		if err != nil {
+			return false
 		}
 	}
 }
@@ -500,8 +737,9 @@ func (l *link) write() {
 // maxCopy bytes are copied into runs in wbuf; larger ones are written from
 // where they are, so their Data must stay untouched until written, which
 // Done guarantees. It returns the count and bytes of the requests that
-// await replies (Init excluded), and whether any is NoReply.
-func (l *link) prepare(batch []entry) (sN, sB int64, noReply bool) {
+// await replies (Init excluded), whether any request awaits a reply (Init
+// included), whether one of those is w's, and whether any is NoReply.
+func (l *link) prepare(batch []entry, w *Waiter) (sN, sB int64, replies, mine, noReply bool) {
 	small := 0
 	for _, e := range batch {
 		n := len(e.req.Data)
@@ -511,9 +749,14 @@ func (l *link) prepare(batch []entry) (sN, sB int64, noReply bool) {
 		switch {
 		case e.noReply:
 			noReply = true
+			continue
 		case !e.init:
 			sN++
 			sB += int64(n)
+		}
+		replies = true
+		if w != nil && e.w == w {
+			mine = true
 		}
 	}
 	if cap(l.wbuf) < small {
@@ -536,8 +779,8 @@ func (l *link) prepare(batch []entry) (sN, sB int64, noReply bool) {
 	if len(buf) > mark {
 		bufs = append(bufs, buf[mark:])
 	}
-	l.bufs = bufs
-	return sN, sB, noReply
+	l.wbuf, l.bufs = buf, bufs
+	return sN, sB, replies, mine, noReply
 }
 
 // send writes what prepare laid out, with one write or one writev, and
@@ -559,38 +802,79 @@ func (l *link) send() error {
 func (l *link) resetBufs() {
 	clear(l.bufs)
 	l.bufs = l.bufs[:0]
+	l.wbuf = l.wbuf[:0]
 	if cap(l.wbuf) > maxIdleWriteBuf {
 		l.wbuf = nil
 	}
 }
 
-// read is the reader goroutine: it frames replies and completes requests
-// in order, until the link fails. On the way out it fails the requests
-// left in its private FIFO.
-func (l *link) read() {
-	defer l.failPrivate()
+// readLoop is the reader goroutine: it reads while it holds the read role,
+// and waits to be given it again, until the link fails.
+func (l *link) readLoop() {
+	for {
+		l.fmu.Lock()
+		role, err := l.role.Load(), l.err
+		l.fmu.Unlock()
+		if role == roleBackground {
+			if !l.readFor(nil) {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			return
+		}
+		<-l.rwake
+	}
+}
+
+// readFor reads replies, frames them and completes requests in order, as
+// the holder of the read role: for the waiter w until w's requests are
+// answered, or for the reader goroutine (w nil) until nothing is in flight;
+// then it gives up the role (see release). It reports false once the link
+// has failed, after failing the requests left in its private FIFO.
+func (l *link) readFor(w *Waiter) bool {
+	if l.readReplies(w) {
+		return true
+	}
+	l.failPrivate()
+	return false
+}
+
+func (l *link) readReplies(w *Waiter) bool {
 	p := l.pp.s.p
 	framer, isFailure := p.opts.Framer, p.opts.IsFailure
 	timeouts := p.opts.Timeout > 0
-	nc := l.nc // set before this goroutine started, never changed
-	buf := make([]byte, readBufSize)
-	r, w := 0, 0 // unread bytes are buf[r:w]
-	need := 0    // bytes from r the next reply needs before framing is worth trying
+	nc := l.nc // set before any reader runs, never changed
+	if l.buf == nil {
+		l.buf = make([]byte, readBufSize)
+	}
 	for {
-		n, err := nc.Read(buf[w:])
-		w += n
-		if n > 0 && w-r >= need {
+		if w != nil {
+			if w.n.Load() == 0 {
+				return l.release()
+			}
+		} else if l.rqi == len(l.rq) && inlineIO {
+			if done, ok := l.idle(); done {
+				return ok
+			}
+		}
+		buf := l.buf
+		n, err := nc.Read(buf[l.w:])
+		l.w += n
+		if n > 0 && l.w-l.r >= l.need {
+			r, wr := l.r, l.w
 			ends, ents := l.ends[:0], l.ents[:0]
 			start := r
 			var bad error // why the link must close: malformed, failure or stray reply
-			for r < w {
+			for r < wr {
 				if l.rqi == len(l.rq) && !l.refill() {
 					bad = errStray
 					break
 				}
 				e := l.rq[l.rqi]
-				m, ferr := framer(buf[r:w], e.req)
-				if ferr != nil || m > w-r {
+				m, ferr := framer(buf[r:wr], e.req)
+				if ferr != nil || m > wr-r {
 					bad = ferr
 					if bad == nil {
 						bad = errFramerLength
@@ -598,13 +882,13 @@ func (l *link) read() {
 					break
 				}
 				if m <= 0 {
-					need = w - r + 1
-					if -m > need {
-						need = -m
+					l.need = wr - r + 1
+					if -m > l.need {
+						l.need = -m
 					}
 					break
 				}
-				need = 0
+				l.need = 0
 				r += m
 				ends = append(ends, r)
 				ents = append(ents, e)
@@ -615,6 +899,7 @@ func (l *link) read() {
 					break
 				}
 			}
+			l.r = r
 			l.ends, l.ents = ends, ents
 			if len(ents) > 0 {
 				l.deliver(buf, start, ends, ents, bad == errFailureReply)
@@ -627,7 +912,7 @@ func (l *link) read() {
 				first = append(first, l.takePrivate()...)
 				l.fail(ErrInvalid, failErr, bad, first)
 				clear(ents)
-				return
+				return false
 			}
 			clear(ents)
 			if timeouts {
@@ -641,29 +926,155 @@ func (l *link) read() {
 			if l.readFailed(err) {
 				continue
 			}
-			return
+			return false
 		}
-		if r == w {
-			r, w = 0, 0
-			if len(buf) > maxIdleReadBuf {
-				buf = make([]byte, readBufSize)
-			}
-		}
-		if w == len(buf) || r+need > len(buf) {
-			size := len(buf)
-			if w-r == size || need > size {
-				size = max(2*size, min(need, w-r+maxReadAhead))
-			}
-			if size != len(buf) {
-				nb := make([]byte, size)
-				w = copy(nb, buf[r:w])
-				buf = nb
-			} else {
-				w = copy(buf, buf[r:w])
-			}
-			r = 0
-		}
+		l.compact()
 	}
+}
+
+// compact makes room in the read buffer for the next read: it moves the
+// unread bytes to the front, grows the buffer to what the next reply needs,
+// and drops a large buffer once it is empty.
+func (l *link) compact() {
+	buf := l.buf
+	if l.r == l.w {
+		l.r, l.w = 0, 0
+		if len(buf) > maxIdleReadBuf {
+			l.buf = make([]byte, readBufSize)
+		}
+		return
+	}
+	if l.w == len(buf) || l.r+l.need > len(buf) {
+		size := len(buf)
+		if l.w-l.r == size || l.need > size {
+			size = max(2*size, min(l.need, l.w-l.r+maxReadAhead))
+		}
+		if size != len(buf) {
+			nb := make([]byte, size)
+			l.w = copy(nb, buf[l.r:l.w])
+			l.buf = nb
+		} else {
+			l.w = copy(buf, buf[l.r:l.w])
+		}
+		l.r = 0
+	}
+}
+
+// idle is called by the reader goroutine when its private FIFO is empty:
+// it takes what is in handoff, or, if nothing is in flight, gives up the
+// read role. It reports done when the reader should stop reading, with ok
+// false if the link has failed.
+func (l *link) idle() (done, ok bool) {
+	l.fmu.Lock()
+	if l.err != nil {
+		l.fmu.Unlock()
+		return false, false // read on: the read fails and says how
+	}
+	if len(l.handoff) > 0 {
+		l.refillLocked()
+		l.fmu.Unlock()
+		return false, false
+	}
+	if l.watch {
+		l.fmu.Unlock()
+		return false, false // read on: anything that arrives now is stray
+	}
+	if l.r < l.w {
+		l.fmu.Unlock()
+		l.fail(ErrInvalid, failErr, errStray, nil)
+		return true, false
+	}
+	l.freeLocked()
+	l.fmu.Unlock()
+	return true, true
+}
+
+// idleWatch is how long a connection stays idle with nobody reading it
+// before its reader goroutine watches it.
+const idleWatch = 10 * time.Millisecond
+
+// freeLocked frees the read role, and arms the timer that has the idle
+// connection watched if it stays idle. fmu is held.
+func (l *link) freeLocked() {
+	l.role.Store(roleFree)
+	l.freeAt = l.pp.s.p.now()
+	if l.timerOn {
+		return
+	}
+	l.timerOn = true
+	if l.timer == nil {
+		l.timer = time.AfterFunc(idleWatch, l.watchIdle)
+	} else {
+		l.timer.Reset(idleWatch)
+	}
+}
+
+// watchIdle gives the read role of a connection idle for idleWatch to the
+// reader goroutine, which then reads until something arrives: a server
+// that closes an idle connection, or sends on it unasked, fails it at once
+// rather than at its next use.
+func (l *link) watchIdle() {
+	// The queue lock first: a writer that found the role free may be
+	// checking the connection (checkIdle), and nobody may read it then.
+	l.pp.mu.Lock()
+	writing := l.writing
+	l.fmu.Lock()
+	l.timerOn = false
+	if l.err != nil || l.role.Load() != roleFree {
+		l.fmu.Unlock()
+		l.pp.mu.Unlock()
+		return
+	}
+	if d := l.pp.s.p.now() - l.freeAt; writing || d < int64(idleWatch) {
+		l.timerOn = true
+		l.timer.Reset(max(idleWatch-time.Duration(d), time.Millisecond))
+		l.fmu.Unlock()
+		l.pp.mu.Unlock()
+		return
+	}
+	l.role.Store(roleBackground)
+	l.watch = true
+	spawn := !l.readerUp
+	l.readerUp = true
+	l.fmu.Unlock()
+	l.pp.mu.Unlock()
+	if !spawn {
+		l.wakeReader()
+	} else if !l.pp.s.p.start(l.readLoop) {
+		l.fail(ErrClosed, failNone, nil, nil)
+	}
+}
+
+// release gives up the read role a waiter held: it is free if nothing is
+// in flight, else the reader goroutine's. It reports false if the link
+// has failed.
+func (l *link) release() bool {
+	l.fmu.Lock()
+	if l.err != nil {
+		l.fmu.Unlock()
+		return false
+	}
+	if l.rqi == len(l.rq) && len(l.handoff) == 0 {
+		if l.r < l.w {
+			l.fmu.Unlock()
+			l.fail(ErrInvalid, failErr, errStray, nil)
+			return false
+		}
+		l.freeLocked()
+		l.fmu.Unlock()
+		return true
+	}
+	l.role.Store(roleBackground)
+	spawn := !l.readerUp
+	l.readerUp = true
+	l.fmu.Unlock()
+	if !spawn {
+		l.wakeReader()
+	} else if !l.pp.s.p.start(l.readLoop) {
+		l.fail(ErrClosed, failNone, nil, nil)
+		return false
+	}
+	return true
 }
 
 // Causes logged when a reply closes the connection.
@@ -671,24 +1082,29 @@ var (
 	errStray        = errors.New("pool: reply with no request outstanding")
 	errFailureReply = errors.New("pool: reply reports a server failure")
 	errFramerLength = errors.New("pool: Framer returned a length beyond its input")
+	errIdleEOF      = errors.New("pool: server closed the idle connection")
 )
 
 // refill takes everything in handoff as the reader's private FIFO, which
 // must be empty. It reports whether there is anything to take.
 func (l *link) refill() bool {
+	l.fmu.Lock()
+	l.refillLocked()
+	l.fmu.Unlock()
+	return len(l.rq) > 0
+}
+
+func (l *link) refillLocked() {
 	clear(l.rq)
 	spare := l.rq[:0]
 	if cap(spare) > maxIdleEntries {
 		spare = nil
 	}
-	l.fmu.Lock()
 	l.rq, l.handoff = l.handoff, spare
 	if l.pp.s.p.opts.Timeout > 0 {
 		l.pHead = firstDeadline(l.rq)
 	}
-	l.fmu.Unlock()
 	l.rqi = 0
-	return len(l.rq) > 0
 }
 
 // takePrivate removes and returns the requests in the private FIFO,
@@ -755,6 +1171,7 @@ func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast
 			continue // answered before the writer was done with it
 		}
 		e.req.Done(reply, nil)
+		e.uncount()
 	}
 }
 

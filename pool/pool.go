@@ -167,6 +167,10 @@ type Request struct {
 	// exempt from Timeout.
 	NoReply bool
 
+	// Waiter, if not nil, is the waiter of the goroutine calling Do,
+	// which may then be asked to read the reply itself: see Waiter.
+	Waiter *Waiter
+
 	// Tag is not used by the pool. Set it for the Framer, e.g. to the
 	// memcache.Command of the request, so the framer need not re-parse
 	// the request to frame its reply.
@@ -340,7 +344,7 @@ func (p *Pool) Do(i int, req *Request) {
 	if p.opts.Timeout > 0 && !req.NoReply {
 		deadline = p.now() + int64(p.opts.Timeout)
 	}
-	pp.enqueue(entry{req: req, deadline: deadline, noReply: req.NoReply})
+	pp.enqueue(entry{req: req, deadline: deadline, noReply: req.NoReply, w: req.Waiter})
 }
 
 // Call sends data to server i and waits for the reply, which it returns as
@@ -357,8 +361,14 @@ func (p *Pool) Call(ctx context.Context, i int, data []byte) ([]byte, error) {
 	c := p.calls.Get().(*call)
 	c.buf = append(c.buf[:0], data...)
 	c.req.Data = c.buf
+	done := ctx.Done()
+	c.req.Waiter = nil
+	if done == nil {
+		c.req.Waiter = &c.w // nothing can make Call return early
+	}
 	p.Do(i, &c.req)
-	if done := ctx.Done(); done == nil {
+	if done == nil {
+		c.w.Read()
 		<-c.ch
 	} else {
 		select {
@@ -382,6 +392,7 @@ const maxCallBuf = 64 << 10
 // call is a reusable synchronous request.
 type call struct {
 	req   Request
+	w     Waiter
 	buf   []byte        // the request's own copy of its data
 	ch    chan struct{} // capacity 1: Done never blocks
 	reply []byte

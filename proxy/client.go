@@ -45,6 +45,11 @@ type clientConn struct {
 	// the dispatching goroutine; the call that brings it to zero wakes it.
 	pending atomic.Int32
 	wake    chan struct{}
+	// waiter writes the batch's requests at its end, and lets this
+	// goroutine read their replies itself (see pool.Waiter) when inline is
+	// set.
+	waiter pool.Waiter
+	inline bool
 
 	calls  []*call // reused; calls[:ncalls] belong to the current batch
 	ncalls int
@@ -257,6 +262,7 @@ func (c *clientConn) begin(n int) {
 	}
 	c.held.Store(0)
 	c.overflow.Store(false)
+	c.inline = c.owner == nil && n <= maxWaiterBatch
 	for len(c.srvCall) < len(c.g.backends) {
 		c.srvCall = append(c.srvCall, -1)
 	}
@@ -289,6 +295,7 @@ func (c *clientConn) newCall(server int) (*call, int32) {
 	cl.req.Data = nil
 	cl.req.NoReply = false
 	cl.req.Tag = 0
+	cl.req.Waiter = &c.waiter
 	return cl, idx
 }
 
@@ -318,6 +325,7 @@ func (c *clientConn) detachedCall(server int) *call {
 	c.s.detached.Add(1)
 	cl.server = server
 	cl.buf = cl.buf[:0]
+	cl.req.Waiter = &c.waiter
 	cl.g = c.g
 	c.g.refs.Add(1) // the batch holds a reference: the count is not 0
 	return cl
@@ -375,8 +383,23 @@ func (c *clientConn) send(cl *call) {
 	c.g.backends[cl.server].pool.Do(0, &cl.req)
 }
 
+// maxWaiterBatch is the largest batch whose client goroutine reads its
+// replies itself (see pool.Waiter); every batch's requests are written by
+// its client goroutine, once dispatched. The replies of a larger batch are read
+// by the connections' reader goroutines, so that a client busy dispatching
+// a long pipeline does not hold up the replies of others who share its
+// backend connection.
+const maxWaiterBatch = 32
+
 // wait blocks until every call of the batch is done, then ends the batch.
+// If the batch's writes made it the reader of a backend connection, it
+// reads the replies there itself first.
 func (c *clientConn) wait() {
+	if c.inline {
+		c.waiter.Read()
+	} else {
+		c.waiter.Flush()
+	}
 	if c.pending.Add(-1) != 0 {
 		<-c.wake
 	}

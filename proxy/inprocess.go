@@ -199,12 +199,20 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 		return nil, err
 	}
 	cc.begin(0)
+	// Nothing but ctx can make do return early: without it, read inline
+	// (see pool.Waiter).
+	cc.inline = ctx.Done() == nil
 	if c.s.proto == protocol.Redis {
 		for i := range cc.cmds {
 			cc.redisDispatch(&cc.cmds[i]) // QUIT is answered +OK and changes nothing here
 		}
 	} else {
 		cc.dispatchMemcache()
+	}
+	if cc.inline {
+		cc.waiter.Read()
+	} else {
+		cc.waiter.Flush()
 	}
 	if cc.pending.Add(-1) != 0 {
 		select {
