@@ -48,13 +48,15 @@ func TestRun(t *testing.T) {
 	}
 	for _, row := range []string{"set", "get", "mcget"} {
 		for _, target := range targets {
-			re := regexp.MustCompile(`(?m)^\| ` + row + ` \| ` + target + ` \| [1-9][0-9]* \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9.]+ \| [0-9.]+ \| 0 \|$`)
+			// Details: ops/s, p50, p99, p999, and then (direct has no added
+			// latency) CPU µs/req, ctx sw/req, RSS MiB, ratios, error replies.
+			re := regexp.MustCompile(`(?m)^\| ` + row + ` c=4 \| ` + target + ` \| [1-9][0-9]* \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| (—|-?[0-9.]+) \| (—|-?[0-9.]+) \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| .* \| 0 \|$`)
 			if !re.MatchString(table) {
 				t.Errorf("no figures for row %s, target %s", row, target)
 			}
 		}
-		if !regexp.MustCompile(`(?m)^\| `+row+` \| [0-9.]+× \| [0-9.]+× \|`).MatchString(table) && len(targets) == 3 {
-			t.Errorf("no ratios for row %s", row)
+		if !regexp.MustCompile(`(?m)^\| `+row+` c=4 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \([0-9.]+×\) \|$`).MatchString(table) && len(targets) == 3 {
+			t.Errorf("no CPU ratio for row %s", row)
 		}
 	}
 	pids := b.ps.pids()
