@@ -162,6 +162,11 @@ func checkBinary(path string) error {
 
 func (b *bench) setup(ctx context.Context) error {
 	o := b.opts
+	if o.strace {
+		if b.straceBin = lookBinary("strace"); b.straceBin == "" {
+			return errors.New("-strace: strace is not installed (Debian and Ubuntu: apt-get install strace)")
+		}
+	}
 	var err error
 	if b.root, err = moduleRoot(); err != nil {
 		return err
@@ -169,11 +174,6 @@ func (b *bench) setup(ctx context.Context) error {
 	redisBin, mcBin := lookBinary("redis-server"), lookBinary("memcached")
 	if redisBin == "" || mcBin == "" {
 		return errors.New("redis-server and memcached must be installed")
-	}
-	if o.strace {
-		if b.straceBin = lookBinary("strace"); b.straceBin == "" {
-			return errors.New("-strace: strace is not installed (Debian and Ubuntu: apt-get install strace)")
-		}
 	}
 	needBuild := false
 	for _, v := range o.variants {
