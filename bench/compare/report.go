@@ -142,6 +142,18 @@ func (b *bench) sysRequests() metric {
 	return b.field(func(r *result) (float64, bool) { return float64(r.sysRequests), r.sys != nil })
 }
 
+// detail formats m of c and target for a detailed table: median
+// [min–max], followed by "(2 of 3)" when only some repetitions have a
+// figure (failed passes, an added latency too small for a ratio).
+func (b *bench) detail(m metric, c cell, target string, f func(float64) string) string {
+	sp := b.spread(m, c, target)
+	text := sp.format(f)
+	if sp.n > 0 && sp.n < b.opts.repeat {
+		text += fmt.Sprintf(" (%d of %d)", sp.n, b.opts.repeat)
+	}
+	return text
+}
+
 // spread summarises m over the repetitions.
 func (b *bench) spread(m metric, c cell, target string) spread {
 	var vals []float64
@@ -333,7 +345,7 @@ func (b *bench) markdown() string {
 			for _, t := range targets {
 				line := []string{c.label(false), t}
 				for _, col := range cols {
-					line = append(line, b.spread(col.m, c, t).format(col.f))
+					line = append(line, b.detail(col.m, c, t, col.f))
 				}
 				var errReplies uint64
 				for _, r := range b.results {
@@ -390,6 +402,9 @@ func (b *bench) markdown() string {
 	if nut {
 		notes = append(notes, "÷ nc is the target's figure divided by nutcracker's in the same cell and repetition; the median ratio need not equal the ratio of the medians. There is no ratio when either figure is zero or negative.")
 	}
+	if o.repeat > 1 {
+		notes = append(notes, fmt.Sprintf("In the detailed tables, \"(1 of %d)\" after a figure says on how many repetitions it rests when not on all (a failed pass, an added latency too small for a ratio).", o.repeat))
+	}
 	notes = append(notes, b.notes...)
 	for _, n := range notes {
 		fmt.Fprintf(&s, "- %s\n", n)
@@ -434,9 +449,9 @@ func (b *bench) straceTable(s *strings.Builder, cells []cell, showP bool) {
 			if b.spread(b.sysRequests(), c, t).n == 0 {
 				continue
 			}
-			line := []string{c.label(showP), t, b.spread(b.sysRequests(), c, t).format(whole), b.spread(b.sysPerReq(""), c, t).format(num)}
+			line := []string{c.label(showP), t, b.detail(b.sysRequests(), c, t, whole), b.detail(b.sysPerReq(""), c, t, num)}
 			for _, name := range names {
-				line = append(line, b.spread(b.sysPerReq(name), c, t).format(num))
+				line = append(line, b.detail(b.sysPerReq(name), c, t, num))
 			}
 			tb.row(line...)
 		}

@@ -120,7 +120,7 @@ func TestMarkdown(t *testing.T) {
 		"| 55.0 [50.0–60.0] | 5.00 [4.00–6.00] | 8.00 | 0.78× [0.75×–0.80×] | 1.25× [1.00×–1.50×] | 1.62× [1.50×–1.75×] |",
 		"## System calls per request (strace pass)",
 		"| cell | target | requests | total | read | write | futex |",
-		"| get c=1 | walnut | 100 | 6.00 | 3.00 | 2.00 | 1.00 |",
+		"| get c=1 | walnut | 100 (1 of 2) | 6.00 (1 of 2) | 3.00 (1 of 2) | 2.00 (1 of 2) | 1.00 (1 of 2) |", // one traced repetition
 		"- **walnut**: walnut target",
 	} {
 		assert.Contains(t, md, want)
@@ -132,4 +132,14 @@ func TestMarkdown(t *testing.T) {
 	assert.Contains(t, md, "## Failures\n\n- get c=1 P=1, walnut, repetition 2: "+assert.AnError.Error())
 	assert.Contains(t, md, "| get c=1 | 11.0 | 45.0 | 60.0 (1.50×) |", "the failed repetition is left out")
 	assert.True(t, strings.HasSuffix(md, "\n"))
+}
+
+func TestDetailPartial(t *testing.T) {
+	b, c := syntheticBench(t)
+	b.results[4].p50 = b.results[3].p50 // nutcracker adds nothing in repetition 2
+	p50 := func(r *result) time.Duration { return r.p50 }
+	assert.Equal(t, "1.50× (1 of 2)", b.detail(toNutcracker(b.added(p50)), c, "walnut", times))
+	assert.Equal(t, "55.0 [50.0–60.0]", b.detail(b.cpu(), c, "walnut", num))
+	assert.Equal(t, "—", b.detail(b.cpu(), c, "nobody", num))
+	assert.Contains(t, b.markdown(), "| 1.50× (1 of 2) | ")
 }
