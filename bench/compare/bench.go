@@ -63,7 +63,8 @@ type result struct {
 	ops            float64       // requests per second
 	p50, p99       time.Duration // per request
 	p999           time.Duration // -1: not reported
-	cpuPerReq      float64       // CPU µs per request, summed over the target's processes
+	cpu            time.Duration // CPU time of the pass, summed over the target's processes
+	cpuPerReq      float64       // CPU µs per request
 	switchesPerReq float64       // context switches per request, summed over their threads
 	threadsGone    int           // threads that exited during the cell (their switches are missing)
 	rss            int64         // bytes at the end of the cell, summed over the processes
@@ -465,7 +466,7 @@ func measured(pids []int, r *result, requests func() uint64, f func() error) {
 		r.cpuPerReq = float64(d.cpu) / float64(time.Microsecond) / float64(n)
 		r.switchesPerReq = float64(d.switches) / float64(n)
 	}
-	r.rss, r.threadsGone = d.rss, d.threadsGone
+	r.cpu, r.rss, r.threadsGone = d.cpu, d.rss, d.threadsGone
 }
 
 func (b *bench) loadConfig(c cell, t target, requests int) loadConfig {

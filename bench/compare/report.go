@@ -390,6 +390,10 @@ func (b *bench) markdown() string {
 		"CPU is utime+stime from /proc/PID/stat (every thread, exited ones included), before and after the timed pass, so it includes connecting the clients; it is counted in clock ticks of 10 ms, so a cell needs a CPU time well above that (-n) for a precise figure.",
 		"Context switches are voluntary plus nonvoluntary, summed over every thread from /proc/PID/task/TID/status and matched by TID between the two snapshots (a thread started in between counts in full). /proc/PID/status alone would count only the main thread.",
 	}
+	if least, ok := b.leastCPU(); ok && least < 100*time.Second/clockTicks {
+		notes = append(notes, fmt.Sprintf("The least CPU time measured in one pass was %v (%d clock tick(s)), so the CPU figures of the cheapest passes may be off by up to %.0f%%; raise -n for finer ones.",
+			least, least*clockTicks/time.Second, 100/max(float64(least*clockTicks/time.Second), 1)))
+	}
 	if threadsGone > 0 {
 		notes = append(notes, fmt.Sprintf("%d thread(s) exited during timed passes; the context switches they made in those passes are missing.", threadsGone))
 	}
@@ -410,6 +414,17 @@ func (b *bench) markdown() string {
 		fmt.Fprintf(&s, "- %s\n", n)
 	}
 	return s.String()
+}
+
+// leastCPU returns the least CPU time that a successful timed pass
+// measured; ok is false if there is none.
+func (b *bench) leastCPU() (least time.Duration, ok bool) {
+	for _, r := range b.results {
+		if r.err == nil && (!ok || r.cpu < least) {
+			least, ok = r.cpu, true
+		}
+	}
+	return least, ok
 }
 
 // straceTable writes the system calls per request of the strace passes:

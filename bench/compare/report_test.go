@@ -48,7 +48,7 @@ func syntheticBench(t *testing.T) (*bench, cell) {
 	us := func(v float64) time.Duration { return time.Duration(v * float64(time.Microsecond)) }
 	r := func(target string, rep int, ops, p50, p99, cpu, sw float64) result {
 		return result{cell: c, target: target, rep: rep, ops: ops, p50: us(p50), p99: us(p99), p999: us(p99 * 2),
-			cpuPerReq: cpu, switchesPerReq: sw, rss: 8 << 20}
+			cpu: time.Duration(cpu) * time.Millisecond, cpuPerReq: cpu, switchesPerReq: sw, rss: 8 << 20}
 	}
 	b := &bench{opts: o, cells: []cell{c}}
 	for _, name := range []string{"direct", "nutcracker", "walnut"} {
@@ -126,6 +126,7 @@ func TestMarkdown(t *testing.T) {
 		assert.Contains(t, md, want)
 	}
 	assert.NotContains(t, md, "## Failures")
+	assert.Contains(t, md, "The least CPU time measured in one pass was 10ms (1 clock tick(s)), so the CPU figures of the cheapest passes may be off by up to 100%")
 
 	b.results[5].err = assert.AnError
 	md = b.markdown()
