@@ -177,14 +177,21 @@ func (b *bench) setup(ctx context.Context) error {
 		return errors.New("redis-server and memcached must be installed")
 	}
 	needBuild := false
-	for _, v := range o.variants {
+	for i, v := range o.variants {
 		if v.bin == "" {
 			needBuild = true
 			continue
 		}
-		if err := checkBinary(v.bin); err != nil {
+		// The processes run in the temporary directory: a relative path
+		// is made absolute here, against the working directory.
+		abs, err := filepath.Abs(v.bin)
+		if err == nil {
+			err = checkBinary(abs)
+		}
+		if err != nil {
 			return fmt.Errorf("walnut variant %s: %w", v.name, err)
 		}
+		o.variants[i].bin = abs
 	}
 	if b.dir, err = os.MkdirTemp("", "walnut-compare-"); err != nil {
 		return err
