@@ -2,10 +2,9 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -45,11 +44,14 @@ func (p *proc) exited() bool {
 
 // stop sends SIGTERM, waits up to stopTimeout, then SIGKILL, and waits
 // until the process has been reaped.
-func (p *proc) stop() {
+func (p *proc) stop() { p.stopWith(syscall.SIGTERM) }
+
+// stopWith is stop with sig instead of SIGTERM.
+func (p *proc) stopWith(sig syscall.Signal) {
 	if p.exited() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
 		return
@@ -66,7 +68,9 @@ type procSet struct {
 	dir   string
 }
 
-func (s *procSet) start(name, bin string, args ...string) (*proc, error) {
+// start starts bin with args, with env (KEY=VAL pairs) added to the
+// tool's own environment.
+func (s *procSet) start(name, bin string, env []string, args ...string) (*proc, error) {
 	logPath := filepath.Join(s.dir, name+".out")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -75,6 +79,9 @@ func (s *procSet) start(name, bin string, args ...string) (*proc, error) {
 	defer f.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = s.dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	// Not in our process group's foreground: a Ctrl-C reaches only the tool,
 	// which then stops its children itself, in order.
@@ -242,50 +249,21 @@ func startWithPort(ctx context.Context, ps *procSet, name string, start func(por
 	return nil, 0, fmt.Errorf("%s: %w", name, last)
 }
 
-// procStat is a snapshot of a process's CPU time and resident memory.
-type procStat struct {
-	cpu time.Duration // utime+stime
-	rss int64         // VmRSS in bytes
-}
-
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
-func readProcStat(pid int) (procStat, error) {
-	var st procStat
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// probeStats reads the first byte of the stats document that a
+// nutcracker-compatible stats server writes to every connection.
+func probeStats(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
 	if err != nil {
-		return st, err
+		return err
 	}
-	// The command name (field 2) may contain spaces; fields resume after
-	// the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return st, errors.New("malformed /proc stat")
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return err
 	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return st, errors.New("short /proc stat")
+	if b[0] != '{' {
+		return fmt.Errorf("stats server %s sent %q, want a JSON object", addr, b[0])
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	stt, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return st, err
-	}
-	st.cpu = time.Duration(ut+stt) * time.Second / clockTicks
-	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return st, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				return st, err
-			}
-			st.rss = kb << 10
-		}
-	}
-	return st, nil
+	return nil
 }
