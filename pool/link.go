@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/walnutproxy/walnut/internal/rawio"
 )
 
 const (
@@ -145,11 +147,24 @@ func (l *link) writeInline(w *Waiter, reserve bool) {
 		pp.mu.Unlock()
 		return
 	}
+	role := l.role.Load()
+	if role != roleFree && !l.watch.Load() {
+		// Requests are in flight: others are using the connection, and
+		// the writer goroutine, which runs after them, writes theirs and
+		// these in one write.
+		if l.writerIdle {
+			l.writerIdle = false
+			l.wakeWriter()
+		}
+		pp.mu.Unlock()
+		return
+	}
 	l.writing = true
-	// Idle: nobody reads it, and nobody will while we hold writing.
-	idle := l.role.Load() == roleFree && l.rc != nil
+	// Idle for a while and unwatched: check it. Nobody reads it, and
+	// nobody will while we hold writing.
+	check := role == roleFree && l.rc != nil && pp.s.p.now()-l.freeAt.Load() >= int64(idleCheck)
 	pp.mu.Unlock()
-	if idle {
+	if check {
 		if class, cause := l.checkIdle(); cause != nil {
 			l.retire(class, cause)
 			return
@@ -291,15 +306,16 @@ type link struct {
 	// so that a server closing it is noticed at once, as in twemproxy,
 	// once it has been idle for idleWatch: freeAt is when the role last
 	// became free, and timer, pending while timerOn, fires watchIdle.
-	watch   bool
-	freeAt  int64
+	watch   atomic.Bool  // stored under fmu
+	freeAt  atomic.Int64 // stored under fmu
 	timer   *time.Timer
 	timerOn bool
 
 	// both locks to write, either to read
-	nc  net.Conn        // nil until dialled
-	rc  syscall.RawConn // nc's, for checkIdle; nil if nc has none
-	err error           // set once, when the link fails
+	nc   net.Conn        // nil until dialled
+	conn net.Conn        // nc, unwrapped, for writev (see rawio)
+	rc   syscall.RawConn // nc's, for checkIdle; nil if nc has none
+	err  error           // set once, when the link fails
 
 	// writer-owned: whoever holds writing
 	seq   uint64 // of the last entry handed off
@@ -533,6 +549,8 @@ func (l *link) run() {
 		rc = rawConn(nc)
 		l.peekFn = l.peek
 	}
+	conn := nc
+	nc = rawio.Wrap(nc)
 
 	pp.mu.Lock()
 	l.fmu.Lock()
@@ -542,7 +560,7 @@ func (l *link) run() {
 		_ = nc.Close()
 		return
 	}
-	l.nc, l.rc = nc, rc
+	l.nc, l.rc, l.conn = nc, rc, conn
 	s.conns.Add(1)
 	if p.opts.Timeout > 0 {
 		l.armLocked(l.oldestLocked())
@@ -670,7 +688,7 @@ func (l *link) drain(w *Waiter, inline, reserve bool) bool {
 			}
 		}
 		if replies {
-			l.watch = false
+			l.watch.Store(false)
 		}
 		count := inline && w != nil && w.link == l
 		for i := range batch {
@@ -791,7 +809,7 @@ func (l *link) send() error {
 		_, err = l.nc.Write(l.bufs[0])
 	} else {
 		l.wv = l.bufs
-		_, err = l.wv.WriteTo(l.nc)
+		_, err = l.wv.WriteTo(l.conn)
 		l.wv = nil
 	}
 	l.resetBufs()
@@ -975,7 +993,7 @@ func (l *link) idle() (done, ok bool) {
 		l.fmu.Unlock()
 		return false, false
 	}
-	if l.watch {
+	if l.watch.Load() {
 		l.fmu.Unlock()
 		return false, false // read on: anything that arrives now is stray
 	}
@@ -989,15 +1007,22 @@ func (l *link) idle() (done, ok bool) {
 	return true, true
 }
 
-// idleWatch is how long a connection stays idle with nobody reading it
-// before its reader goroutine watches it.
-const idleWatch = 10 * time.Millisecond
+const (
+	// idleWatch is how long a connection stays idle with nobody reading
+	// it before its reader goroutine watches it.
+	idleWatch = 10 * time.Millisecond
+	// idleCheck is how long a connection stays idle before a writer checks
+	// it (checkIdle) before writing to it. A server that closed it within
+	// the last idleCheck is noticed by the read instead, failing the
+	// requests written: a race that exists in any proxy.
+	idleCheck = time.Millisecond
+)
 
 // freeLocked frees the read role, and arms the timer that has the idle
 // connection watched if it stays idle. fmu is held.
 func (l *link) freeLocked() {
 	l.role.Store(roleFree)
-	l.freeAt = l.pp.s.p.now()
+	l.freeAt.Store(l.pp.s.p.now())
 	if l.timerOn {
 		return
 	}
@@ -1025,7 +1050,7 @@ func (l *link) watchIdle() {
 		l.pp.mu.Unlock()
 		return
 	}
-	if d := l.pp.s.p.now() - l.freeAt; writing || d < int64(idleWatch) {
+	if d := l.pp.s.p.now() - l.freeAt.Load(); writing || d < int64(idleWatch) {
 		l.timerOn = true
 		l.timer.Reset(max(idleWatch-time.Duration(d), time.Millisecond))
 		l.fmu.Unlock()
@@ -1033,7 +1058,7 @@ func (l *link) watchIdle() {
 		return
 	}
 	l.role.Store(roleBackground)
-	l.watch = true
+	l.watch.Store(true)
 	spawn := !l.readerUp
 	l.readerUp = true
 	l.fmu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walnutproxy/walnut/internal/rawio"
 	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
@@ -458,7 +459,7 @@ func (s *Server) accept(nc net.Conn) {
 		}()
 		return
 	}
-	c := newClientConn(s, nc)
+	c := newClientConn(s, rawio.Wrap(nc))
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
