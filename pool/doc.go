@@ -11,17 +11,33 @@
 // queues a request on one of them, round robin, and returns at once; the
 // outcome arrives later through the request's Done callback.
 //
-// Every connection has two goroutines and no others, whatever the load. The
-// writer takes everything queued and writes it in one write (or one
-// writev, when large requests are sent from where they lie), then takes
-// what queued meanwhile: the busier the connection, the larger the batches,
-// with no timer. (When woken from idle it yields once first, so that the
+// Whoever has a request does the I/O when it can, so that one request at
+// a time costs no hand-off between goroutines. A caller of Do whose
+// connection is idle (nothing in flight) writes the queue itself: at once,
+// or, when it passes a Waiter, when the Waiter's goroutine has queued its
+// whole batch (Waiter.Read or Flush: one write per connection for a
+// batch). If that write put the Waiter's requests in flight on the idle
+// connection, Waiter.Read then reads the connection's replies on the
+// caller's goroutine until the Waiter's own are in. A connection that is
+// busy has each of its two goroutines do what callers leave: the writer
+// takes everything queued and writes it in one write (or one writev, when
+// large requests are sent from where they lie), then takes what queued
+// meanwhile: the busier the connection, the larger the batches, with no
+// timer (when woken from idle it yields once first, so that the
 // goroutines just handed their replies can queue their next requests into
-// the same write.) The reader reads what the server sent, cuts it into
-// replies with the Framer and hands each to the next request in FIFO order,
-// many requests per read, as a slice of its buffer: nothing is copied.
-// Options.Init requests (AUTH, SELECT) go first on each new connection and
-// their replies are swallowed.
+// the same write). The reader, started on first need, reads while requests
+// are in flight that no Waiter reads. Either cuts what the server sent
+// into replies with the Framer and hands each to the next request in FIFO
+// order, many requests per read, as a slice of its buffer: nothing is
+// copied. Options.Init requests (AUTH, SELECT) go first on each new
+// connection and their replies are swallowed.
+//
+// A connection nobody reads is still watched: after 10 ms idle its reader
+// goroutine reads it, so that a server closing it (or sending on it unasked)
+// fails it at once, as in twemproxy; and a caller about to write to a
+// connection idle for over 1 ms first checks it with a non-blocking peek,
+// so that a server that closed it costs a new connection, not the request.
+// Socket reads and writes are raw system calls (internal/rawio).
 //
 // # Failures
 //

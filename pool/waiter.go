@@ -14,19 +14,21 @@ import (
 // side.
 var inlineIO = os.Getenv("WALNUT_POOL_IO") != "goroutines"
 
-// A Waiter lets the goroutine that waits for its requests read their
-// replies itself, instead of being woken by another goroutine that read
-// them: with one request at a time on a connection, the caller writes the
-// request, reads the reply and runs Done, and no other goroutine is
-// involved.
+// A Waiter is the goroutine that gave a batch of requests to Do and waits
+// for them. It lets that goroutine write the batch itself, in one write
+// per connection, and read the replies itself, instead of being woken by
+// another goroutine that read them: with one request at a time on a
+// connection, the caller writes the request, reads the reply and runs
+// Done, and no other goroutine runs.
 //
 // Set Request.Waiter on the requests a goroutine gives to Do, then call
-// Read once, after those Do calls and before blocking to wait for their
-// Done calls (which Read may make itself). Read returns once the requests
-// of the connection it read are answered; the rest are answered by other
-// goroutines as usual. Until Read is called, the replies on the connection
-// the waiter has undertaken to read are not read, for any caller, so Read
-// must follow promptly. A Waiter belongs to one goroutine; its zero value
+// Read (or Flush) once, after those Do calls and before blocking to wait
+// for their Done calls, which Read may make itself. Until then the
+// requests may not be written, and, after Read has written them, the
+// replies on the connection it has undertaken to read are read by nobody
+// else, so Read must follow promptly. Read returns once the waiter's
+// requests on that connection are answered; the rest are answered by other
+// goroutines as usual. A Waiter belongs to one goroutine; its zero value
 // is ready to use.
 type Waiter struct {
 	flush []*link      // connections with requests of the waiter to write; owner-only
