@@ -36,7 +36,10 @@ func BenchmarkInProcess(b *testing.B) {
 		servers = append(servers, shard.Server{Addr: s.Addr, Weight: 1})
 		addrs[fmt.Sprintf("shard%d", i)] = s.Addr
 	}
-	cfg := proxy.Config{Name: "bench", Protocol: protocol.Redis, Servers: servers}
+	// The hash tag go-redis's Ring applies, so that MGET10's tagged keys
+	// are on one server in both.
+	cfg := proxy.Config{Name: "bench", Protocol: protocol.Redis, Servers: servers,
+		Ring: shard.RingOptions{HashTag: "{}"}}
 	wc, err := proxy.NewClient(cfg)
 	require.NoError(b, err)
 	b.Cleanup(func() { wc.Close() })
