@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,10 +55,31 @@ var adapterFor = map[string]string{
 	"github.com/bradfitz/gomemcache/": "adapter/gomemcache",
 }
 
+// benchOnlyLibs are client libraries kept as benchmark baselines only, to
+// measure walnut against: bench/ may import them, from its tests, and no
+// other package may, not even from its tests or examples.
+var benchOnlyLibs = []string{"github.com/redis/rueidis"}
+
+// benchOnly reports whether pkg imports imp, a benchmark-only library, but
+// is not in bench/.
+func benchOnly(pkg, imp string) bool {
+	if pkg == "bench" || strings.HasPrefix(pkg, "bench/") {
+		return false
+	}
+	for _, lib := range benchOnlyLibs {
+		if imp == lib || strings.HasPrefix(imp, lib+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 type listedPackage struct {
-	ImportPath string
-	Imports    []string
-	Deps       []string
+	ImportPath   string
+	Imports      []string
+	TestImports  []string
+	XTestImports []string
+	Deps         []string
 }
 
 func listPackages(t *testing.T) []listedPackage {
@@ -123,6 +145,11 @@ func permits(rules []string, imp string) bool {
 func TestImportPolicy(t *testing.T) {
 	for _, p := range listPackages(t) {
 		pkg := rel(p.ImportPath)
+		for _, imp := range slices.Concat(p.Imports, p.TestImports, p.XTestImports) {
+			if benchOnly(pkg, imp) {
+				t.Errorf("%s imports %s, a benchmark baseline only bench/ may import", p.ImportPath, imp)
+			}
+		}
 		if pkg == "" {
 			continue // this test-only root package
 		}
@@ -166,6 +193,9 @@ func TestImportPolicyRejects(t *testing.T) {
 	require.False(t, permits(allowed["pool"], module+"/protocol"), "pool gets its framer injected")
 	require.False(t, permits(allowed["shard"], "github.com/redis/go-redis/v9"))
 	require.True(t, permits(allowed["hashkit"], "github.com/dgryski/go-farm"))
+	require.True(t, benchOnly("proxy", "github.com/redis/rueidis"))
+	require.True(t, benchOnly("examples/ring", "github.com/redis/rueidis/rueidiscompat"))
+	require.False(t, benchOnly("bench", "github.com/redis/rueidis"))
 	_, ok := policyFor("newpkg")
 	require.False(t, ok)
 }

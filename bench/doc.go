@@ -13,6 +13,22 @@
 // Nothing may import it: the module's import policy, checked by
 // deps_test.go at its root, allows bench/ any import and no importer.
 //
+// # In process: BenchmarkInProcess
+//
+// BenchmarkInProcess measures walnut's in-process client (proxy.Client)
+// against go-redis (one *redis.Client to one server, and its Ring over four)
+// and rueidis (one client per server, placed by shard.Ring) on four real
+// redis-servers. Its sub-benchmarks are named OP/gN/IMPL: OP is GET, SET,
+// MGET10 or MGET10-spread; gN is g1 (one goroutine, call after call) or g64
+// (64 goroutines); IMPL is walnut, walnut-do, goredis, goredis-ring or
+// rueidis (its doc comment says what each means). It needs redis-server:
+//
+//	go test ./bench -run '^$' -bench InProcess -benchtime 2s -count 3
+//
+// rueidis is a benchmark baseline only: no package outside bench/ may
+// import it, not even from its tests (the import-policy test at the root
+// checks this).
+//
 // # Proxy against proxy: bench/compare
 //
 // The command bench/compare measures the walnut binary against nutcracker
