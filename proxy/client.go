@@ -51,6 +51,15 @@ type clientConn struct {
 	waiter pool.Waiter
 	inline bool
 
+	// The async call (see async.go): asyncOut from its start until the
+	// client goroutine has taken its completion, astate its state, aerr
+	// the error of its write to the client; single is set for a batch of
+	// one request that may use it.
+	single   bool
+	asyncOut bool
+	astate   atomic.Int32
+	aerr     error
+
 	calls  []*call // reused; calls[:ncalls] belong to the current batch
 	ncalls int
 
@@ -109,11 +118,18 @@ type call struct {
 	nblk   int    // memcached merge: number of blocks
 	server int
 
-	g        *generation // detached calls: the generation they hold
+	g        *generation // detached and async calls: the generation they hold
 	detached bool        // not part of a batch: see clientConn.dfree
+	async    bool        // the connection's async call (see async.go)
+	cmdID    int16       // async call: the command id for its latency, -1: none
+	t0       int64       // async call: nanotime when its batch began
 }
 
 func (c *call) done(reply []byte, err error) {
+	if c.async {
+		c.doneAsync(reply, err)
+		return
+	}
 	if c.detached {
 		c.cc.freeDetached(c)
 		return
@@ -159,6 +175,7 @@ const (
 	slotSum                 // Redis DEL/UNLINK/TOUCH/EXISTS fragments, integers added
 	slotMSet                // Redis MSET fragments, +OK when all succeed
 	slotMcGet               // memcached get/gets/gat/gats fragments, VALUE blocks merged
+	slotAsync               // written by the async call's completer (see async.go)
 )
 
 // A slot is one client request's place in the reply order.
@@ -228,6 +245,9 @@ func (c *clientConn) serve() {
 	} else {
 		err = c.serveMemcache()
 	}
+	if aerr := c.awaitAsync(); err == nil {
+		err = aerr
+	}
 	if c.interrupted.Load() {
 		c.linger()
 	}
@@ -263,6 +283,10 @@ func (c *clientConn) begin(n int) {
 	c.held.Store(0)
 	c.overflow.Store(false)
 	c.inline = c.owner == nil && n <= maxWaiterBatch
+	if c.asyncOut && c.pollAsync() != nil {
+		// The client is gone; its next read says so.
+	}
+	c.single = c.owner == nil && n == 1 && !c.asyncOut
 	for len(c.srvCall) < len(c.g.backends) {
 		c.srvCall = append(c.srvCall, -1)
 	}
@@ -448,6 +472,7 @@ func (c *clientConn) beforeRead() {
 // cutOff ends a connection whose batch passed the output limit: the client
 // gets one error reply instead of the batch's replies.
 func (c *clientConn) cutOff() error {
+	_ = c.awaitAsync()
 	limit := c.outLimit
 	c.s.log.Warn("client closed: output limit exceeded", "remote", c.nc.RemoteAddr().String(), "limit", limit)
 	msg := "client output limit exceeded: the replies to the pipelined requests passed " +
@@ -467,15 +492,20 @@ func (c *clientConn) cutOff() error {
 	return errOutputLimit
 }
 
-// write sends out and drops an oversized buffer.
+// write sends out, after any outstanding async reply, and drops an
+// oversized buffer.
 func (c *clientConn) write(out []byte) error {
-	if t := c.g.cfg.ClientTimeout; t > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(t))
-		c.writeTimed = true
-	} else if c.writeTimed {
-		_ = c.nc.SetWriteDeadline(time.Time{})
-		c.writeTimed = false
+	if len(out) == 0 {
+		// Nothing to write (the batch's reply is the async call's, or
+		// none): the async reply, if any, is not waited for.
+		c.out = out
+		c.trim()
+		return nil
 	}
+	if err := c.awaitAsync(); err != nil {
+		return err
+	}
+	c.armWrite(c.g)
 	_, err := c.nc.Write(out)
 	if cap(out) > maxKeptBuffer {
 		out = nil
@@ -483,6 +513,19 @@ func (c *clientConn) write(out []byte) error {
 	c.out = out[:0]
 	c.trim()
 	return err
+}
+
+// armWrite sets the write deadline for a write to the client, by g's
+// client_timeout. It is called by whoever writes to the client: the
+// client's goroutine, or the completer of its async call.
+func (c *clientConn) armWrite(g *generation) {
+	if t := g.cfg.ClientTimeout; t > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(t))
+		c.writeTimed = true
+	} else if c.writeTimed {
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.writeTimed = false
+	}
 }
 
 // trim bounds what a client keeps between batches, so that an idle

@@ -107,6 +107,14 @@ func (c *clientConn) memcacheForward(req *memcache.Request, srv int) {
 			return
 		}
 	}
+	if c.single && !req.Noreply {
+		cl := c.asyncCall(srv)
+		cl.buf = append(cl.buf, req.Raw...) // the read buffer moves on
+		cl.req.Data = cl.buf
+		cl.req.Tag = uint8(req.Command)
+		c.g.backends[srv].pool.Do(0, &cl.req)
+		return
+	}
 	cl, idx := c.newCall(srv)
 	cl.req.Data = req.Raw
 	cl.req.Tag = uint8(req.Command)
@@ -164,7 +172,7 @@ func (c *clientConn) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []
 	switch sl.kind {
 	case slotLocal:
 		return append(out, c.local[sl.lo:sl.hi]...)
-	case slotNone:
+	case slotNone, slotAsync:
 		return out
 	case slotSingle:
 		cl := c.calls[sl.call]

@@ -40,6 +40,9 @@ func (c *clientConn) serveRedis() error {
 		cmds, err = rd.ReadCommands(cmds)
 		if err != nil {
 			var pe *protocol.Error
+			if aerr := c.awaitAsync(); aerr != nil {
+				return aerr
+			}
 			if errors.As(err, &pe) {
 				// Malformed framing: answer as redis-server does, then close.
 				_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -145,6 +148,17 @@ func (c *clientConn) redisDispatch(cmd *resp.Command) (quit bool) {
 
 // forward sends the command whole to server srv.
 func (c *clientConn) forward(cmd *resp.Command, srv int) {
+	if c.single {
+		cl := c.asyncCall(srv)
+		if cmd.Inline {
+			cl.buf = resp.AppendCommand(cl.buf, cmd.Args...)
+		} else {
+			cl.buf = append(cl.buf, cmd.Raw...) // the read buffer moves on
+		}
+		cl.req.Data = cl.buf
+		c.g.backends[srv].pool.Do(0, &cl.req)
+		return
+	}
 	cl, idx := c.newCall(srv)
 	if cmd.Inline {
 		cl.buf = resp.AppendCommand(cl.buf, cmd.Args...)
@@ -399,6 +413,8 @@ func (c *clientConn) appendRedisReply(out []byte, sl *slot) []byte {
 	switch sl.kind {
 	case slotLocal:
 		return append(out, c.local[sl.lo:sl.hi]...)
+	case slotAsync:
+		return out
 	case slotSingle:
 		cl := c.calls[sl.call]
 		if cl.err != nil {

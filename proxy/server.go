@@ -132,6 +132,8 @@ type Server struct {
 	lat      *commandLatencies
 	detached atomic.Int64 // memcached noreply requests in flight, which no client waits for
 
+	asyncCalls sync.Pool // of *call, for clients' async calls (see async.go)
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*clientConn]struct{}
@@ -162,6 +164,7 @@ func New(cfg Config) (*Server, error) {
 		conns:     make(map[*clientConn]struct{}),
 		done:      make(chan struct{}),
 	}
+	s.asyncCalls.New = newAsyncCall
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
 	g, err := s.newGeneration(cfg, nil)

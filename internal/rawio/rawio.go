@@ -38,6 +38,7 @@ type Conn struct {
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
+	tryFn   func(fd uintptr) bool
 }
 
 // Wrap returns nc with raw-system-call Read and Write where supported
@@ -57,6 +58,7 @@ func Wrap(nc net.Conn) net.Conn {
 	c := &Conn{Conn: nc, rc: rc}
 	c.readFn = c.read
 	c.writeFn = c.write
+	c.tryFn = c.try
 	return c
 }
 
@@ -148,3 +150,24 @@ func (c *Conn) CloseWrite() error {
 
 // Unwrap returns the wrapped connection.
 func (c *Conn) Unwrap() net.Conn { return c.Conn }
+
+// TryWrite writes as much of b as the socket takes now, without waiting
+// for it to take more, and returns how much it wrote.
+func (c *Conn) TryWrite(b []byte) (int, error) {
+	c.wbuf, c.wn, c.werr = b, 0, nil
+	err := c.rc.Write(c.tryFn)
+	n, werr := c.wn, c.werr
+	c.wbuf = nil
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return n, c.opError("write", err)
+	}
+	return n, nil
+}
+
+func (c *Conn) try(fd uintptr) bool {
+	c.write(fd)
+	return true
+}
