@@ -7,13 +7,6 @@ import (
 	"syscall"
 )
 
-// inlineIO selects the request path. When true (the default), callers of
-// Do write and, through their Waiter, read on their own goroutines; when
-// false, every connection's writer and reader goroutines do all its I/O.
-// WALNUT_POOL_IO=goroutines sets it false, to measure both paths side by
-// side.
-var inlineIO = os.Getenv("WALNUT_POOL_IO") != "goroutines"
-
 // A Waiter is the goroutine that gave a batch of requests to Do and waits
 // for them. It lets that goroutine write the batch itself, in one write
 // per connection, and read the replies itself, instead of being woken by

@@ -14,13 +14,8 @@ package rawio
 import (
 	"io"
 	"net"
-	"os"
 	"syscall"
 )
-
-// enabled is false with WALNUT_RAWIO=0 in the environment, which makes
-// Wrap a no-op, to measure both ways side by side.
-var enabled = os.Getenv("WALNUT_RAWIO") != "0"
 
 // Conn is a net.Conn whose Read and Write use raw system calls. It is not
 // safe for concurrent Reads or concurrent Writes (a Read and a Write may
@@ -44,7 +39,7 @@ type Conn struct {
 // Wrap returns nc with raw-system-call Read and Write where supported
 // (Linux, sockets), else nc itself.
 func Wrap(nc net.Conn) net.Conn {
-	if !supported || !enabled {
+	if !supported {
 		return nc
 	}
 	sc, ok := nc.(syscall.Conn)

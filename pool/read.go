@@ -1,0 +1,432 @@
+package pool
+
+import (
+	"errors"
+	"io"
+	"os"
+	"time"
+)
+
+// readLoop is the reader goroutine: it reads while it holds the read role,
+// and waits to be given it again, until the link fails.
+func (l *link) readLoop() {
+	for {
+		l.fmu.Lock()
+		role, err := l.role.Load(), l.err
+		l.fmu.Unlock()
+		if role == roleBackground {
+			if !l.readFor(nil) {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			return
+		}
+		<-l.rwake
+	}
+}
+
+// readFor reads replies, frames them and completes requests in order, as
+// the holder of the read role: for the waiter w until w's requests are
+// answered, or for the reader goroutine (w nil) until nothing is in flight;
+// then it gives up the role (see release). It reports false once the link
+// has failed, after failing the requests left in its private FIFO.
+func (l *link) readFor(w *Waiter) bool {
+	if l.readReplies(w) {
+		return true
+	}
+	l.failPrivate()
+	return false
+}
+
+func (l *link) readReplies(w *Waiter) bool {
+	p := l.pp.s.p
+	framer, isFailure := p.opts.Framer, p.opts.IsFailure
+	timeouts := p.opts.Timeout > 0
+	nc := l.nc // set before any reader runs, never changed
+	if l.buf == nil {
+		l.buf = make([]byte, readBufSize)
+	}
+	for {
+		if w != nil {
+			if w.n.Load() == 0 {
+				return l.release()
+			}
+		} else if l.rqi == len(l.rq) {
+			if done, ok := l.idle(); done {
+				return ok
+			}
+		}
+		buf := l.buf
+		n, err := nc.Read(buf[l.w:])
+		l.w += n
+		if n > 0 && l.w-l.r >= l.need {
+			r, wr := l.r, l.w
+			ends, ents := l.ends[:0], l.ents[:0]
+			start := r
+			var bad error // why the link must close: malformed, failure or stray reply
+			for r < wr {
+				if l.rqi == len(l.rq) && !l.refill() {
+					bad = errStray
+					break
+				}
+				e := l.rq[l.rqi]
+				m, ferr := framer(buf[r:wr], e.req)
+				if ferr != nil || m > wr-r {
+					bad = ferr
+					if bad == nil {
+						bad = errFramerLength
+					}
+					break
+				}
+				if m <= 0 {
+					l.need = wr - r + 1
+					if -m > l.need {
+						l.need = -m
+					}
+					break
+				}
+				l.need = 0
+				r += m
+				ends = append(ends, r)
+				ents = append(ents, e)
+				l.rq[l.rqi] = entry{}
+				l.rqi++
+				if isFailure != nil && isFailure(buf[r-m:r]) {
+					bad = errFailureReply
+					break
+				}
+			}
+			l.r = r
+			l.ends, l.ents = ends, ents
+			if len(ents) > 0 {
+				l.deliver(buf, start, ends, ents, bad == errFailureReply)
+			}
+			if bad != nil {
+				var first []entry
+				if bad == errFailureReply {
+					first = append(first, ents[len(ents)-1])
+				}
+				first = append(first, l.takePrivate()...)
+				l.fail(ErrInvalid, failErr, bad, first)
+				clear(ents)
+				return false
+			}
+			clear(ents)
+			if timeouts {
+				l.fmu.Lock()
+				l.pHead = firstDeadline(l.rq[l.rqi:])
+				l.armLocked(l.oldestLocked())
+				l.fmu.Unlock()
+			}
+		}
+		if err != nil {
+			if l.readFailed(err) {
+				continue
+			}
+			return false
+		}
+		l.compact()
+	}
+}
+
+// compact makes room in the read buffer for the next read: it moves the
+// unread bytes to the front, grows the buffer to what the next reply needs,
+// and drops a large buffer once it is empty.
+func (l *link) compact() {
+	buf := l.buf
+	if l.r == l.w {
+		l.r, l.w = 0, 0
+		if len(buf) > maxIdleReadBuf {
+			l.buf = make([]byte, readBufSize)
+		}
+		return
+	}
+	if l.w == len(buf) || l.r+l.need > len(buf) {
+		size := len(buf)
+		if l.w-l.r == size || l.need > size {
+			size = max(2*size, min(l.need, l.w-l.r+maxReadAhead))
+		}
+		if size != len(buf) {
+			nb := make([]byte, size)
+			l.w = copy(nb, buf[l.r:l.w])
+			l.buf = nb
+		} else {
+			l.w = copy(buf, buf[l.r:l.w])
+		}
+		l.r = 0
+	}
+}
+
+// idle is called by the reader goroutine when its private FIFO is empty:
+// it takes what is in handoff, or, if nothing is in flight, gives up the
+// read role. It reports done when the reader should stop reading, with ok
+// false if the link has failed.
+func (l *link) idle() (done, ok bool) {
+	l.fmu.Lock()
+	if l.err != nil {
+		l.fmu.Unlock()
+		return false, false // read on: the read fails and says how
+	}
+	if len(l.handoff) > 0 {
+		l.refillLocked()
+		l.fmu.Unlock()
+		return false, false
+	}
+	if l.watch.Load() {
+		l.fmu.Unlock()
+		return false, false // read on: anything that arrives now is stray
+	}
+	if l.r < l.w {
+		l.fmu.Unlock()
+		l.fail(ErrInvalid, failErr, errStray, nil)
+		return true, false
+	}
+	l.freeLocked()
+	l.fmu.Unlock()
+	return true, true
+}
+
+const (
+	// idleWatch is how long a connection stays idle with nobody reading
+	// it before its reader goroutine watches it.
+	idleWatch = 10 * time.Millisecond
+	// idleCheck is how long a connection stays idle before a writer checks
+	// it (checkIdle) before writing to it. A server that closed it within
+	// the last idleCheck is noticed by the read instead, failing the
+	// requests written: a race that exists in any proxy.
+	idleCheck = time.Millisecond
+)
+
+// freeLocked frees the read role, and arms the timer that has the idle
+// connection watched if it stays idle. fmu is held.
+func (l *link) freeLocked() {
+	l.role.Store(roleFree)
+	l.freeAt.Store(l.pp.s.p.now())
+	if l.timerOn {
+		return
+	}
+	l.timerOn = true
+	if l.timer == nil {
+		l.timer = time.AfterFunc(idleWatch, l.watchIdle)
+	} else {
+		l.timer.Reset(idleWatch)
+	}
+}
+
+// watchIdle gives the read role of a connection idle for idleWatch to the
+// reader goroutine, which then reads until something arrives: a server
+// that closes an idle connection, or sends on it unasked, fails it at once
+// rather than at its next use.
+func (l *link) watchIdle() {
+	// The queue lock first: a writer that found the role free may be
+	// checking the connection (checkIdle), and nobody may read it then.
+	l.pp.mu.Lock()
+	writing := l.writing
+	l.fmu.Lock()
+	l.timerOn = false
+	if l.err != nil || l.role.Load() != roleFree {
+		l.fmu.Unlock()
+		l.pp.mu.Unlock()
+		return
+	}
+	if d := l.pp.s.p.now() - l.freeAt.Load(); writing || d < int64(idleWatch) {
+		l.timerOn = true
+		l.timer.Reset(max(idleWatch-time.Duration(d), time.Millisecond))
+		l.fmu.Unlock()
+		l.pp.mu.Unlock()
+		return
+	}
+	l.role.Store(roleBackground)
+	l.watch.Store(true)
+	spawn := !l.readerUp
+	l.readerUp = true
+	l.fmu.Unlock()
+	l.pp.mu.Unlock()
+	if !spawn {
+		l.wakeReader()
+	} else if !l.pp.s.p.start(l.readLoop) {
+		l.fail(ErrClosed, failNone, nil, nil)
+	}
+}
+
+// release gives up the read role a waiter held: it is free if nothing is
+// in flight, else the reader goroutine's. It reports false if the link
+// has failed.
+func (l *link) release() bool {
+	l.fmu.Lock()
+	if l.err != nil {
+		l.fmu.Unlock()
+		return false
+	}
+	if l.rqi == len(l.rq) && len(l.handoff) == 0 {
+		if l.r < l.w {
+			l.fmu.Unlock()
+			l.fail(ErrInvalid, failErr, errStray, nil)
+			return false
+		}
+		l.freeLocked()
+		l.fmu.Unlock()
+		return true
+	}
+	l.role.Store(roleBackground)
+	spawn := !l.readerUp
+	l.readerUp = true
+	l.fmu.Unlock()
+	if !spawn {
+		l.wakeReader()
+	} else if !l.pp.s.p.start(l.readLoop) {
+		l.fail(ErrClosed, failNone, nil, nil)
+		return false
+	}
+	return true
+}
+
+// Causes logged when a reply closes the connection.
+var (
+	errStray        = errors.New("pool: reply with no request outstanding")
+	errFailureReply = errors.New("pool: reply reports a server failure")
+	errFramerLength = errors.New("pool: Framer returned a length beyond its input")
+	errIdleEOF      = errors.New("pool: server closed the idle connection")
+)
+
+// refill takes everything in handoff as the reader's private FIFO, which
+// must be empty. It reports whether there is anything to take.
+func (l *link) refill() bool {
+	l.fmu.Lock()
+	l.refillLocked()
+	l.fmu.Unlock()
+	return len(l.rq) > 0
+}
+
+func (l *link) refillLocked() {
+	clear(l.rq)
+	spare := l.rq[:0]
+	if cap(spare) > maxIdleEntries {
+		spare = nil
+	}
+	l.rq, l.handoff = l.handoff, spare
+	if l.pp.s.p.opts.Timeout > 0 {
+		l.pHead = firstDeadline(l.rq)
+	}
+	l.rqi = 0
+}
+
+// takePrivate removes and returns the requests in the private FIFO,
+// counted as done.
+func (l *link) takePrivate() []entry {
+	es := l.rq[l.rqi:]
+	l.rq, l.rqi = nil, 0
+	n, b := countEntries(es)
+	l.pp.c.doneN.Add(n)
+	l.pp.c.doneB.Add(b)
+	return es
+}
+
+// failPrivate fails the requests left in the private FIFO with the link's
+// error; every path out of read sets it first.
+func (l *link) failPrivate() {
+	if l.rqi == len(l.rq) {
+		return
+	}
+	l.fmu.Lock()
+	err := l.err
+	l.fmu.Unlock()
+	l.failEntries(l.takePrivate(), err)
+}
+
+// deliver completes the requests ents with the replies buf[start:ends[0]],
+// buf[ends[0]:ends[1]], …, all but the last if dropLast is set (a failure
+// reply, whose request the caller fails).
+func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast bool) {
+	pp := l.pp
+	good := len(ents)
+	if dropLast {
+		good--
+	}
+	var respN, respB int64
+	from := start
+	for j := 0; j < good; j++ {
+		if !ents[j].init {
+			respN++
+			respB += int64(ends[j] - from)
+		}
+		from = ends[j]
+	}
+	doneN, doneB := countEntries(ents)
+	c := &pp.c
+	c.doneN.Add(doneN)
+	c.doneB.Add(doneB)
+	c.respN.Add(respN)
+	c.respB.Add(respB)
+	if respN > 0 {
+		pp.s.ok()
+	}
+	from = start
+	written := l.written.Load()
+	for j := 0; j < good; j++ {
+		e := ents[j]
+		reply := buf[from:ends[j]]
+		from = ends[j]
+		if e.init {
+			l.initReply(reply)
+			continue
+		}
+		if e.seq > written && l.hold(e, reply, nil) {
+			continue // answered before the writer was done with it
+		}
+		e.req.Done(reply, nil)
+		e.uncount()
+	}
+}
+
+// initReply handles the reply to an Init request.
+func (l *link) initReply(reply []byte) {
+	s := l.pp.s
+	isErr := s.p.opts.IsError != nil && s.p.opts.IsError(reply)
+	if isErr {
+		l.initErrs++
+	}
+	s.logInit(len(s.p.init)-l.initLeft, reply, isErr)
+	l.initLeft--
+	if l.initLeft == 0 && l.initErrs == 0 {
+		s.initFailing.Store(false)
+	}
+}
+
+// readFailed handles a Read error. It reports true if the reader should go
+// on: the read deadline passed but no request's time is up.
+func (l *link) readFailed(err error) bool {
+	pp := l.pp
+	p := pp.s.p
+	if errors.Is(err, os.ErrDeadlineExceeded) && p.opts.Timeout > 0 {
+		pp.mu.Lock()
+		l.fmu.Lock()
+		if l.err != nil {
+			l.fmu.Unlock()
+			pp.mu.Unlock()
+			return false
+		}
+		l.pHead = firstDeadline(l.rq[l.rqi:])
+		oldest := l.oldestLocked()
+		if oldest != 0 && p.now() >= oldest {
+			d, _ := l.killLocked(ErrTimedOut)
+			l.fmu.Unlock()
+			pp.mu.Unlock()
+			l.finish(d, failTimeout, err, l.takePrivate())
+			return false
+		}
+		l.armed = -1 // force a new deadline, even an equal one
+		l.armLocked(oldest)
+		l.fmu.Unlock()
+		pp.mu.Unlock()
+		return true
+	}
+	class := failErr
+	if errors.Is(err, io.EOF) {
+		class = failEOF
+	}
+	l.fail(mapErr(err), class, err, l.takePrivate())
+	return false
+}
