@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"net"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -52,19 +51,6 @@ func (w *Waiter) Read() {
 	}
 	w.link = nil
 	l.readFor(w)
-}
-
-// rawConn returns nc's syscall.RawConn, or nil.
-func rawConn(nc net.Conn) syscall.RawConn {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
 }
 
 // checkIdle reports whether an idle connection, which nobody reads, is

@@ -75,7 +75,7 @@ func (l *link) run() {
 		}
 		return
 	}
-	rc := rawConn(nc)
+	rc := rawio.RawConn(nc)
 	l.peekFn = l.peek
 	conn := nc
 	nc = rawio.Wrap(nc)

@@ -39,15 +39,8 @@ type Conn struct {
 // Wrap returns nc with raw-system-call Read and Write where supported
 // (Linux, sockets), else nc itself.
 func Wrap(nc net.Conn) net.Conn {
-	if !supported {
-		return nc
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nc
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := RawConn(nc)
+	if !supported || rc == nil {
 		return nc
 	}
 	c := &Conn{Conn: nc, rc: rc}
@@ -92,9 +85,16 @@ func (c *Conn) read(fd uintptr) bool {
 }
 
 // Write writes all of b as net.Conn's Write does.
-func (c *Conn) Write(b []byte) (int, error) {
+func (c *Conn) Write(b []byte) (int, error) { return c.writeWith(b, c.writeFn) }
+
+// TryWrite writes as much of b as the socket takes now, without waiting
+// for it to take more, and returns how much it wrote.
+func (c *Conn) TryWrite(b []byte) (int, error) { return c.writeWith(b, c.tryFn) }
+
+// writeWith writes b with f (write or try) for RawConn.Write.
+func (c *Conn) writeWith(b []byte, f func(fd uintptr) bool) (int, error) {
 	c.wbuf, c.wn, c.werr = b, 0, nil
-	err := c.rc.Write(c.writeFn)
+	err := c.rc.Write(f)
 	n, werr := c.wn, c.werr
 	c.wbuf = nil
 	if err == nil {
@@ -146,23 +146,20 @@ func (c *Conn) CloseWrite() error {
 // Unwrap returns the wrapped connection.
 func (c *Conn) Unwrap() net.Conn { return c.Conn }
 
-// TryWrite writes as much of b as the socket takes now, without waiting
-// for it to take more, and returns how much it wrote.
-func (c *Conn) TryWrite(b []byte) (int, error) {
-	c.wbuf, c.wn, c.werr = b, 0, nil
-	err := c.rc.Write(c.tryFn)
-	n, werr := c.wn, c.werr
-	c.wbuf = nil
-	if err == nil {
-		err = werr
-	}
-	if err != nil {
-		return n, c.opError("write", err)
-	}
-	return n, nil
-}
-
 func (c *Conn) try(fd uintptr) bool {
 	c.write(fd)
 	return true
+}
+
+// RawConn returns nc's syscall.RawConn, or nil if it has none.
+func RawConn(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
