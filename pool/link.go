@@ -38,10 +38,11 @@ type entry struct {
 	seq      uint64 // set by the writer when it hands the entry off; 0 before
 	init     bool   // an Init request: reply swallowed, not counted
 	noReply  bool   // req.NoReply, read by Do: the writer never reads req once it is handed off
-	// w is req.Waiter, read by Do; counted marks an entry counted in w.n
-	// (see Waiter), uncounted when it is completed.
-	w       *Waiter
-	counted bool
+	// w is req.Waiter, read by Do; cnt, if not nil, is the count of
+	// w's requests in flight on the link that w reads (see Waiter), which
+	// the entry is taken off when it is completed.
+	w   *Waiter
+	cnt *atomic.Int32
 }
 
 // outcome is the result of a request completed while the writer was still
@@ -50,7 +51,7 @@ type outcome struct {
 	req   *Request
 	reply []byte // a copy: the read buffer it came from moves on
 	err   error
-	w     *Waiter // the entry's waiter, if it was counted
+	cnt   *atomic.Int32 // the entry's cnt
 }
 
 // pipe is one of a server's Conns connection slots. It holds the current
@@ -259,6 +260,9 @@ type link struct {
 	// so that a server closing it is noticed at once, as in twemproxy,
 	// once it has been idle for idleWatch: freeAt is when the role last
 	// became free, and timer, pending while timerOn, fires watchIdle.
+	// early: the read deadline is a waiter's holdOthers, not a request's
+	// (see readFor); owned by the read role's holder.
+	early   bool
 	watch   atomic.Bool  // stored under fmu
 	freeAt  atomic.Int64 // stored under fmu
 	timer   *time.Timer
@@ -412,8 +416,8 @@ func (l *link) failEntries(es []entry, err error) {
 
 // uncount takes a completed entry off its waiter's count.
 func (e *entry) uncount() {
-	if e.counted {
-		e.w.n.Add(-1)
+	if e.cnt != nil {
+		e.cnt.Add(-1)
 	}
 }
 
@@ -428,9 +432,7 @@ func (l *link) hold(e entry, reply []byte, err error) bool {
 		return false
 	}
 	o := outcome{req: e.req, reply: bytes.Clone(reply), err: err}
-	if e.counted {
-		o.w = e.w
-	}
+	o.cnt = e.cnt
 	l.held = append(l.held, o)
 	return true
 }

@@ -15,7 +15,7 @@ func (l *link) readLoop() {
 		role, err := l.role.Load(), l.err
 		l.fmu.Unlock()
 		if role == roleBackground {
-			if !l.readFor(nil) {
+			if l.readFor(nil, false) == readBroken {
 				return
 			}
 			continue
@@ -27,20 +27,48 @@ func (l *link) readLoop() {
 	}
 }
 
+// Results of readFor.
+const (
+	readDone   = iota // the role is given up: the waiter's requests are answered, or nothing is in flight
+	readBroken        // the link failed; the requests in the private FIFO are failed
+	readSlow          // the waiter waited holdOthers with no reply; it still holds the role
+)
+
+// holdOthers is how long a waiter that holds the read role of other
+// connections too waits for a reply on the one it reads before it lets
+// the others go to their reader goroutines (see Waiter.Read): a slow
+// server must not hold up the replies of the others' clients.
+const holdOthers = 2 * time.Millisecond
+
 // readFor reads replies, frames them and completes requests in order, as
 // the holder of the read role: for the waiter w until w's requests are
 // answered, or for the reader goroutine (w nil) until nothing is in flight;
-// then it gives up the role (see release). It reports false once the link
-// has failed, after failing the requests left in its private FIFO.
-func (l *link) readFor(w *Waiter) bool {
-	if l.readReplies(w) {
-		return true
+// then it gives up the role (see release). With early set, it returns
+// readSlow if no reply has come after holdOthers.
+func (l *link) readFor(w *waitRead, early bool) int {
+	res := l.readReplies(w, early)
+	if res == readBroken {
+		l.failPrivate()
 	}
-	l.failPrivate()
-	return false
+	return res
 }
 
-func (l *link) readReplies(w *Waiter) bool {
+// endEarly restores the read deadline that readReplies shortened to
+// holdOthers: the oldest request's, or none.
+func (l *link) endEarly() {
+	l.fmu.Lock()
+	l.early = false
+	var d int64
+	if l.pp.s.p.opts.Timeout > 0 {
+		l.pHead = firstDeadline(l.rq[l.rqi:])
+		d = l.oldestLocked()
+	}
+	l.armed = -1 // force the deadline to be set, even to an equal one
+	l.armLocked(d)
+	l.fmu.Unlock()
+}
+
+func (l *link) readReplies(w *waitRead, early bool) int {
 	p := l.pp.s.p
 	framer, isFailure := p.opts.Framer, p.opts.IsFailure
 	timeouts := p.opts.Timeout > 0
@@ -50,12 +78,32 @@ func (l *link) readReplies(w *Waiter) bool {
 	}
 	for {
 		if w != nil {
-			if w.n.Load() == 0 {
-				return l.release()
+			if w.n.Load() <= 0 {
+				if l.early {
+					l.endEarly()
+				}
+				if l.release() {
+					return readDone
+				}
+				return readBroken
+			}
+			if early {
+				early = false
+				l.fmu.Lock()
+				soon := p.now() + int64(holdOthers)
+				if l.err == nil && (l.armed <= 0 || soon < l.armed) {
+					l.armed = -1 // not a request's deadline: see endEarly
+					l.early = true
+					_ = nc.SetReadDeadline(p.at(soon))
+				}
+				l.fmu.Unlock()
 			}
 		} else if l.rqi == len(l.rq) {
 			if done, ok := l.idle(); done {
-				return ok
+				if ok {
+					return readDone
+				}
+				return readBroken
 			}
 		}
 		buf := l.buf
@@ -111,10 +159,10 @@ func (l *link) readReplies(w *Waiter) bool {
 				first = append(first, l.takePrivate()...)
 				l.fail(ErrInvalid, failErr, bad, first)
 				clear(ents)
-				return false
+				return readBroken
 			}
 			clear(ents)
-			if timeouts {
+			if timeouts && !l.early {
 				l.fmu.Lock()
 				l.pHead = firstDeadline(l.rq[l.rqi:])
 				l.armLocked(l.oldestLocked())
@@ -122,10 +170,14 @@ func (l *link) readReplies(w *Waiter) bool {
 			}
 		}
 		if err != nil {
+			if l.early && errors.Is(err, os.ErrDeadlineExceeded) {
+				l.endEarly()
+				return readSlow
+			}
 			if l.readFailed(err) {
 				continue
 			}
-			return false
+			return readBroken
 		}
 		l.compact()
 	}
@@ -237,6 +289,16 @@ func (l *link) watchIdle() {
 		l.fmu.Unlock()
 		l.pp.mu.Unlock()
 		return
+	}
+	if l.rc != nil {
+		// Look first: a close that came meanwhile fails the connection
+		// now, before a writer can take the watched connection as good.
+		if class, cause := l.checkIdle(); cause != nil {
+			l.fmu.Unlock()
+			l.pp.mu.Unlock()
+			l.fail(mapErr(cause), class, cause, nil)
+			return
+		}
 	}
 	l.role.Store(roleBackground)
 	l.watch.Store(true)

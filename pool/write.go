@@ -144,15 +144,17 @@ const (
 // (inline false), or a caller of Do or Waiter.Read with its waiter w,
 // possibly nil. If reserve is set and a batch holding one of w's requests
 // goes in flight on a connection nobody reads, w becomes its reader (the
-// read role), provided the batch is small. An inline caller stops after
+// read role), provided the batch is small (maxWaiterBatch), so that the
+// write does not block on a healthy server. An inline caller stops after
 // maxInlineRounds batches, or after the batch that gave its waiter the
-// read role (so that it never blocks on a write while it is the only one
-// who would read the replies), and leaves the rest to the writer
+// read role (it must not go on writing others' requests while it is the
+// only one who would read the replies), and leaves the rest to the writer
 // goroutine. drain reports false if the link failed.
 func (l *link) drain(w *Waiter, inline, reserve bool) bool {
 	pp := l.pp
 	c := &pp.c
 	timeouts := pp.s.p.opts.Timeout > 0
+	var reserved *waitRead // the read role this call gave w
 	for round := 0; ; round++ {
 		pp.mu.Lock()
 		if l.err != nil {
@@ -165,7 +167,7 @@ func (l *link) drain(w *Waiter, inline, reserve bool) bool {
 			pp.mu.Unlock()
 			return true
 		}
-		if inline && (round == maxInlineRounds || w != nil && w.link != nil) {
+		if inline && (round == maxInlineRounds || reserved != nil) {
 			l.writing = false
 			if l.writerIdle {
 				l.writerIdle = false
@@ -198,7 +200,7 @@ func (l *link) drain(w *Waiter, inline, reserve bool) bool {
 		if replies && l.role.Load() == roleFree {
 			if inline && reserve && mine && len(l.wbuf) <= maxWaiterBatch && len(l.bufs) == 1 {
 				l.role.Store(roleWaiter)
-				w.link = l
+				reserved = w.addRead(l)
 			} else {
 				l.role.Store(roleBackground)
 				spawn, signal = !l.readerUp, l.readerUp
@@ -208,7 +210,7 @@ func (l *link) drain(w *Waiter, inline, reserve bool) bool {
 		if replies {
 			l.watch.Store(false)
 		}
-		count := inline && w != nil && w.link == l
+		count := reserved != nil && reserved.l == l
 		for i := range batch {
 			if batch[i].noReply {
 				continue
@@ -216,8 +218,8 @@ func (l *link) drain(w *Waiter, inline, reserve bool) bool {
 			l.seq++
 			batch[i].seq = l.seq
 			if count && batch[i].w == w {
-				batch[i].counted = true
-				w.n.Add(1)
+				batch[i].cnt = &reserved.n
+				reserved.n.Add(1)
 			}
 			l.handoff = append(l.handoff, batch[i])
 		}
@@ -246,8 +248,8 @@ func (l *link) drain(w *Waiter, inline, reserve bool) bool {
 		}
 		for _, o := range held {
 			o.req.Done(o.reply, o.err)
-			if o.w != nil {
-				o.w.n.Add(-1)
+			if o.cnt != nil {
+				o.cnt.Add(-1)
 			}
 		}
 		if noReply {
