@@ -59,6 +59,11 @@
 //  4. redis.go, appendRedisReply (memcache.go, appendMemcacheReply): the
 //     replies are merged where a command was split, appended in request
 //     order, and written to the client with one write (clientConn.write).
+//     A batch of one forwarded request skips steps 3's wait and 4
+//     (async.go): its reply is written to the client, with a
+//     non-blocking write, by the goroutine that read it, and the client's
+//     goroutine goes back to reading the client at once; whatever it
+//     writes next waits for that reply first, so replies stay in order.
 //
 // The in-process Client (inprocess.go) runs steps 2 to 4 on the caller's
 // goroutine, with the caller's request bytes in place of a client socket.
