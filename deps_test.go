@@ -1,6 +1,6 @@
 package walnut_test
 
-// The import DAG is policy (style.md §3.3), checked here as Go's own
+// The import DAG is policy, checked here as Go's own
 // go/build/deps_test.go checks the standard library's: a new edge needs a
 // design decision, not an edit to make the build pass.
 
@@ -155,7 +155,7 @@ func TestImportPolicy(t *testing.T) {
 		}
 		rules, ok := policyFor(pkg)
 		if !ok {
-			t.Errorf("package %s has no import policy in deps_test.go; add one (style.md §3.3)", pkg)
+			t.Errorf("package %s has no import policy in deps_test.go; add one", pkg)
 			continue
 		}
 		tooling := pkg == "bench" || strings.HasPrefix(pkg, "bench/") || strings.HasPrefix(pkg, "examples/")

@@ -16,7 +16,7 @@ import (
 //
 // Unlike the rest of walnut's errors their texts carry no "pool:" prefix:
 // each is exactly the strerror text twemproxy puts in the error reply it
-// synthesises (spec §8.1), so the proxy answers a failed request with
+// synthesises for a failed request, so the proxy answers a failed request with
 // "-ERR " + err.Error() (Redis) or "SERVER_ERROR " + err.Error() (memcached)
 // and the client sees what nutcracker would have sent. ErrClosed is the one
 // exception: twemproxy has no such case.

@@ -29,7 +29,7 @@ const waitFor = 10 * time.Second
 
 var errBadReply = errors.New("test framer: malformed reply")
 
-// respFramer frames one RESP2 reply, as twemproxy parses them (spec §5.4):
+// respFramer frames one RESP2 reply, as twemproxy parses them:
 // anything but + - : $ * is malformed. An incomplete bulk string returns
 // -(its end), the pool's hint.
 func respFramer(b []byte, _ *pool.Request) (int, error) {

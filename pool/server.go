@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// ServerStats are one server's counters, named after twemproxy's (spec
-// §7.3) plus two of walnut's own. Counters are cumulative; gauges are
+// ServerStats are one server's counters, named after twemproxy's
+// per-server stats plus two of walnut's own. Counters are cumulative; gauges are
 // current values.
 type ServerStats struct {
 	ServerEOF         int64 // connections closed by the server (EOF)

@@ -26,7 +26,7 @@ type poolCounters struct {
 	serverDials  atomic.Int64
 }
 
-// PoolStats are a pool's statistics, named after nutcracker's (spec §7.3).
+// PoolStats are a pool's statistics, named after nutcracker's stats JSON.
 type PoolStats struct {
 	ClientEOF         int64 // client connections closed by the client
 	ClientErr         int64 // client connections closed on an error (protocol, I/O, over client_connections)

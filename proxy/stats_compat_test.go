@@ -328,7 +328,7 @@ func TestStatsCompat(t *testing.T) {
 			}
 			// request_bytes: the bytes forwarded. Both proxies rebuild a
 			// split memcached get per server as "get k1 k2 \r\n" (with
-			// nutcracker's trailing space, spec §6.2), so they agree here.
+			// nutcracker's trailing space), so they agree here.
 			// (A multi-get whose keys all live on one server is forwarded
 			// verbatim by walnut and rebuilt by nutcracker; the traffic
 			// here has none.)

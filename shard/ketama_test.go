@@ -106,7 +106,7 @@ func lowerBoundOwner(values []uint32, owners []int, h uint32) int {
 
 func TestKetamaPoints(t *testing.T) {
 	// Pool sizes (≤ 500) where twemproxy's float arithmetic gives 156
-	// points per equal-weight server instead of 160 (spec §4.1).
+	// points per equal-weight server instead of 160 (twemproxy's single-precision point count).
 	quirk := map[int]bool{}
 	for _, n := range []int{25, 47, 50, 55, 61, 71, 94, 100, 107, 109, 110, 115, 122, 142, 159, 163,
 		188, 193, 200, 209, 214, 218, 219, 220, 230, 237, 243, 244, 279, 284, 293, 299, 301, 305,

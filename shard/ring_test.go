@@ -33,7 +33,7 @@ func servers(entries ...string) []shard.Server {
 	return out
 }
 
-// TestSpecMappings checks the derived mapping examples of spec §4.1/§4.2
+// TestSpecMappings checks the derived mapping examples of twemproxy's ketama and modula placement
 // (themselves confirmed against nutcracker).
 func TestSpecMappings(t *testing.T) {
 	three := servers("127.0.0.1:6381:1", "127.0.0.1:6379:1", "127.0.0.1:6380:1") // out of order on purpose
