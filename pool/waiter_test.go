@@ -126,3 +126,37 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 	require.Eventually(t, func() bool { return p.Stats(0).ServerEOF >= 4 }, waitFor, time.Millisecond)
 	assert.Equal(t, int32(5), f.accepts.Load(), "one connection per request")
 }
+
+// TestWaiterLetsOtherConnectionsGo: a waiter whose batch went to a server
+// that does not answer and to a healthy one reads the first one first; it
+// must not hold up, meanwhile, the replies of others who use the healthy
+// server's connection.
+func TestWaiterLetsOtherConnectionsGo(t *testing.T) {
+	stuck := startFake(t, silent)
+	healthy := startFake(t, echoLines)
+	p := newPool(t, []pool.Server{{Addr: stuck.addr()}, {Addr: healthy.addr()}},
+		pool.Options{Framer: lineFramer, Preconnect: true, Timeout: 2 * time.Second})
+	require.Eventually(t, func() bool {
+		return p.Stats(0).ServerConnections == 1 && p.Stats(1).ServerConnections == 1
+	}, waitFor, time.Millisecond)
+
+	var w pool.Waiter
+	results := make(chan error, 2)
+	for i, data := range []string{"to-stuck\r\n", "to-healthy\r\n"} {
+		p.Do(i, &pool.Request{Data: []byte(data), Waiter: &w, Done: func(_ []byte, err error) { results <- err }})
+	}
+	go w.Read() // reads the stuck server's connection first, until its timeout
+	time.Sleep(50 * time.Millisecond)
+
+	start := time.Now()
+	for i := range 20 {
+		reply, err := p.Call(context.Background(), 1, []byte("x"+strconv.Itoa(i)+"\r\n"))
+		require.NoError(t, err)
+		assert.Equal(t, "+x"+strconv.Itoa(i)+"\r\n", string(reply))
+	}
+	assert.Less(t, time.Since(start), time.Second, "others on the healthy connection wait for the stuck server")
+
+	got := []error{<-results, <-results}
+	assert.Contains(t, got, error(nil), "the healthy server answered the waiter")
+	assert.Contains(t, got, pool.ErrTimedOut, "the stuck server's request timed out")
+}
