@@ -105,23 +105,32 @@ func TestWaitersConcurrent(t *testing.T) {
 // idle connection's watcher (idle over 10 ms); each close counts as
 // ServerEOF.
 func TestIdleConnectionClosedByServer(t *testing.T) {
-	// Every connection answers one line, then closes.
+	// Every connection answers one line, then closes, and says so.
+	closed := make(chan struct{}, 10)
 	f := startFake(t, func(_ int, c net.Conn) {
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err == nil {
 			_, _ = c.Write([]byte("+" + line))
 		}
+		_ = c.Close()
+		closed <- struct{}{}
 	})
 	p := newPool(t, one(f.addr()), pool.Options{Framer: lineFramer})
-	for i, idle := range []time.Duration{0, 3 * time.Millisecond, 5 * time.Millisecond, 50 * time.Millisecond, 3 * time.Millisecond} {
+	idle := time.Duration(0)
+	for i, next := range []time.Duration{2 * time.Millisecond, 5 * time.Millisecond, 50 * time.Millisecond, 2 * time.Millisecond, 0} {
 		reply, err := p.Call(context.Background(), 0, []byte("x\r\n"))
-		require.NoError(t, err, "call %d after %v idle", i, idle)
+		require.NoError(t, err, "call %d, %v after the server closed the connection", i, idle)
 		assert.Equal(t, "+x\r\n", string(reply))
+		// The next request goes after the server has closed this
+		// connection (a close racing a request fails it, in any proxy),
+		// and after the connection has been idle a while.
+		select {
+		case <-closed:
+		case <-time.After(waitFor):
+			t.Fatal("the fake did not close")
+		}
+		idle = next
 		time.Sleep(idle)
-		// Let the server's close arrive before the next request: the
-		// close follows the reply at once, but on a loaded machine the
-		// fake's goroutine may lag.
-		time.Sleep(4 * time.Millisecond)
 	}
 	require.Eventually(t, func() bool { return p.Stats(0).ServerEOF >= 4 }, waitFor, time.Millisecond)
 	assert.Equal(t, int32(5), f.accepts.Load(), "one connection per request")
