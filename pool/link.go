@@ -5,8 +5,9 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/walnutproxy/walnut/internal/rawio"
 )
 
 const (
@@ -269,10 +270,9 @@ type link struct {
 	timerOn bool
 
 	// both locks to write, either to read
-	nc   net.Conn        // nil until dialled
-	conn net.Conn        // nc, unwrapped, for writev (see rawio)
-	rc   syscall.RawConn // nc's, for checkIdle; nil if nc has none
-	err  error           // set once, when the link fails
+	nc  net.Conn    // nil until dialled
+	raw *rawio.Conn // nc, if it has raw system calls (see rawio); else nil
+	err error       // set once, when the link fails
 
 	// writer-owned: whoever holds writing
 	seq   uint64 // of the last entry handed off
@@ -291,12 +291,6 @@ type link struct {
 	ends     []int   // where their replies end in the read buffer
 	initLeft int     // Init replies still expected
 	initErrs int
-
-	// checkIdle's results, and the function it passes to rc.Read, made
-	// once so that the check does not allocate.
-	peekN   int
-	peekErr error
-	peekFn  func(fd uintptr) bool
 }
 
 func (l *link) wakeWriter() {

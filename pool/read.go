@@ -290,7 +290,7 @@ func (l *link) watchIdle() {
 		l.pp.mu.Unlock()
 		return
 	}
-	if l.rc != nil {
+	if l.raw != nil {
 		// Look first: a close that came meanwhile fails the connection
 		// now, before a writer can take the watched connection as good.
 		if class, cause := l.checkIdle(); cause != nil {
@@ -300,17 +300,36 @@ func (l *link) watchIdle() {
 			return
 		}
 	}
-	l.role.Store(roleBackground)
 	l.watch.Store(true)
-	spawn := !l.readerUp
-	l.readerUp = true
+	spawn := l.toReaderLocked()
 	l.fmu.Unlock()
 	l.pp.mu.Unlock()
+	l.startReader(spawn)
+}
+
+// toReaderLocked gives the read role to the link's reader goroutine, and
+// reports whether that goroutine must be started (see startReader). fmu
+// is held.
+func (l *link) toReaderLocked() (spawn bool) {
+	l.role.Store(roleBackground)
+	spawn = !l.readerUp
+	l.readerUp = true
+	return spawn
+}
+
+// startReader starts the reader goroutine (spawn) or wakes it, after
+// toReaderLocked, with no lock held. It reports false if the pool is
+// closing, which fails the link.
+func (l *link) startReader(spawn bool) bool {
 	if !spawn {
 		l.wakeReader()
-	} else if !l.pp.s.p.start(l.readLoop) {
-		l.fail(ErrClosed, failNone, nil, nil)
+		return true
 	}
+	if !l.pp.s.p.start(l.readLoop) {
+		l.fail(ErrClosed, failNone, nil, nil)
+		return false
+	}
+	return true
 }
 
 // release gives up the read role a waiter held: it is free if nothing is
@@ -332,17 +351,9 @@ func (l *link) release() bool {
 		l.fmu.Unlock()
 		return true
 	}
-	l.role.Store(roleBackground)
-	spawn := !l.readerUp
-	l.readerUp = true
+	spawn := l.toReaderLocked()
 	l.fmu.Unlock()
-	if !spawn {
-		l.wakeReader()
-	} else if !l.pp.s.p.start(l.readLoop) {
-		l.fail(ErrClosed, failNone, nil, nil)
-		return false
-	}
-	return true
+	return l.startReader(spawn)
 }
 
 // Causes logged when a reply closes the connection.

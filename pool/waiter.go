@@ -1,9 +1,7 @@
 package pool
 
 import (
-	"os"
 	"sync/atomic"
-	"syscall"
 )
 
 // A Waiter is the goroutine that gave a batch of requests to Do and waits
@@ -20,8 +18,8 @@ import (
 // replies on the connections it has undertaken to read (those that had
 // nothing in flight) are read by nobody else, so Read must follow
 // promptly. Read returns once the waiter's requests on those connections
-// are answered; the rest are answered by other goroutines as usual. A Waiter belongs to one goroutine; its zero value
-// is ready to use.
+// are answered; the rest are answered by other goroutines as usual. A
+// Waiter belongs to one goroutine; its zero value is ready to use.
 type Waiter struct {
 	flush  []*link     // connections with requests of the waiter's to write; owner-only
 	reads  []*waitRead // reads[:nreads]: the connections it has undertaken to read; owner-only
@@ -114,18 +112,14 @@ func (w *Waiter) write(reserve bool) {
 // watchIdle under the queue lock with nobody writing, so that no other
 // goroutine reads the connection meanwhile.
 func (l *link) checkIdle() (failClass, error) {
-	l.peekN, l.peekErr = 0, nil
-	if err := l.rc.Read(l.peekFn); err != nil {
-		return failErr, err
-	}
-	switch err := l.peekErr; {
-	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
-		return failNone, nil
+	data, eof, err := l.raw.Peek()
+	switch {
 	case err != nil:
-		return failErr, os.NewSyscallError("recvfrom", err)
-	case l.peekN == 0:
+		return failErr, err
+	case eof:
 		return failEOF, errIdleEOF
-	default:
+	case data:
 		return failErr, errStray
 	}
+	return failNone, nil
 }

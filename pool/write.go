@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"net"
 	"runtime"
 
 	"github.com/walnutproxy/walnut/internal/rawio"
@@ -36,7 +37,7 @@ func (l *link) writeInline(w *Waiter, reserve bool) {
 	l.writing = true
 	// Idle for a while and unwatched: check it. Nobody reads it, and
 	// nobody will while we hold writing.
-	check := role == roleFree && l.rc != nil && pp.s.p.now()-l.freeAt.Load() >= int64(idleCheck)
+	check := role == roleFree && l.raw != nil && pp.s.p.now()-l.freeAt.Load() >= int64(idleCheck)
 	pp.mu.Unlock()
 	if check {
 		if class, cause := l.checkIdle(); cause != nil {
@@ -75,10 +76,8 @@ func (l *link) run() {
 		}
 		return
 	}
-	rc := rawio.RawConn(nc)
-	l.peekFn = l.peek
-	conn := nc
 	nc = rawio.Wrap(nc)
+	raw, _ := nc.(*rawio.Conn)
 
 	pp.mu.Lock()
 	l.fmu.Lock()
@@ -88,7 +87,7 @@ func (l *link) run() {
 		_ = nc.Close()
 		return
 	}
-	l.nc, l.rc, l.conn = nc, rc, conn
+	l.nc, l.raw = nc, raw
 	s.conns.Add(1)
 	if p.opts.Timeout > 0 {
 		l.armLocked(l.oldestLocked())
@@ -196,15 +195,13 @@ func (l *link) drain(w *Waiter, inline, reserve bool) bool {
 			l.failEntries(batch, err)
 			return false
 		}
-		spawn, signal := false, false
+		toReader, spawn := false, false
 		if replies && l.role.Load() == roleFree {
 			if inline && reserve && mine && len(l.wbuf) <= maxWaiterBatch && len(l.bufs) == 1 {
 				l.role.Store(roleWaiter)
 				reserved = w.addRead(l)
 			} else {
-				l.role.Store(roleBackground)
-				spawn, signal = !l.readerUp, l.readerUp
-				l.readerUp = true
+				toReader, spawn = true, l.toReaderLocked()
 			}
 		}
 		if replies {
@@ -229,10 +226,8 @@ func (l *link) drain(w *Waiter, inline, reserve bool) bool {
 			l.armLocked(l.oldestLocked())
 		}
 		l.fmu.Unlock()
-		if signal {
-			l.wakeReader()
-		} else if spawn && !pp.s.p.start(l.readLoop) {
-			l.fail(ErrClosed, failNone, nil, nil)
+		if toReader {
+			l.startReader(spawn)
 		}
 
 		// From here on the handed-off requests may be completed by
@@ -329,7 +324,13 @@ func (l *link) send() error {
 		_, err = l.nc.Write(l.bufs[0])
 	} else {
 		l.wv = l.bufs
-		_, err = l.wv.WriteTo(l.conn)
+		// The unwrapped connection, which net.Buffers writes with one
+		// writev.
+		var nc net.Conn = l.nc
+		if l.raw != nil {
+			nc = l.raw.Unwrap()
+		}
+		_, err = l.wv.WriteTo(nc)
 		l.wv = nil
 	}
 	l.resetBufs()

@@ -50,6 +50,13 @@ func (c *clientConn) asyncCall(server int) *call {
 	return cl
 }
 
+// sendAsync queues the async call, whose request is in its buf, on its
+// server.
+func (c *clientConn) sendAsync(cl *call) {
+	cl.req.Data = cl.buf
+	c.g.backends[cl.server].pool.Do(0, &cl.req)
+}
+
 // doneAsync completes the async call: it writes the reply (or the error
 // reply) to the client, records the latency and lets go of the call.
 func (cl *call) doneAsync(reply []byte, err error) {

@@ -283,9 +283,9 @@ func (c *clientConn) begin(n int) {
 	c.held.Store(0)
 	c.overflow.Store(false)
 	c.inline = c.owner == nil && n <= maxWaiterBatch
-	if c.asyncOut && c.pollAsync() != nil {
-		// The client is gone; its next read says so.
-	}
+	// A failed write of the async reply means the client is gone: its
+	// next read says so.
+	_ = c.pollAsync()
 	c.single = c.owner == nil && n == 1 && !c.asyncOut
 	for len(c.srvCall) < len(c.g.backends) {
 		c.srvCall = append(c.srvCall, -1)

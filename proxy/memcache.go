@@ -110,9 +110,8 @@ func (c *clientConn) memcacheForward(req *memcache.Request, srv int) {
 	if c.single && !req.Noreply {
 		cl := c.asyncCall(srv)
 		cl.buf = append(cl.buf, req.Raw...) // the read buffer moves on
-		cl.req.Data = cl.buf
 		cl.req.Tag = uint8(req.Command)
-		c.g.backends[srv].pool.Do(0, &cl.req)
+		c.sendAsync(cl)
 		return
 	}
 	cl, idx := c.newCall(srv)

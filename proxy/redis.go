@@ -155,8 +155,7 @@ func (c *clientConn) forward(cmd *resp.Command, srv int) {
 		} else {
 			cl.buf = append(cl.buf, cmd.Raw...) // the read buffer moves on
 		}
-		cl.req.Data = cl.buf
-		c.g.backends[srv].pool.Do(0, &cl.req)
+		c.sendAsync(cl)
 		return
 	}
 	cl, idx := c.newCall(srv)

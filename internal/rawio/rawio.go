@@ -34,6 +34,10 @@ type Conn struct {
 	werr    error
 	writeFn func(fd uintptr) bool
 	tryFn   func(fd uintptr) bool
+
+	pn     int
+	perr   error
+	peekFn func(fd uintptr) bool
 }
 
 // Wrap returns nc with raw-system-call Read and Write where supported
@@ -47,6 +51,7 @@ func Wrap(nc net.Conn) net.Conn {
 	c.readFn = c.read
 	c.writeFn = c.write
 	c.tryFn = c.try
+	c.peekFn = c.peek
 	return c
 }
 
@@ -162,4 +167,27 @@ func RawConn(nc net.Conn) syscall.RawConn {
 		return nil
 	}
 	return rc
+}
+
+// Peek looks at the connection without blocking or consuming anything: it
+// reports whether the peer has sent bytes (data) or closed it (eof). The
+// caller must be the only one reading the connection.
+func (c *Conn) Peek() (data, eof bool, err error) {
+	c.pn, c.perr = 0, nil
+	if err := c.rc.Read(c.peekFn); err != nil {
+		return false, false, c.opError("read", err)
+	}
+	switch c.perr {
+	case nil:
+		return c.pn > 0, c.pn == 0, nil
+	case syscall.EAGAIN:
+		return false, false, nil
+	default:
+		return false, false, c.opError("recvfrom", c.perr)
+	}
+}
+
+func (c *Conn) peek(fd uintptr) bool {
+	c.pn, c.perr = rawPeek(fd)
+	return true
 }

@@ -108,3 +108,21 @@ func TestDeadlinesAndClose(t *testing.T) {
 	_, err = c.Write([]byte("x"))
 	assert.True(t, errors.Is(err, net.ErrClosed), "write after Close: %v", err)
 }
+
+func TestPeek(t *testing.T) {
+	c, srv := pair(t)
+	data, eof, err := c.Peek()
+	require.NoError(t, err)
+	assert.False(t, data || eof, "an idle open connection")
+
+	_, err = srv.Write([]byte("x"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { data, _, _ = c.Peek(); return data }, 5*time.Second, time.Millisecond)
+	buf := make([]byte, 4)
+	n, err := c.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, "x", string(buf[:n]), "Peek consumed nothing")
+
+	require.NoError(t, srv.Close())
+	require.Eventually(t, func() bool { _, eof, _ = c.Peek(); return eof }, 5*time.Second, time.Millisecond)
+}
