@@ -103,6 +103,7 @@ func (pp *pipe) enqueue(e entry) {
 		l.qOldest.Store(e.deadline)
 	}
 	inline := !fresh && !e.noReply && l.nc != nil && !l.writing
+	behind := l.writing && l.nc != nil // another writer has the queue
 	if !inline && !l.writing && l.writerIdle {
 		l.writerIdle = false
 		l.wakeWriter()
@@ -113,12 +114,23 @@ func (pp *pipe) enqueue(e entry) {
 	}
 	if arm {
 		// The first request with a deadline in the queue: make sure the
-		// reader's deadline covers it even if the writer is stuck.
+		// reader's deadline covers it even if the writer is stuck. If the
+		// request waits behind another writer on a connection nobody
+		// reads (that writer's batch awaits no reply), the reader
+		// goroutine watches it, so that the deadline is seen.
 		l.fmu.Lock()
 		if l.err == nil && (l.armed == 0 || e.deadline < l.armed) {
 			l.armLocked(e.deadline)
 		}
+		toReader, spawn := false, false
+		if l.err == nil && behind && l.role.Load() == roleFree {
+			l.watch.Store(true)
+			toReader, spawn = true, l.toReaderLocked()
+		}
 		l.fmu.Unlock()
+		if toReader {
+			l.startReader(spawn)
+		}
 	}
 	switch {
 	case !inline:

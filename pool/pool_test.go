@@ -769,6 +769,9 @@ func TestTimeoutStuckWrite(t *testing.T) {
 	p.Do(0, &pool.Request{Data: big, NoReply: true, Done: func(reply []byte, err error) {
 		nr <- result{string(reply), err}
 	}})
+	// Let the writer take the big request and get stuck writing it, so
+	// that the next one waits behind it on a connection nobody reads.
+	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
 	r := await(t, doAsync(p, 0, []byte("behind\r\n")))
 	assert.ErrorIs(t, r.err, pool.ErrTimedOut)
