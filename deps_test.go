@@ -34,7 +34,6 @@ var allowed = map[string][]string{
 	"adapter/goredis":     {"shard", "hashkit", "proxy/config", "github.com/redis/go-redis/v9"},
 	"adapter/gomemcache":  {"shard", "hashkit", "proxy/config", "github.com/bradfitz/gomemcache"},
 	"internal/bytesconv":  {},
-	"internal/framesim":   {},
 	"internal/rawio":      {},
 	"internal/testserver": {},
 	"internal/metrics":    {"proxy", "github.com/prometheus/client_golang"},

@@ -65,7 +65,7 @@ func BenchmarkRedisGetSet(b *testing.B) {
 				if x&(1<<32) != 0 {
 					data = sets[k]
 				}
-				reply, err := p.Call(ctx, 0, data)
+				reply, err := p.Call(ctx, data)
 				if err != nil || len(reply) == 0 || (reply[0] != '$' && reply[0] != '+') {
 					b.Errorf("reply %q, error %v", reply, err)
 					return

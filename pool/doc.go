@@ -1,11 +1,12 @@
-// Package pool holds walnut's connections to the backends of one server
-// group (one twemproxy pool), pipelined, with twemproxy's timeout and
-// auto-ejection semantics. It knows no protocol: requests are raw bytes,
+// Package pool holds walnut's connections to one backend server,
+// pipelined, with twemproxy's timeout and auto-ejection semantics. A
+// twemproxy pool (a group of servers) is one Pool per server, which the
+// proxy routes between. It knows no protocol: requests are raw bytes,
 // and replies are delimited by an injected Framer.
 //
 // # Model
 //
-// Each server has Options.Conns connections (twemproxy's
+// A Pool has Options.Conns connections to its server (twemproxy's
 // server_connections, default 1), dialled on first use or, with
 // Preconnect, at New, and redialled on the first use after one fails. Do
 // queues a request on one of them, round robin, and returns at once; the
@@ -41,14 +42,14 @@
 //
 // # Failures
 //
-// A request that fails in the pool gets one of this package's errors, whose
-// texts are the strerror texts twemproxy puts in its error replies ("-ERR
-// Connection refused", "SERVER_ERROR Connection timed out", …), so the proxy
-// forwards them verbatim. An error reply from a server (Redis -ERR,
+// A request that fails in the pool gets one of this package's errors
+// (ErrConnRefused, ErrTimedOut, …, or an error matching a syscall.Errno).
+// The proxy answers it with twemproxy's text for the same failure ("-ERR
+// Connection refused", "SERVER_ERROR Connection timed out", …). An error reply from a server (Redis -ERR,
 // memcached SERVER_ERROR) is not an error: it is delivered as a reply.
 //
 // As in twemproxy, a connection that fails closes, and every request queued
-// or in flight on it fails with the same error: EOF (ErrEOF, "unknown"), a
+// or in flight on it fails with the same error: EOF (ErrEOF), a
 // reset, a malformed reply or a reply with nothing outstanding
 // (ErrInvalid), a reply Options.IsFailure rejects such as Redis -OOM
 // (ErrInvalid), or a request whose Options.Timeout passed (ErrTimedOut:

@@ -52,7 +52,7 @@ func Example() {
 	defer wg.Wait()
 	defer ln.Close()
 
-	p, err := pool.New([]pool.Server{{Addr: ln.Addr().String(), Name: "toy"}}, pool.Options{
+	p, err := pool.New(pool.Server{Addr: ln.Addr().String(), Name: "toy"}, pool.Options{
 		// The toy protocol's replies are single lines.
 		Framer:  func(b []byte, _ *pool.Request) (int, error) { return bytes.IndexByte(b, '\n') + 1, nil },
 		Timeout: 5 * time.Second,
@@ -63,7 +63,7 @@ func Example() {
 	defer p.Close()
 
 	// Call waits for its reply.
-	reply, err := p.Call(context.Background(), 0, []byte("PING\r\n"))
+	reply, err := p.Call(context.Background(), []byte("PING\r\n"))
 	fmt.Printf("%q %v\n", reply, err)
 
 	// Do does not: these three share the connection, and most likely one
@@ -72,7 +72,7 @@ func Example() {
 	var done sync.WaitGroup
 	for i, word := range []string{"one", "two", "three"} {
 		done.Add(1)
-		p.Do(0, &pool.Request{Data: []byte("ECHO " + word + "\r\n"), Done: func(reply []byte, err error) {
+		p.Do(&pool.Request{Data: []byte("ECHO " + word + "\r\n"), Done: func(reply []byte, err error) {
 			replies[i] = string(reply) // a copy
 			done.Done()
 		}})
@@ -80,7 +80,7 @@ func Example() {
 	done.Wait()
 	fmt.Printf("%q\n", replies)
 
-	st := p.Stats(0)
+	st := p.Stats()
 	fmt.Println("requests:", st.Requests, "responses:", st.Responses, "connections:", st.ServerConnections)
 	// Output:
 	// "+PONG\r\n" <nil>

@@ -150,15 +150,15 @@ func cmd(args ...string) []byte {
 func bulk(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
 
 // newPool creates a pool closed at the end of the test.
-func newPool(t *testing.T, servers []pool.Server, opts pool.Options) *pool.Pool {
+func newPool(t *testing.T, srv pool.Server, opts pool.Options) *pool.Pool {
 	t.Helper()
-	p, err := pool.New(servers, opts)
+	p, err := pool.New(srv, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, p.Close()) })
 	return p
 }
 
-func one(addr string) []pool.Server { return []pool.Server{{Addr: addr}} }
+func one(addr string) pool.Server { return pool.Server{Addr: addr} }
 
 // A fake is an in-process server on a loopback listener. handle runs on
 // its own goroutine for each accepted connection, with the connection's
@@ -250,11 +250,10 @@ type result struct {
 	err   error
 }
 
-// doAsync queues data on server i and returns a channel that receives the
-// outcome.
-func doAsync(p *pool.Pool, i int, data []byte) <-chan result {
+// doAsync queues data and returns a channel that receives the outcome.
+func doAsync(p *pool.Pool, data []byte) <-chan result {
 	ch := make(chan result, 1)
-	p.Do(i, &pool.Request{Data: data, Done: func(reply []byte, err error) {
+	p.Do(&pool.Request{Data: data, Done: func(reply []byte, err error) {
 		ch <- result{string(reply), err}
 	}})
 	return ch
@@ -314,7 +313,7 @@ func pipelinePairs(t *testing.T, p *pool.Pool, goroutines, pairs int, pair func(
 				for n, data := range [][]byte{set, get} {
 					slot := 2*j + n
 					done.Add(1)
-					p.Do(0, &pool.Request{Data: data, Done: func(reply []byte, err error) {
+					p.Do(&pool.Request{Data: data, Done: func(reply []byte, err error) {
 						replies[slot], errs[slot] = string(reply), err
 						done.Done()
 					}})

@@ -294,9 +294,7 @@ type link struct {
 	spare []entry     // the previous batch's slice, for the next queue
 
 	// read-role-owned: the holder of role
-	buf      []byte  // read buffer, allocated at the first read
-	r, w     int     // unread bytes are buf[r:w]
-	need     int     // bytes from r the next reply needs before framing is worth trying
+	rb       replyBuf
 	rq       []entry // private FIFO: rq[rqi:] await replies, oldest first
 	rqi      int
 	ents     []entry // requests answered by the current read

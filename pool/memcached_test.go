@@ -39,7 +39,7 @@ func TestMemcachedPipelined(t *testing.T) {
 		val := "v" + strconv.Itoa(g*j)
 		return mcSet(key, val, false), mcGet(key), "STORED\r\n", mcValue(key, val)
 	})
-	st := p.Stats(0)
+	st := p.Stats()
 	assert.Equal(t, int64(goroutines*pairs*2), st.Responses)
 	assert.Equal(t, int64(1), st.ServerConnections)
 	assert.Zero(t, st.InQueue+st.OutQueue)
@@ -53,7 +53,7 @@ func TestMemcachedNoReply(t *testing.T) {
 	var chs []<-chan result
 	for i := range 10 {
 		ch := make(chan result, 1)
-		p.Do(0, &pool.Request{Data: mcSet("nr", "v"+strconv.Itoa(i), true), NoReply: true, Done: func(reply []byte, err error) {
+		p.Do(&pool.Request{Data: mcSet("nr", "v"+strconv.Itoa(i), true), NoReply: true, Done: func(reply []byte, err error) {
 			ch <- result{string(reply), err}
 		}})
 		chs = append(chs, ch)
@@ -61,10 +61,10 @@ func TestMemcachedNoReply(t *testing.T) {
 	for _, ch := range chs {
 		assert.Equal(t, result{}, await(t, ch))
 	}
-	reply, err := p.Call(context.Background(), 0, mcGet("nr"))
+	reply, err := p.Call(context.Background(), mcGet("nr"))
 	require.NoError(t, err)
 	assert.Equal(t, mcValue("nr", "v9"), string(reply))
-	st := p.Stats(0)
+	st := p.Stats()
 	assert.Equal(t, int64(11), st.Requests)
 	assert.Equal(t, int64(1), st.Responses)
 }

@@ -33,7 +33,8 @@ import (
 // reply on that connection.
 type Framer func(b []byte, req *Request) (n int, err error)
 
-// A Server is one backend of the group.
+// A Server is the backend a Pool connects to. It is comparable: two
+// Servers are the same backend when they are equal.
 type Server struct {
 	// Network is "tcp" or "unix". If empty, "tcp" is used.
 	Network string
@@ -62,7 +63,7 @@ type Options struct {
 	// Framer delimits replies. Required.
 	Framer Framer
 
-	// Conns is the number of pipelined connections to each server
+	// Conns is the number of pipelined connections to the server
 	// (twemproxy's server_connections). Requests are spread over them
 	// round robin, so two requests to one server may travel on different
 	// connections and be executed in either order. If zero, 1 is used.
@@ -134,12 +135,12 @@ type Options struct {
 	// Timeout is zero.
 	Probe []byte
 
-	// OnChange, if not nil, is called when server i is ejected
+	// OnChange, if not nil, is called when the server is ejected
 	// (ejected=true) or reinstated (false), so the owner can rebuild its
 	// placement without the server. Calls are serialised and made in the
 	// order the changes happen, from a pool goroutine holding no lock that
 	// Do, Call, Stats or Ejected need. OnChange must not call Close.
-	OnChange func(server int, ejected bool)
+	OnChange func(ejected bool)
 
 	// Preconnect dials every connection when the pool is created, instead
 	// of on first use (twemproxy's preconnect). New does not wait for the
@@ -199,16 +200,16 @@ type Request struct {
 	Done func(reply []byte, err error)
 }
 
-// A Pool holds the connections to the servers of one group. It is safe for
-// concurrent use. Close must be called to release its goroutines.
+// A Pool holds the connections to one server. It is safe for concurrent
+// use. Close must be called to release its goroutines.
 type Pool struct {
-	opts    Options // defaults resolved
-	servers []*server
-	init    []*Request // Options.Init as pool-owned requests
-	probe   *Request   // Options.Probe, or nil
-	log     *slog.Logger
-	epoch   time.Time // origin of the monotonic clock used for deadlines
-	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	opts  Options // defaults resolved
+	srv   *server
+	init  []*Request // Options.Init as pool-owned requests
+	probe *Request   // Options.Probe, or nil
+	log   *slog.Logger
+	epoch time.Time // origin of the monotonic clock used for deadlines
+	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	ctx    context.Context // cancelled by Close; parent of every dial
 	cancel context.CancelFunc
@@ -222,9 +223,9 @@ type Pool struct {
 	calls sync.Pool // *call, for Call
 }
 
-// New returns a pool of connections to servers. It validates opts and, with
-// Preconnect, starts connecting; otherwise it starts nothing.
-func New(servers []Server, opts Options) (*Pool, error) {
+// New returns a pool of connections to srv. It validates srv and opts and,
+// with Preconnect, starts connecting; otherwise it starts nothing.
+func New(srv Server, opts Options) (*Pool, error) {
 	if opts.Framer == nil {
 		return nil, errors.New("pool: Options.Framer is nil")
 	}
@@ -277,29 +278,24 @@ func New(servers []Server, opts Options) (*Pool, error) {
 	if len(probe) > 0 {
 		p.probe = &Request{Data: bytes.Clone(probe)}
 	}
-	if len(servers) == 0 {
-		return nil, errors.New("pool: no servers")
+	switch srv.Network {
+	case "":
+		srv.Network = "tcp"
+	case "tcp", "tcp4", "tcp6", "unix":
+	default:
+		return nil, fmt.Errorf("pool: unsupported network %q", srv.Network)
 	}
-	for i, cfg := range servers {
-		switch cfg.Network {
-		case "":
-			cfg.Network = "tcp"
-		case "tcp", "tcp4", "tcp6", "unix":
-		default:
-			return nil, fmt.Errorf("pool: server %d: unsupported network %q", i, cfg.Network)
-		}
-		if cfg.Addr == "" {
-			return nil, fmt.Errorf("pool: server %d: empty address", i)
-		}
-		if cfg.Name == "" {
-			cfg.Name = cfg.Addr
-		}
-		s := &server{p: p, idx: i, cfg: cfg, pipes: make([]*pipe, opts.Conns)}
-		for j := range s.pipes {
-			s.pipes[j] = &pipe{s: s}
-		}
-		p.servers = append(p.servers, s)
+	if srv.Addr == "" {
+		return nil, errors.New("pool: empty server address")
 	}
+	if srv.Name == "" {
+		srv.Name = srv.Addr
+	}
+	s := &server{p: p, cfg: srv, pipes: make([]*pipe, opts.Conns)}
+	for j := range s.pipes {
+		s.pipes[j] = &pipe{s: s}
+	}
+	p.srv = s
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.calls.New = func() any {
 		c := &call{ch: make(chan struct{}, 1)}
@@ -307,27 +303,20 @@ func New(servers []Server, opts Options) (*Pool, error) {
 		return c
 	}
 	if opts.Preconnect {
-		for _, s := range p.servers {
-			for _, pp := range s.pipes {
-				pp.connect()
-			}
+		for _, pp := range s.pipes {
+			pp.connect()
 		}
 	}
 	return p, nil
 }
 
-// Len returns the number of servers.
-func (p *Pool) Len() int { return len(p.servers) }
-
-// Do queues req on server i and returns without waiting; req.Done reports
+// Do queues req and returns without waiting; req.Done reports
 // the outcome. Requests to one connection are written in the order Do
 // queues them, batched into as few writes as possible, and matched with
 // replies in that order. If the connection is not open, Do starts opening
 // it; requests queued meanwhile wait for it.
-//
-// Do panics if i is not in [0, Len()).
-func (p *Pool) Do(i int, req *Request) {
-	s := p.servers[i]
+func (p *Pool) Do(req *Request) {
+	s := p.srv
 	if s.ejected.Load() {
 		req.Done(nil, ErrEjected)
 		return
@@ -347,14 +336,12 @@ func (p *Pool) Do(i int, req *Request) {
 	pp.enqueue(entry{req: req, deadline: deadline, noReply: req.NoReply, w: req.Waiter})
 }
 
-// Call sends data to server i and waits for the reply, which it returns as
+// Call sends data to the server and waits for the reply, which it returns as
 // a new slice. Error replies from the server are replies, not errors. If
 // ctx ends first Call returns ctx.Err(); the request still runs its course
 // in the pool. Call copies data, which the caller may reuse as soon as Call
 // returns. It allocates nothing but the returned reply.
-//
-// Call panics if i is not in [0, Len()).
-func (p *Pool) Call(ctx context.Context, i int, data []byte) ([]byte, error) {
+func (p *Pool) Call(ctx context.Context, data []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -366,7 +353,7 @@ func (p *Pool) Call(ctx context.Context, i int, data []byte) ([]byte, error) {
 	if done == nil {
 		c.req.Waiter = &c.w // nothing can make Call return early
 	}
-	p.Do(i, &c.req)
+	p.Do(&c.req)
 	if done == nil {
 		c.w.Read()
 		<-c.ch
@@ -407,9 +394,8 @@ func (c *call) done(reply []byte, err error) {
 	c.ch <- struct{}{}
 }
 
-// Ejected reports whether server i is currently ejected. It panics if i is
-// out of range.
-func (p *Pool) Ejected(i int) bool { return p.servers[i].ejected.Load() }
+// Ejected reports whether the server is currently ejected.
+func (p *Pool) Ejected() bool { return p.srv.ejected.Load() }
 
 // Close fails every queued and in-flight request with ErrClosed, closes
 // every connection, cancels connection attempts and probes, and waits for
@@ -427,15 +413,13 @@ func (p *Pool) Close() error {
 	p.closed.Store(true)
 	p.mu.Unlock()
 	p.cancel()
-	for _, s := range p.servers {
-		s.stopRetry()
-		for _, pp := range s.pipes {
-			pp.mu.Lock()
-			l := pp.l
-			pp.mu.Unlock()
-			if l != nil {
-				l.fail(ErrClosed, failNone, nil, nil)
-			}
+	p.srv.stopRetry()
+	for _, pp := range p.srv.pipes {
+		pp.mu.Lock()
+		l := pp.l
+		pp.mu.Unlock()
+		if l != nil {
+			l.fail(ErrClosed, failNone, nil, nil)
 		}
 	}
 	p.wg.Wait()

@@ -32,10 +32,10 @@ func ejectThenProbe(t *testing.T, framer pool.Framer, logs *logBuffer, probe fun
 	p := newPool(t, one(f.addr()), pool.Options{
 		Framer: framer, AutoEject: true, FailureLimit: 1,
 		RetryTimeout: 20 * time.Millisecond, Probe: []byte("PING\r\n"),
-		OnChange: func(_ int, ejected bool) { events <- ejected },
+		OnChange: func(ejected bool) { events <- ejected },
 		Logger:   newLogger(logs),
 	})
-	_, err := p.Call(t.Context(), 0, []byte("x\r\n"))
+	_, err := p.Call(t.Context(), []byte("x\r\n"))
 	require.ErrorIs(t, err, pool.ErrEOF)
 	require.True(t, <-events)
 	return p, f, events
@@ -56,9 +56,9 @@ func TestProbeReplyTooLong(t *testing.T) {
 			}
 		})
 		require.Eventually(t, func() bool { return logs.count("probe reply too long") >= 2 }, waitFor, time.Millisecond)
-		assert.True(t, p.Ejected(0))
+		assert.True(t, p.Ejected())
 		assert.Empty(t, events)
-		assert.GreaterOrEqual(t, p.Stats(0).ServerErr, int64(2), "each failed probe counts")
+		assert.GreaterOrEqual(t, p.Stats().ServerErr, int64(2), "each failed probe counts")
 	})
 	t.Run("hint", func(t *testing.T) {
 		var logs logBuffer
@@ -70,7 +70,7 @@ func TestProbeReplyTooLong(t *testing.T) {
 			_, _ = c.Read(make([]byte, 1))
 		})
 		require.Eventually(t, func() bool { return logs.count("probe reply too long") >= 2 }, waitFor, time.Millisecond)
-		assert.True(t, p.Ejected(0))
+		assert.True(t, p.Ejected())
 		assert.Empty(t, events)
 	})
 }
@@ -103,6 +103,6 @@ func TestProbeReplyHint(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatalf("not reinstated; log:\n%s", logs.String())
 	}
-	assert.False(t, p.Ejected(0))
+	assert.False(t, p.Ejected())
 	assert.LessOrEqual(t, calls.Load(), int32(4), "framer calls for a %d-byte reply in %d-byte pieces", len(reply), piece)
 }

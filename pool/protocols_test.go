@@ -23,7 +23,7 @@ func TestRESPFramer(t *testing.T) {
 	var chs []<-chan result
 	for i := range 50 {
 		k := "k" + strconv.Itoa(i)
-		chs = append(chs, doAsync(p, 0, cmd("RPUSH", k, "a", k)), doAsync(p, 0, cmd("LRANGE", k, "0", "-1")))
+		chs = append(chs, doAsync(p, cmd("RPUSH", k, "a", k)), doAsync(p, cmd("LRANGE", k, "0", "-1")))
 	}
 	for i := range 50 {
 		k := "k" + strconv.Itoa(i)
@@ -53,7 +53,7 @@ func TestMemcacheFramer(t *testing.T) {
 		require.NoError(t, err, tt.give)
 		require.Equal(t, len(tt.give), n, tt.give)
 		ch := make(chan result, 1)
-		p.Do(0, &pool.Request{Data: []byte(tt.give), Tag: uint8(parsed.Command), Done: func(reply []byte, err error) {
+		p.Do(&pool.Request{Data: []byte(tt.give), Tag: uint8(parsed.Command), Done: func(reply []byte, err error) {
 			ch <- result{string(reply), err}
 		}})
 		assert.Equal(t, result{reply: tt.want}, await(t, ch), tt.give)

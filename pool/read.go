@@ -73,8 +73,9 @@ func (l *link) readReplies(w *waitRead, early bool) int {
 	framer, isFailure := p.opts.Framer, p.opts.IsFailure
 	timeouts := p.opts.Timeout > 0
 	nc := l.nc // set before any reader runs, never changed
-	if l.buf == nil {
-		l.buf = make([]byte, readBufSize)
+	b := &l.rb
+	if b.buf == nil {
+		b.room()
 	}
 	for {
 		if w != nil {
@@ -106,47 +107,34 @@ func (l *link) readReplies(w *waitRead, early bool) int {
 				return readBroken
 			}
 		}
-		buf := l.buf
-		n, err := nc.Read(buf[l.w:])
-		l.w += n
-		if n > 0 && l.w-l.r >= l.need {
-			r, wr := l.r, l.w
+		n, err := b.fill(nc)
+		if n > 0 && b.ready() {
+			buf, start := b.buf, b.r
 			ends, ents := l.ends[:0], l.ents[:0]
-			start := r
 			var bad error // why the link must close: malformed, failure or stray reply
-			for r < wr {
+			for b.r < b.w {
 				if l.rqi == len(l.rq) && !l.refill() {
 					bad = errStray
 					break
 				}
 				e := l.rq[l.rqi]
-				m, ferr := framer(buf[r:wr], e.req)
-				if ferr != nil || m > wr-r {
+				m, ferr := b.next(framer, e.req)
+				if ferr != nil {
 					bad = ferr
-					if bad == nil {
-						bad = errFramerLength
-					}
 					break
 				}
-				if m <= 0 {
-					l.need = wr - r + 1
-					if -m > l.need {
-						l.need = -m
-					}
+				if m == 0 {
 					break
 				}
-				l.need = 0
-				r += m
-				ends = append(ends, r)
+				ends = append(ends, b.r)
 				ents = append(ents, e)
 				l.rq[l.rqi] = entry{}
 				l.rqi++
-				if isFailure != nil && isFailure(buf[r-m:r]) {
+				if isFailure != nil && isFailure(buf[b.r-m:b.r]) {
 					bad = errFailureReply
 					break
 				}
 			}
-			l.r = r
 			l.ends, l.ents = ends, ents
 			if len(ents) > 0 {
 				l.deliver(buf, start, ends, ents, bad == errFailureReply)
@@ -179,35 +167,7 @@ func (l *link) readReplies(w *waitRead, early bool) int {
 			}
 			return readBroken
 		}
-		l.compact()
-	}
-}
-
-// compact makes room in the read buffer for the next read: it moves the
-// unread bytes to the front, grows the buffer to what the next reply needs,
-// and drops a large buffer once it is empty.
-func (l *link) compact() {
-	buf := l.buf
-	if l.r == l.w {
-		l.r, l.w = 0, 0
-		if len(buf) > maxIdleReadBuf {
-			l.buf = make([]byte, readBufSize)
-		}
-		return
-	}
-	if l.w == len(buf) || l.r+l.need > len(buf) {
-		size := len(buf)
-		if l.w-l.r == size || l.need > size {
-			size = max(2*size, min(l.need, l.w-l.r+maxReadAhead))
-		}
-		if size != len(buf) {
-			nb := make([]byte, size)
-			l.w = copy(nb, buf[l.r:l.w])
-			l.buf = nb
-		} else {
-			l.w = copy(buf, buf[l.r:l.w])
-		}
-		l.r = 0
+		b.room()
 	}
 }
 
@@ -230,7 +190,7 @@ func (l *link) idle() (done, ok bool) {
 		l.fmu.Unlock()
 		return false, false // read on: anything that arrives now is stray
 	}
-	if l.r < l.w {
+	if l.rb.r < l.rb.w {
 		l.fmu.Unlock()
 		l.fail(ErrInvalid, failErr, errStray, nil)
 		return true, false
@@ -342,7 +302,7 @@ func (l *link) release() bool {
 		return false
 	}
 	if l.rqi == len(l.rq) && len(l.handoff) == 0 {
-		if l.r < l.w {
+		if l.rb.r < l.rb.w {
 			l.fmu.Unlock()
 			l.fail(ErrInvalid, failErr, errStray, nil)
 			return false

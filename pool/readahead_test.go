@@ -28,7 +28,7 @@ func TestHugeHintDoesNotPreallocate(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	res := await(t, doAsync(p, 0, cmd("GET", "k")))
+	res := await(t, doAsync(p, cmd("GET", "k")))
 	runtime.ReadMemStats(&after)
 	require.ErrorIs(t, res.err, pool.ErrTimedOut)
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "bytes allocated while a 1 GB reply was announced")

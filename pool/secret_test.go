@@ -24,7 +24,7 @@ func TestInitFailureLogHidesRequest(t *testing.T) {
 		Init:   [][]byte{cmd("AUTH", secret), cmd("SELECT", "1")},
 		Logger: newLogger(&logs),
 	})
-	reply, err := p.Call(context.Background(), 0, cmd("GET", "k"))
+	reply, err := p.Call(context.Background(), cmd("GET", "k"))
 	require.NoError(t, err)
 	assert.Contains(t, string(reply), "-NOAUTH")
 	require.Eventually(t, func() bool { return logs.count("init request failed") == 1 }, waitFor, time.Millisecond)

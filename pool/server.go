@@ -35,11 +35,10 @@ type ServerStats struct {
 	InitErrors int64 // Init replies reported by Options.IsError
 }
 
-// Stats returns server i's counters. It may be called at any time; each
-// field is read atomically, the set of them is not a snapshot. It panics
-// if i is out of range.
-func (p *Pool) Stats(i int) ServerStats {
-	s := p.servers[i]
+// Stats returns the server's counters. It may be called at any time; each
+// field is read atomically, the set of them is not a snapshot.
+func (p *Pool) Stats() ServerStats {
+	s := p.srv
 	st := ServerStats{
 		ServerEOF:         s.eof.Load(),
 		ServerErr:         s.errs.Load(),
@@ -82,7 +81,6 @@ const (
 // server is one backend: its connections, failure accounting and counters.
 type server struct {
 	p     *Pool
-	idx   int
 	cfg   Server
 	pipes []*pipe
 	rr    atomic.Uint32
@@ -162,7 +160,7 @@ func (s *server) notifyUnlock(ejected bool) {
 	s.mu.Unlock()
 	defer s.p.notifyMu.Unlock()
 	if f := s.p.opts.OnChange; f != nil {
-		f(s.idx, ejected)
+		f(ejected)
 	}
 }
 
@@ -258,51 +256,33 @@ func (s *server) tryProbe() error {
 		s.errs.Add(1)
 		return err
 	}
-	buf := make([]byte, 4096)
-	r, w := 0, 0 // unread bytes are buf[r:w]
-	need := 0    // bytes from r the next reply needs before framing is worth trying
+	var b replyBuf
+	b.room()
 	for len(reqs) > 0 {
-		for len(reqs) > 0 && r < w && w-r >= need {
-			n, err := p.opts.Framer(buf[r:w], reqs[0])
-			if err != nil || n > w-r {
+		for len(reqs) > 0 && b.ready() {
+			n, err := b.next(p.opts.Framer, reqs[0])
+			if err != nil {
 				s.errs.Add(1)
 				return ErrInvalid
 			}
-			if n <= 0 {
-				need = max(w-r+1, -n) // at least one more byte, or the hint
+			if n == 0 {
 				break
 			}
-			need = 0
-			if f := p.opts.IsFailure; f != nil && f(buf[r:r+n]) {
+			if f := p.opts.IsFailure; f != nil && f(b.buf[b.r-n:b.r]) {
 				s.errs.Add(1)
 				return errProbeFailure
 			}
-			r += n
 			reqs = reqs[1:]
 		}
 		if len(reqs) == 0 {
 			break
 		}
-		if need > maxProbeReply {
+		if b.need > maxProbeReply || b.w-b.r >= maxProbeReply {
 			s.errs.Add(1)
 			return errProbeTooLong
 		}
-		if r > 0 && (w == len(buf) || r+need > len(buf)) {
-			w = copy(buf, buf[r:w])
-			r = 0
-		}
-		if w == len(buf) || need > len(buf) {
-			if len(buf) >= maxProbeReply {
-				s.errs.Add(1)
-				return errProbeTooLong
-			}
-			nb := make([]byte, min(max(2*len(buf), need), maxProbeReply))
-			copy(nb, buf[:w])
-			buf = nb
-		}
-		n, err := nc.Read(buf[w:])
-		w += n
-		if err != nil {
+		b.room()
+		if _, err := b.fill(nc); err != nil {
 			switch {
 			case p.ctx.Err() != nil:
 			case errors.Is(err, io.EOF):

@@ -24,7 +24,7 @@ import (
 func TestWaiterReadsItsOwnReply(t *testing.T) {
 	f := startFake(t, echoLines)
 	p := newPool(t, one(f.addr()), pool.Options{Framer: lineFramer, Preconnect: true})
-	require.Eventually(t, func() bool { return p.Stats(0).ServerConnections == 1 }, waitFor, time.Millisecond)
+	require.Eventually(t, func() bool { return p.Stats().ServerConnections == 1 }, waitFor, time.Millisecond)
 	var w pool.Waiter
 	for round := range 50 {
 		var done atomic.Int32
@@ -40,9 +40,9 @@ func TestWaiterReadsItsOwnReply(t *testing.T) {
 					done.Add(1)
 				},
 			}
-			p.Do(0, &reqs[i])
+			p.Do(&reqs[i])
 		}
-		assert.Equal(t, int64(3), p.Stats(0).InQueue, "round %d: nothing written before Read", round)
+		assert.Equal(t, int64(3), p.Stats().InQueue, "round %d: nothing written before Read", round)
 		w.Read()
 		require.Equal(t, int32(3), done.Load(), "round %d: every Done ran inside Read", round)
 		for i, r := range replies {
@@ -78,7 +78,7 @@ func TestWaitersConcurrent(t *testing.T) {
 						}
 						ch <- string(reply)
 					}}
-					p.Do(0, &reqs[i])
+					p.Do(&reqs[i])
 				}
 				w.Read()
 				got := map[string]bool{}
@@ -119,7 +119,7 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 	p := newPool(t, one(f.addr()), pool.Options{Framer: lineFramer})
 	idle := time.Duration(0)
 	for i, next := range []time.Duration{2 * time.Millisecond, 5 * time.Millisecond, 50 * time.Millisecond, 2 * time.Millisecond, 0} {
-		reply, err := p.Call(context.Background(), 0, []byte("x\r\n"))
+		reply, err := p.Call(context.Background(), []byte("x\r\n"))
 		require.NoError(t, err, "call %d, %v after the server closed the connection", i, idle)
 		assert.Equal(t, "+x\r\n", string(reply))
 		// The next request goes after the server has closed this
@@ -133,7 +133,7 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 		idle = next
 		time.Sleep(idle)
 	}
-	require.Eventually(t, func() bool { return p.Stats(0).ServerEOF >= 4 }, waitFor, time.Millisecond)
+	require.Eventually(t, func() bool { return p.Stats().ServerEOF >= 4 }, waitFor, time.Millisecond)
 	assert.Equal(t, int32(5), f.accepts.Load(), "one connection per request")
 }
 
@@ -144,23 +144,23 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 func TestWaiterLetsOtherConnectionsGo(t *testing.T) {
 	stuck := startFake(t, silent)
 	healthy := startFake(t, echoLines)
-	p := newPool(t, []pool.Server{{Addr: stuck.addr()}, {Addr: healthy.addr()}},
-		pool.Options{Framer: lineFramer, Preconnect: true, Timeout: 2 * time.Second})
+	opts := pool.Options{Framer: lineFramer, Preconnect: true, Timeout: 2 * time.Second}
+	pools := []*pool.Pool{newPool(t, one(stuck.addr()), opts), newPool(t, one(healthy.addr()), opts)}
 	require.Eventually(t, func() bool {
-		return p.Stats(0).ServerConnections == 1 && p.Stats(1).ServerConnections == 1
+		return pools[0].Stats().ServerConnections == 1 && pools[1].Stats().ServerConnections == 1
 	}, waitFor, time.Millisecond)
 
 	var w pool.Waiter
 	results := make(chan error, 2)
 	for i, data := range []string{"to-stuck\r\n", "to-healthy\r\n"} {
-		p.Do(i, &pool.Request{Data: []byte(data), Waiter: &w, Done: func(_ []byte, err error) { results <- err }})
+		pools[i].Do(&pool.Request{Data: []byte(data), Waiter: &w, Done: func(_ []byte, err error) { results <- err }})
 	}
 	go w.Read() // reads the stuck server's connection first, until its timeout
 	time.Sleep(50 * time.Millisecond)
 
 	start := time.Now()
 	for i := range 20 {
-		reply, err := p.Call(context.Background(), 1, []byte("x"+strconv.Itoa(i)+"\r\n"))
+		reply, err := pools[1].Call(context.Background(), []byte("x"+strconv.Itoa(i)+"\r\n"))
 		require.NoError(t, err)
 		assert.Equal(t, "+x"+strconv.Itoa(i)+"\r\n", string(reply))
 	}

@@ -99,12 +99,12 @@ func TestKillDuringWrite(t *testing.T) {
 			}
 			rs[n-1].req.NoReply = true
 			for _, r := range rs {
-				p.Do(0, &r.req)
+				p.Do(&r.req)
 			}
 			close(queued)
 			// Every request handed off: the writer is in its write.
 			require.Eventually(t, func() bool {
-				st := p.Stats(0)
+				st := p.Stats()
 				return st.OutQueue == n-1 && st.InQueue == 0
 			}, waitFor, time.Millisecond)
 			want := pool.ErrTimedOut
@@ -161,13 +161,13 @@ func TestEarlyReplyDuringWrite(t *testing.T) {
 	p := newPool(t, one(f.addr()), pool.Options{Framer: lineFramer})
 	for i := range 3 {
 		r := newReusable(bigLine("big"+strconv.Itoa(i), size))
-		p.Do(0, &r.req)
+		p.Do(&r.req)
 		got := await(t, r.res)
 		require.NoError(t, got.err)
 		assert.Equal(t, "+early big"+strconv.Itoa(i)+" \r\n", got.reply)
 		// The next request goes out on the same connection, whole.
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		reply, err := p.Call(ctx, 0, []byte("next"+strconv.Itoa(i)+" \r\n"))
+		reply, err := p.Call(ctx, []byte("next"+strconv.Itoa(i)+" \r\n"))
 		cancel()
 		require.NoError(t, err)
 		assert.Equal(t, "+early next"+strconv.Itoa(i)+" \r\n", string(reply))
@@ -249,7 +249,7 @@ func TestReuseStress(t *testing.T) {
 				buf[size-2], buf[size-1] = '\r', '\n'
 				req.Data = buf[:size]
 				pending.Store(true)
-				p.Do(0, &req)
+				p.Do(&req)
 				var r result
 				select {
 				case r = <-res:

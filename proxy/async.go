@@ -54,7 +54,7 @@ func (c *clientConn) asyncCall(server int) *call {
 // server.
 func (c *clientConn) sendAsync(cl *call) {
 	cl.req.Data = cl.buf
-	c.g.backends[cl.server].pool.Do(0, &cl.req)
+	c.g.backends[cl.server].pool.Do(&cl.req)
 }
 
 // doneAsync completes the async call: it writes the reply (or the error
@@ -67,9 +67,9 @@ func (cl *call) doneAsync(reply []byte, err error) {
 	if err != nil {
 		c.s.stats.forwardError.Add(1)
 		if c.s.proto == protocol.Redis {
-			out = resp.AppendError(cl.reply[:0], "ERR "+err.Error())
+			out = resp.AppendError(cl.reply[:0], "ERR "+wireText(err))
 		} else {
-			out = memcache.AppendServerError(cl.reply[:0], err.Error())
+			out = memcache.AppendServerError(cl.reply[:0], wireText(err))
 		}
 		cl.reply = out[:0]
 	} else {

@@ -404,7 +404,7 @@ func (c *clientConn) group(keys [][]byte) (first, ncall, key0 int32, one int) {
 // send queues a call on its server.
 func (c *clientConn) send(cl *call) {
 	c.pending.Add(1)
-	c.g.backends[cl.server].pool.Do(0, &cl.req)
+	c.g.backends[cl.server].pool.Do(&cl.req)
 }
 
 // maxWaiterBatch is the largest batch whose client goroutine reads its

@@ -91,7 +91,7 @@ func dtStartTwins(t *testing.T, args []string, pools ...*dtPool) *testserver.Nut
 			cfg.Name = p.Name
 			cfg.Servers = p.Servers
 			cfg.Ring = shard.RingOptions{Hash: hashkit.FNV64a, Distribution: p.Dist, HashTag: "{}"}
-			cfg.Pool.Timeout = 2 * time.Second
+			cfg.Backend.Timeout = 2 * time.Second
 		})
 	}
 	return nut

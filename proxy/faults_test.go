@@ -138,10 +138,10 @@ func TestFaultKillBackend(t *testing.T) {
 				const timeout = time.Second
 				bs := startEqualBackends(t, kind, 3)
 				s, addr := startProxy(t, kind, bs, func(c *proxy.Config) {
-					c.Pool.Timeout = timeout
-					c.Pool.AutoEject = eject
-					c.Pool.FailureLimit = 2
-					c.Pool.RetryTimeout = 250 * time.Millisecond
+					c.Backend.Timeout = timeout
+					c.Backend.AutoEject = eject
+					c.Backend.FailureLimit = 2
+					c.Backend.RetryTimeout = 250 * time.Millisecond
 				})
 				victim := backendAt(t, s, bs, victimIndex)
 				counters := countersFor(t, kind, s, bs)
@@ -199,7 +199,7 @@ func TestFaultKillBackend(t *testing.T) {
 func stopVictimUnderLoad(t *testing.T, kind protocol.Kind, timeout time.Duration) (*proxy.Server, backend, map[int]*connCounter, *load) {
 	t.Helper()
 	bs := startEqualBackends(t, kind, 3)
-	s, addr := startProxy(t, kind, bs, func(c *proxy.Config) { c.Pool.Timeout = timeout })
+	s, addr := startProxy(t, kind, bs, func(c *proxy.Config) { c.Backend.Timeout = timeout })
 	victim := backendAt(t, s, bs, victimIndex)
 	counters := countersFor(t, kind, s, bs)
 	l := startLoad(t, kind, addr, onVictim(s), timeout+hangLimit, "healthy")
@@ -279,10 +279,10 @@ func TestFaultRestartBackend(t *testing.T) {
 				)
 				bs := startEqualBackends(t, kind, 3)
 				s, addr := startProxy(t, kind, bs, func(c *proxy.Config) {
-					c.Pool.Timeout = timeout
-					c.Pool.AutoEject = eject
-					c.Pool.FailureLimit = 2
-					c.Pool.RetryTimeout = retry
+					c.Backend.Timeout = timeout
+					c.Backend.AutoEject = eject
+					c.Backend.FailureLimit = 2
+					c.Backend.RetryTimeout = retry
 				})
 				victim := backendAt(t, s, bs, victimIndex)
 				counters := countersFor(t, kind, s, bs)
@@ -403,7 +403,7 @@ func TestFaultMisbehavingBackend(t *testing.T) {
 				t.Cleanup(func() { goleak.VerifyNone(t) })
 				fake := startFakeBackend(t, kind)
 				bs := append(startEqualBackends(t, kind, 2), backend{entry: shard.Server{Addr: fake.Addr, Name: "fake", Weight: 1}})
-				s, addr := startProxy(t, kind, bs, func(c *proxy.Config) { c.Pool.Timeout = timeout })
+				s, addr := startProxy(t, kind, bs, func(c *proxy.Config) { c.Backend.Timeout = timeout })
 				fakeIndex := -1
 				for i := range s.Ring().Len() {
 					if s.Ring().Server(i).Addr == fake.Addr {

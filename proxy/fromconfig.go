@@ -16,7 +16,7 @@ import (
 // redis_db → DB; client_connections → MaxClients (enforced, unlike
 // nutcracker); tcpkeepalive → TCPKeepAlive; server_connections,
 // timeout, auto_eject_hosts, server_failure_limit, server_retry_timeout
-// and preconnect → Pool. server_failure_limit 0 acts as 1 and
+// and preconnect → Backend. server_failure_limit 0 acts as 1 and
 // server_retry_timeout 0 as 1 ms, as in nutcracker (where 0 means "eject on
 // the first failure" and "retry at once"). backlog is not applied: Go
 // listens with the system's maximum backlog (net.core.somaxconn).
@@ -47,14 +47,14 @@ func FromPool(p config.Pool, log *slog.Logger) Config {
 	if p.Redis {
 		cfg.Protocol = protocol.Redis
 	}
-	cfg.Pool.Conns = p.ServerConnections
-	cfg.Pool.Timeout = p.Timeout
-	cfg.Pool.AutoEject = p.AutoEjectHosts
-	cfg.Pool.FailureLimit = max(p.ServerFailureLimit, 1)
-	cfg.Pool.RetryTimeout = p.ServerRetryTimeout
-	if cfg.Pool.RetryTimeout <= 0 {
-		cfg.Pool.RetryTimeout = time.Millisecond
+	cfg.Backend.Conns = p.ServerConnections
+	cfg.Backend.Timeout = p.Timeout
+	cfg.Backend.AutoEject = p.AutoEjectHosts
+	cfg.Backend.FailureLimit = max(p.ServerFailureLimit, 1)
+	cfg.Backend.RetryTimeout = p.ServerRetryTimeout
+	if cfg.Backend.RetryTimeout <= 0 {
+		cfg.Backend.RetryTimeout = time.Millisecond
 	}
-	cfg.Pool.Preconnect = p.Preconnect
+	cfg.Backend.Preconnect = p.Preconnect
 	return cfg
 }

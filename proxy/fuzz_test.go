@@ -94,8 +94,8 @@ func fuzzClient(t testing.TB, kind protocol.Kind, serve func(net.Conn)) *proxy.C
 		Ring:     shard.RingOptions{HashTag: "{}"},
 		Limits:   protocol.Limits{MaxBulk: 1 << 20, MaxArgs: 1 << 10},
 	}
-	cfg.Pool.Dial = pipeDial(serve)
-	cfg.Pool.Timeout = 2 * time.Second
+	cfg.Dial = pipeDial(serve)
+	cfg.Backend.Timeout = 2 * time.Second
 	c, err := proxy.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func startProxy(t *testing.T, kind protocol.Kind, bs []backend, mutate func(*pro
 		Servers:  entries(bs),
 		Ring:     shard.RingOptions{HashTag: "{}"},
 	}
-	cfg.Pool.Timeout = 5 * time.Second
+	cfg.Backend.Timeout = 5 * time.Second
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -47,7 +47,7 @@ type Client struct {
 // Server; the listen and client-side fields of cfg (Network, Addr,
 // SocketPerm, MaxClients, TCPKeepAlive) are not used, and no password is
 // asked of the caller (Auth is still sent to the servers). Like New it
-// connects to nothing until the first request unless cfg.Pool.Preconnect is
+// connects to nothing until the first request unless cfg.Backend.Preconnect is
 // set. See FromPool to build cfg from a nutcracker.yml.
 func NewClient(cfg Config) (*Client, error) {
 	s, err := New(cfg)

@@ -22,7 +22,7 @@ import (
 func newInProcess(t *testing.T, kind protocol.Kind, bs []backend, mutate func(*proxy.Config)) *proxy.Client {
 	t.Helper()
 	cfg := proxy.Config{Name: "inproc", Protocol: kind, Servers: entries(bs), Ring: shard.RingOptions{HashTag: "{}"}}
-	cfg.Pool.Timeout = 5 * time.Second
+	cfg.Backend.Timeout = 5 * time.Second
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -200,7 +200,7 @@ func TestShutdownSendsQueuedNoreply(t *testing.T) {
 	bs := startBackends(t, protocol.Memcache, 1)
 	cfg := proxy.Config{Name: "noreply", Protocol: protocol.Memcache, Servers: entries(bs)}
 	d := &net.Dialer{}
-	cfg.Pool.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		time.Sleep(300 * time.Millisecond)
 		return d.DialContext(ctx, network, addr)
 	}

@@ -103,7 +103,7 @@ func (c *clientConn) memcacheForward(req *memcache.Request, srv int) {
 			cl.req.Tag = uint8(req.Command)
 			cl.req.NoReply = true
 			c.slots = append(c.slots, slot{kind: slotNone})
-			c.g.backends[srv].pool.Do(0, &cl.req)
+			c.g.backends[srv].pool.Do(&cl.req)
 			return
 		}
 	}
@@ -177,7 +177,7 @@ func (c *clientConn) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []
 		cl := c.calls[sl.call]
 		if cl.err != nil {
 			c.s.stats.forwardError.Add(1)
-			return memcache.AppendServerError(out, cl.err.Error())
+			return memcache.AppendServerError(out, wireText(cl.err))
 		}
 		return append(out, cl.reply...)
 	}
@@ -185,7 +185,7 @@ func (c *clientConn) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []
 	for _, cl := range calls {
 		if cl.err != nil {
 			c.s.stats.forwardError.Add(1)
-			return memcache.AppendServerError(out, cl.err.Error())
+			return memcache.AppendServerError(out, wireText(cl.err))
 		}
 	}
 	// Take every fragment apart into its VALUE blocks; it must end with

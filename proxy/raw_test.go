@@ -253,9 +253,9 @@ func TestRedisBackendFailures(t *testing.T) {
 	bs := startBackends(t, protocol.Redis, 2)
 	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) {
 		c.Ring.Distribution = 1 // modula
-		c.Pool.AutoEject = true
-		c.Pool.FailureLimit = 2
-		c.Pool.RetryTimeout = time.Hour
+		c.Backend.AutoEject = true
+		c.Backend.FailureLimit = 2
+		c.Backend.RetryTimeout = time.Hour
 	})
 	c := rawDial(t, addr)
 	keys := keysOnDistinctServers(t, s, 2)
@@ -364,7 +364,7 @@ func TestShutdownDrains(t *testing.T) {
 func TestRedisTimeout(t *testing.T) {
 	bs := startBackends(t, protocol.Redis, 2)
 	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) {
-		c.Pool.Timeout = 300 * time.Millisecond
+		c.Backend.Timeout = 300 * time.Millisecond
 	})
 	c := rawDial(t, addr)
 	keys := keysOnDistinctServers(t, s, 2)
@@ -446,7 +446,7 @@ func TestUnixListenKeepsLiveSocket(t *testing.T) {
 func TestMemcacheNoreplyToStuckServerDoesNotBlock(t *testing.T) {
 	bs := startBackends(t, protocol.Memcache, 2)
 	s, addr := startProxy(t, protocol.Memcache, bs, func(c *proxy.Config) {
-		c.Pool.Timeout = 300 * time.Millisecond
+		c.Backend.Timeout = 300 * time.Millisecond
 	})
 	keys := keysOnDistinctServers(t, s, 2)
 	stopped := s.Ring().PickString(keys[0])
@@ -479,10 +479,10 @@ func TestMemcacheEjectedServerIsReinstated(t *testing.T) {
 	bs := startBackends(t, protocol.Memcache, 2)
 	s, addr := startProxy(t, protocol.Memcache, bs, func(c *proxy.Config) {
 		c.Ring.Distribution = 1 // modula
-		c.Pool.Timeout = 200 * time.Millisecond
-		c.Pool.AutoEject = true
-		c.Pool.FailureLimit = 1
-		c.Pool.RetryTimeout = 100 * time.Millisecond
+		c.Backend.Timeout = 200 * time.Millisecond
+		c.Backend.AutoEject = true
+		c.Backend.FailureLimit = 1
+		c.Backend.RetryTimeout = 100 * time.Millisecond
 	})
 	keys := keysOnDistinctServers(t, s, 2)
 	victim := s.Ring().PickString(keys[0])

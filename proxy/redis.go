@@ -418,7 +418,7 @@ func (c *clientConn) appendRedisReply(out []byte, sl *slot) []byte {
 		cl := c.calls[sl.call]
 		if cl.err != nil {
 			c.s.stats.forwardError.Add(1)
-			return resp.AppendError(out, "ERR "+cl.err.Error())
+			return resp.AppendError(out, "ERR "+wireText(cl.err))
 		}
 		return append(out, cl.reply...)
 	}
@@ -428,7 +428,7 @@ func (c *clientConn) appendRedisReply(out []byte, sl *slot) []byte {
 	for _, cl := range calls {
 		if cl.err != nil {
 			c.s.stats.forwardError.Add(1)
-			return resp.AppendError(out, "ERR "+cl.err.Error())
+			return resp.AppendError(out, "ERR "+wireText(cl.err))
 		}
 	}
 	for _, cl := range calls {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/walnutproxy/walnut/pool"
@@ -33,7 +34,7 @@ type generation struct {
 // keeps its backend, and with it the open connections, the ejection state
 // and the counters.
 type backend struct {
-	key  string // what must match for a Reload to keep the backend
+	key  backendKey // what must match for a Reload to keep the backend
 	name string
 	pool *pool.Pool
 	live atomic.Bool
@@ -42,11 +43,13 @@ type backend struct {
 
 // backendKey is what identifies a backend across a Reload: everything that
 // shapes its connections.
-func backendKey(cfg *Config, lim protocol.Limits, name, network, addr string) string {
-	o := &cfg.Pool
-	return fmt.Sprintf("%q %q %q|%d %d %v %v %v %d %v %v|%q %d|%+v", name, network, addr,
-		cfg.Protocol, o.Conns, o.DialTimeout, o.Timeout, o.AutoEject, o.FailureLimit, o.RetryTimeout, o.Preconnect,
-		cfg.Auth, cfg.DB, lim)
+type backendKey struct {
+	server pool.Server
+	proto  protocol.Kind
+	opts   BackendOptions
+	auth   string
+	db     int
+	lim    protocol.Limits
 }
 
 // newGeneration builds the generation of cfg, keeping the backends of old
@@ -59,7 +62,7 @@ func (s *Server) newGeneration(cfg Config, old *generation) (*generation, error)
 	}
 	cfg.Servers = append([]shard.Server(nil), cfg.Servers...)
 	g := &generation{cfg: cfg, lim: cfg.Limits.WithDefaults(), base: ring, authSum: sha256.Sum256([]byte(cfg.Auth))}
-	kept := make(map[string]*backend)
+	kept := make(map[backendKey]*backend)
 	if old != nil {
 		for _, b := range old.backends {
 			kept[b.key] = b
@@ -72,7 +75,8 @@ func (s *Server) newGeneration(cfg Config, old *generation) (*generation, error)
 		if network == "" {
 			network = "tcp"
 		}
-		key := backendKey(&cfg, g.lim, ring.ID(i), network, addr)
+		srv := pool.Server{Network: network, Addr: addr, Name: ring.ID(i)}
+		key := backendKey{server: srv, proto: cfg.Protocol, opts: cfg.Backend, auth: cfg.Auth, db: cfg.DB, lim: g.lim}
 		if b := kept[key]; b != nil {
 			delete(kept, key) // a key appears once: names are unique
 			g.backends[i] = b
@@ -80,7 +84,7 @@ func (s *Server) newGeneration(cfg Config, old *generation) (*generation, error)
 		}
 		b := &backend{key: key, name: ring.ID(i)}
 		b.live.Store(true)
-		p, err := s.newBackendPool(&cfg, b, pool.Server{Network: network, Addr: addr, Name: b.name}, g.lim)
+		p, err := s.newBackendPool(&cfg, b, srv, g.lim)
 		if err != nil {
 			// Closed on another goroutine: a pool goroutine may be
 			// waiting for genMu in backendChanged.
@@ -131,25 +135,14 @@ func (s *Server) backendChanged(b *backend, ejected bool) {
 	s.genMu.Lock()
 	b.live.Store(!ejected)
 	g := s.gen.Load()
-	idx := -1
-	if g != nil {
-		for i, gb := range g.backends {
-			if gb == b {
-				idx = i
-			}
-		}
-		if idx >= 0 {
-			g.ring.Store(g.liveRing())
-		}
+	if g != nil && slices.Contains(g.backends, b) {
+		g.ring.Store(g.liveRing())
 	}
 	s.genMu.Unlock()
 	if ejected {
 		s.log.Warn("server ejected", "server", b.name)
 	} else {
 		s.log.Info("server reinstated", "server", b.name)
-	}
-	if idx >= 0 && g.cfg.Pool.OnChange != nil {
-		g.cfg.Pool.OnChange(idx, ejected)
 	}
 }
 

@@ -112,7 +112,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		Servers:  servers[:3],
 		Ring:     shard.RingOptions{HashTag: "{}"},
 	}
-	cfg.Pool.Timeout = 5 * time.Second
+	cfg.Backend.Timeout = 5 * time.Second
 	s, addr := startProxy(t, protocol.Redis, nil, func(c *proxy.Config) { *c = cfg })
 
 	const nclients = 6
@@ -222,7 +222,7 @@ func TestReloadCompletesRequestsInFlight(t *testing.T) {
 		Protocol: protocol.Redis,
 		Servers:  []shard.Server{{Name: "fast", Addr: bs[0].Addr, Weight: 1}, {Name: "slow", Addr: bs[1].Addr, Weight: 1}},
 	}
-	cfg.Pool.Timeout = 5 * time.Second
+	cfg.Backend.Timeout = 5 * time.Second
 	s, addr := startProxy(t, protocol.Redis, nil, func(c *proxy.Config) { *c = cfg })
 	var key string
 	for i := 0; ; i++ {
@@ -271,7 +271,7 @@ func TestReloadRejected(t *testing.T) {
 		"duplicate name": func(c *proxy.Config) {
 			c.Servers = []shard.Server{{Name: "a", Addr: "127.0.0.1:1", Weight: 1}, {Name: "a", Addr: "127.0.0.1:2", Weight: 1}}
 		},
-		"negative conns": func(c *proxy.Config) { c.Pool.Conns = -1 },
+		"negative conns": func(c *proxy.Config) { c.Backend.Conns = -1 },
 	}
 	for name, mutate := range cases {
 		cfg := s.Config()

@@ -64,7 +64,7 @@ func TestScaleChild(t *testing.T) {
 	for _, a := range strings.Split(os.Getenv(scaleBackendsEnv), ",") {
 		cfg.Servers = append(cfg.Servers, shard.Server{Addr: a})
 	}
-	cfg.Pool.Timeout = 10 * time.Second
+	cfg.Backend.Timeout = 10 * time.Second
 	s, err := proxy.New(cfg)
 	require.NoError(t, err)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -129,7 +129,7 @@ func TestRedisAuthNothingReachesBackend(t *testing.T) {
 	const secret = "s3cret-nothing-before-auth"
 	recs := []*recorder{startRecorder(t), startRecorder(t), startRecorder(t)}
 	cfg := proxy.Config{Name: "auth", Protocol: protocol.Redis, Auth: secret}
-	cfg.Pool.Timeout = 5 * time.Second
+	cfg.Backend.Timeout = 5 * time.Second
 	for _, r := range recs {
 		cfg.Servers = append(cfg.Servers, shard.Server{Addr: r.l.Addr().String()})
 	}
@@ -249,10 +249,10 @@ func TestRedisAuthSecretNotLogged(t *testing.T) {
 		Logger:  slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	cfg.Ring.Distribution = shard.Modula
-	cfg.Pool.Timeout = 2 * time.Second
-	cfg.Pool.AutoEject = true
-	cfg.Pool.FailureLimit = 1
-	cfg.Pool.RetryTimeout = 100 * time.Millisecond
+	cfg.Backend.Timeout = 2 * time.Second
+	cfg.Backend.AutoEject = true
+	cfg.Backend.FailureLimit = 1
+	cfg.Backend.RetryTimeout = 100 * time.Millisecond
 	s, addr := startProxyConfig(t, cfg)
 	keys := keysWithPrefix(t, s, "k", 3)
 	var srvOf [3]int // server index (ring order) of keys[i]

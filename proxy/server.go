@@ -48,15 +48,10 @@ type Config struct {
 	// Ring chooses the hash, distribution and hash tag.
 	Ring shard.RingOptions
 
-	// Pool configures the backend connections: Conns, DialTimeout,
-	// Timeout, AutoEject, FailureLimit, RetryTimeout, Preconnect and
-	// Dial are used as given. Framer, Init, IsError, IsFailure and Probe
-	// are set by the proxy for the protocol; OnChange, if set, is called
-	// after the proxy has swapped its ring, with the server's index in the
-	// configuration in force at that moment. Each server has a pool of its
-	// own, so calls for different servers may run concurrently; calls for
-	// one server are made in order.
-	Pool pool.Options
+	// Backend configures the connections to each backend server.
+	Backend BackendOptions
+	// Dial opens backend connections. If nil, a net.Dialer is used.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Auth is the password clients must send with AUTH before anything
 	// else (twemproxy's redis_auth); it is also sent to every backend
@@ -104,6 +99,38 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// BackendOptions configure the connections to each backend server: the
+// settings of a nutcracker.yml pool that shape them. Zero fields take the
+// defaults noted. BackendOptions are comparable: a Reload keeps the
+// connections of a server whose options, address and name are unchanged.
+type BackendOptions struct {
+	// Conns is the number of pipelined connections to each server
+	// (server_connections). Requests are spread over them round robin.
+	// If zero, 1 is used.
+	Conns int
+	// DialTimeout bounds each connection attempt. If zero,
+	// pool.DefaultDialTimeout is used.
+	DialTimeout time.Duration
+	// Timeout bounds each request, from when it is read to its reply
+	// (timeout). When it passes, the request's backend connection is
+	// closed and every request on it fails, as in twemproxy. If zero,
+	// requests wait as long as the connection lasts.
+	Timeout time.Duration
+	// AutoEject takes a server out of the ring after FailureLimit
+	// consecutive failures and probes it every RetryTimeout until it
+	// answers (auto_eject_hosts).
+	AutoEject bool
+	// FailureLimit is server_failure_limit. If zero,
+	// pool.DefaultFailureLimit is used.
+	FailureLimit int
+	// RetryTimeout is server_retry_timeout. If zero,
+	// pool.DefaultRetryTimeout is used.
+	RetryTimeout time.Duration
+	// Preconnect connects to every server when the pool is created
+	// (preconnect) rather than on first use.
+	Preconnect bool
+}
+
 // DefaultOutputLimit is the OutputLimit used when Config.OutputLimit is 0.
 const DefaultOutputLimit = 256 << 20
 
@@ -144,7 +171,7 @@ type Server struct {
 }
 
 // New validates cfg and builds the server and its backend pool. It starts
-// no goroutine unless cfg.Pool.Preconnect is set; in any case Close (or
+// no goroutine unless cfg.Backend.Preconnect is set; in any case Close (or
 // Shutdown) must be called to release the backends.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
@@ -196,11 +223,11 @@ func (cfg *Config) validate() (*shard.Ring, error) {
 	if cfg.MaxClients < 0 || cfg.DB < 0 {
 		return nil, fmt.Errorf("proxy: pool %q: negative MaxClients or DB", cfg.Name)
 	}
-	switch o := &cfg.Pool; {
+	switch o := &cfg.Backend; {
 	case o.Conns < 0, o.FailureLimit < 0:
-		return nil, fmt.Errorf("proxy: pool %q: negative Pool.Conns or Pool.FailureLimit", cfg.Name)
+		return nil, fmt.Errorf("proxy: pool %q: negative Backend.Conns or Backend.FailureLimit", cfg.Name)
 	case o.DialTimeout < 0, o.Timeout < 0, o.RetryTimeout < 0:
-		return nil, fmt.Errorf("proxy: pool %q: negative duration in Pool", cfg.Name)
+		return nil, fmt.Errorf("proxy: pool %q: negative duration in Backend", cfg.Name)
 	}
 	ring, err := shard.NewRing(cfg.Servers, cfg.Ring)
 	if err != nil {
@@ -222,10 +249,19 @@ func (cfg *Config) validate() (*shard.Ring, error) {
 
 // newBackendPool makes the one-server pool.Pool of backend b of cfg.
 func (s *Server) newBackendPool(cfg *Config, b *backend, srv pool.Server, lim protocol.Limits) (*pool.Pool, error) {
-	opts := cfg.Pool
-	opts.Logger = s.log
-	opts.OnChange = func(_ int, ejected bool) { s.backendChanged(b, ejected) }
-	dial := opts.Dial
+	o := &cfg.Backend
+	opts := pool.Options{
+		Conns:        o.Conns,
+		DialTimeout:  o.DialTimeout,
+		Timeout:      o.Timeout,
+		AutoEject:    o.AutoEject,
+		FailureLimit: o.FailureLimit,
+		RetryTimeout: o.RetryTimeout,
+		Preconnect:   o.Preconnect,
+		Logger:       s.log,
+		OnChange:     func(ejected bool) { s.backendChanged(b, ejected) },
+	}
+	dial := cfg.Dial
 	if dial == nil {
 		d := &net.Dialer{}
 		dial = d.DialContext
@@ -253,7 +289,6 @@ func (s *Server) newBackendPool(cfg *Config, b *backend, srv pool.Server, lim pr
 		// #457), so against servers that require the password its SELECT
 		// fails and keys live in database 0. walnut keeps that order so
 		// that it finds the keys nutcracker wrote; errors are ignored.
-		opts.Init = nil
 		if cfg.DB > 0 {
 			opts.Init = append(opts.Init, resp.AppendCommandString(nil, "SELECT", fmt.Sprint(cfg.DB)))
 		}
@@ -270,12 +305,9 @@ func (s *Server) newBackendPool(cfg *Config, b *backend, srv pool.Server, lim pr
 			}
 			return memcache.FrameResponseHint(b, cmd, lim)
 		}
-		opts.IsError = nil
-		opts.IsFailure = nil
 		opts.Probe = []byte("version\r\n")
-		opts.Init = nil
 	}
-	return pool.New([]pool.Server{srv}, opts)
+	return pool.New(srv, opts)
 }
 
 // isRedisFailure reports the replies twemproxy treats as a failed server:

@@ -288,7 +288,7 @@ func listenFor(s *proxy.Server, cfg proxy.Config) (net.Listener, error) {
 		cur.SocketPerm == cfg.SocketPerm && cur.ReusePort == cfg.ReusePort {
 		return s.Listen()
 	}
-	cfg.Pool.Preconnect = false
+	cfg.Backend.Preconnect = false
 	cfg.Logger = nil
 	tmp, err := proxy.New(cfg)
 	if err != nil {

@@ -26,11 +26,11 @@ import (
 func serveProxy(t *testing.T, name string, servers []shard.Server, eject bool) (*proxy.Server, string) {
 	t.Helper()
 	cfg := proxy.Config{Name: name, Protocol: protocol.Redis, Servers: servers, Ring: shard.RingOptions{Distribution: shard.Modula}}
-	cfg.Pool.Timeout = 5 * time.Second
+	cfg.Backend.Timeout = 5 * time.Second
 	if eject {
-		cfg.Pool.AutoEject = true
-		cfg.Pool.FailureLimit = 1
-		cfg.Pool.RetryTimeout = time.Hour
+		cfg.Backend.AutoEject = true
+		cfg.Backend.FailureLimit = 1
+		cfg.Backend.RetryTimeout = time.Hour
 	}
 	s, err := proxy.New(cfg)
 	require.NoError(t, err)

@@ -3,7 +3,6 @@ package memcache_test
 import (
 	"testing"
 
-	"github.com/walnutproxy/walnut/internal/framesim"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
 )
@@ -101,29 +100,5 @@ func BenchmarkAppendStorage(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
 		buf = memcache.AppendStorage(buf[:0], memcache.Set, []byte("k"), 0, 0, 0, data, false)
-	}
-}
-
-// BenchmarkFramePoolLoop frames a get response with a 1 MiB value
-// delivered in 16 KiB reads through the pool's loop, with FrameResponse
-// (no hint) and with FrameResponseHint.
-func BenchmarkFramePoolLoop(b *testing.B) {
-	resp := memcache.AppendEnd(memcache.AppendValue(nil, []byte("k"), 0, make([]byte, 1<<20)))
-	for _, bc := range []struct {
-		name  string
-		frame func([]byte) (int, error)
-	}{
-		{"1MiB-value/no-hint", func(p []byte) (int, error) { return memcache.FrameResponse(p, memcache.Get, protocol.Limits{}) }},
-		{"1MiB-value/hint", func(p []byte) (int, error) { return memcache.FrameResponseHint(p, memcache.Get, protocol.Limits{}) }},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(resp)))
-			calls := 0
-			for b.Loop() {
-				calls = framesim.PoolRead(b, bc.frame, resp, 16<<10)
-			}
-			b.ReportMetric(float64(calls), "frames/op")
-		})
 	}
 }

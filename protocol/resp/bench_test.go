@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/walnutproxy/walnut/internal/framesim"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
 )
@@ -157,30 +156,5 @@ func BenchmarkWriter(b *testing.B) {
 	}
 	if err := w.Flush(); err != nil {
 		b.Fatal(err)
-	}
-}
-
-// BenchmarkFramePoolLoop frames a 1 MiB bulk string delivered in 16 KiB
-// reads through the pool's loop, with FrameReply (no hint: framed after
-// every read, the buffer doubled six times) and with FrameReplyHint
-// (framed twice, the buffer grown once).
-func BenchmarkFramePoolLoop(b *testing.B) {
-	reply := resp.AppendBulk(nil, make([]byte, 1<<20))
-	for _, bc := range []struct {
-		name  string
-		frame func([]byte) (int, error)
-	}{
-		{"1MiB-bulk/no-hint", func(p []byte) (int, error) { return resp.FrameReply(p, protocol.Limits{}) }},
-		{"1MiB-bulk/hint", func(p []byte) (int, error) { return resp.FrameReplyHint(p, protocol.Limits{}) }},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(reply)))
-			calls := 0
-			for b.Loop() {
-				calls = framesim.PoolRead(b, bc.frame, reply, 16<<10)
-			}
-			b.ReportMetric(float64(calls), "frames/op")
-		})
 	}
 }
