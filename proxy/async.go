@@ -27,7 +27,7 @@ import (
 // asyncCall returns the connection's async call, reset for a request to
 // server, holding the batch's configuration. The batch's last command id
 // moves to the call, which records its latency when it completes.
-func (c *clientConn) asyncCall(server int) *call {
+func (c *session) asyncCall(server int) *call {
 	cl := c.s.asyncCalls.Get().(*call)
 	cl.cc = c
 	cl.err = nil
@@ -52,7 +52,7 @@ func (c *clientConn) asyncCall(server int) *call {
 
 // sendAsync queues the async call, whose request is in its buf, on its
 // server.
-func (c *clientConn) sendAsync(cl *call) {
+func (c *session) sendAsync(cl *call) {
 	cl.req.Data = cl.buf
 	c.g.backends[cl.server].pool.Do(&cl.req)
 }
@@ -120,7 +120,7 @@ func (cl *call) endAsync(werr error, g *generation) {
 	}
 }
 
-// States of a connection's async call (clientConn.astate).
+// States of a connection's async call (session.astate).
 const (
 	asyncPending int32 = iota // outstanding
 	asyncDone                 // complete; the client goroutine has not looked yet
@@ -137,7 +137,7 @@ func newAsyncCall() any {
 // awaitAsync waits for the async call, if one is outstanding, and returns
 // the error of its write to the client. It uses the wake channel, which
 // no batch is using then.
-func (c *clientConn) awaitAsync() error {
+func (c *session) awaitAsync() error {
 	if !c.asyncOut {
 		return nil
 	}
@@ -149,7 +149,7 @@ func (c *clientConn) awaitAsync() error {
 
 // pollAsync takes the async call's completion if it has completed,
 // without waiting.
-func (c *clientConn) pollAsync() error {
+func (c *session) pollAsync() error {
 	if !c.asyncOut || c.astate.Load() != asyncDone {
 		return nil
 	}
@@ -158,7 +158,7 @@ func (c *clientConn) pollAsync() error {
 
 // endAwait takes the async call's completion: the error of its write to
 // the client.
-func (c *clientConn) endAwait() error {
+func (c *session) endAwait() error {
 	err := c.aerr
 	c.aerr = nil
 	c.asyncOut = false

@@ -32,41 +32,52 @@
 //
 // A GET from a client, hop by hop, and the file that holds each hop:
 //
-//  1. server.go, accept: the client's connection gets a goroutine
-//     (clientConn.serve, client.go). Sockets are read and written with raw
-//     system calls (internal/rawio), outside the scheduler's system-call
-//     bookkeeping.
-//  2. redis.go, serveRedis (memcache.go, serveMemcache): the goroutine reads
-//     every complete request buffered (protocol/resp's Reader) and
-//     dispatches each: redisDispatch classifies the command, answers local
-//     ones, picks the server with the ring and splits multi-key commands
-//     (redisFragment). Each backend request is a call (client.go), queued
-//     on its server's pool with pool.Do, not yet written.
-//  3. client.go, wait: once the batch is dispatched, the goroutine writes
+//  1. server.go, accept: the client's connection gets a goroutine and a
+//     session (session.go), whose loop (session.loop) is the same for both
+//     protocols: read a batch, run it, write its replies. What differs by
+//     protocol is the session's handler (redisHandler in redis.go,
+//     memcacheHandler in memcache.go). Sockets are read and written with
+//     raw system calls (internal/rawio), outside the scheduler's
+//     system-call bookkeeping.
+//  2. redis.go, redisHandler.read: the goroutine reads every complete
+//     request buffered (protocol/resp's Reader); batch.go, run: it
+//     dispatches each (redisHandler.dispatch → redisDispatch), which
+//     classifies the command, answers local ones, picks the server with
+//     the ring and splits multi-key commands (redisFragment). Each backend
+//     request is a call (batch.go), queued on its server's pool with
+//     pool.Do, not yet written. The batch's state (its calls, reply slots,
+//     completion count) is a batch, in batch.go.
+//  3. batch.go, wait: once the batch is dispatched, the goroutine writes
 //     its queued requests to the backends itself, one write per backend
-//     connection (pool.Waiter, pool/waiter.go; pool/link.go, writeInline
-//     and drain), unless the connection is busy with others' requests, in
-//     which case the connection's writer goroutine writes them with
-//     everyone else's. If a small batch's write found the backend
-//     connection idle, the goroutine then reads that connection's replies
-//     itself (pool/link.go, readFor), so that with one request at a time
-//     nothing but the client's goroutine runs: one read of the client, one
-//     write and one read of the backend, one write of the client. Replies
-//     read by another goroutine (a connection's reader goroutine, or
-//     another client's goroutine reading the same connection) complete the
-//     call there (call.done) and wake this goroutine when its batch is
-//     answered.
-//  4. redis.go, appendRedisReply (memcache.go, appendMemcacheReply): the
-//     replies are merged where a command was split, appended in request
-//     order, and written to the client with one write (clientConn.write).
-//     A batch of one forwarded request skips steps 3's wait and 4
-//     (async.go): its reply is written to the client, with a
-//     non-blocking write, by the goroutine that read it, and the client's
-//     goroutine goes back to reading the client at once; whatever it
-//     writes next waits for that reply first, so replies stay in order.
+//     connection (pool.Waiter, pool/waiter.go; pool/write.go), unless the
+//     connection is busy with others' requests, in which case the
+//     connection's writer goroutine writes them with everyone else's. If a
+//     small batch's write found the backend connection idle, the goroutine
+//     then reads that connection's replies itself (pool/read.go, readFor;
+//     replies are cut by the framing loop of pool/frames.go), so that with
+//     one request at a time nothing but the client's goroutine runs: one
+//     read of the client, one write and one read of the backend, one write
+//     of the client. Replies read by another goroutine (a connection's
+//     reader goroutine, or another client's goroutine reading the same
+//     connection) complete the call there (call.done) and wake this
+//     goroutine when its batch is answered.
+//  4. batch.go, appendReplies → redis.go, appendRedisReply (memcache.go,
+//     appendMemcacheReply): the replies are merged where a command was
+//     split, appended in request order, and written to the client with one
+//     write (session.write). A request that failed in the pool is answered
+//     with twemproxy's words for the failure (wiretext.go). A batch of one
+//     forwarded request skips step 3's wait and step 4 (async.go): its
+//     reply is written to the client, with a non-blocking write, by the
+//     goroutine that read it, and the client's goroutine goes back to
+//     reading the client at once; whatever it writes next waits for that
+//     reply first, so replies stay in order.
 //
 // The in-process Client (inprocess.go) runs steps 2 to 4 on the caller's
-// goroutine, with the caller's request bytes in place of a client socket.
+// goroutine with a session of its own: the handler parses the caller's
+// request bytes (handler.parse) in place of reading a socket, and the
+// replies are returned instead of written. What a client connection and an
+// in-process call do differently (QUIT, AUTH, client names, async replies,
+// the output limit) is set as fields of the session when it is made.
 //
 // # Routing (Redis)
 //

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 
 	"github.com/walnutproxy/walnut/protocol"
-	"github.com/walnutproxy/walnut/protocol/memcache"
 	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/shard"
 )
@@ -33,7 +32,7 @@ var ErrClientClosed = errors.New("proxy: client closed")
 // A Client is safe for concurrent use. Close releases its connections.
 type Client struct {
 	s     *Server
-	conns sync.Pool // of *clientConn, one per request in progress
+	conns sync.Pool // of *session, one per request in progress
 	bufs  sync.Pool // of *[]byte, Command's request buffers
 
 	ndetached atomic.Int32 // memcached noreply requests in flight, for all calls
@@ -56,9 +55,10 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	c := &Client{s: s}
 	c.conns.New = func() any {
-		cc := newClientConn(s, nil)
-		cc.authed = true
-		cc.owner = c
+		cc := newSession(s, nil)
+		cc.trusted, cc.authed = true, true
+		cc.recycle = c.recycle
+		cc.inflight = &c.wg
 		cc.nd = &c.ndetached
 		return cc
 	}
@@ -170,7 +170,7 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 	c.mu.Unlock()
 	defer c.wg.Done()
 
-	cc := c.conns.Get().(*clientConn)
+	cc := c.conns.Get().(*session)
 	// Requests are copied into the connection's own buffer: the pool may
 	// still be writing them when ctx ends and Do returns. ends marks where
 	// each one stops.
@@ -187,59 +187,16 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 	}
 	cc.pos = ends
 	// Parse them all before sending any, so that a bad one sends none.
-	var err error
-	if c.s.proto == protocol.Redis {
-		err = cc.parseRedis(ends)
-	} else {
-		err = cc.parseMemcache(ends)
-	}
-	if err != nil {
+	if err := cc.h.parse(cc, cc.in, ends); err != nil {
 		cc.trim()
 		c.conns.Put(cc)
 		return nil, err
 	}
-	cc.begin(0)
-	// Nothing but ctx can make do return early: without it, read inline
-	// (see pool.Waiter).
-	cc.inline = ctx.Done() == nil
-	if c.s.proto == protocol.Redis {
-		for i := range cc.cmds {
-			cc.redisDispatch(&cc.cmds[i]) // QUIT is answered +OK and changes nothing here
-		}
-	} else {
-		cc.dispatchMemcache()
+	if _, ok := cc.run(len(ends), ctx.Done()); !ok {
+		return nil, ctx.Err() // the session is recycled when the batch completes
 	}
-	if cc.inline {
-		cc.waiter.Read()
-	} else {
-		cc.waiter.Flush()
-	}
-	if cc.pending.Add(-1) != 0 {
-		select {
-		case <-cc.wake:
-		case <-ctx.Done():
-			// Hand the connection to the call that completes the batch,
-			// unless it has just completed.
-			c.wg.Add(1)
-			if cc.state.CompareAndSwap(batchWaiting, batchAbandoned) {
-				return nil, ctx.Err()
-			}
-			c.wg.Done()
-			<-cc.wake
-		}
-	}
-	cc.end()
-	out := cc.out[:0]
-	marks := cc.marks[:0]
-	for i := range cc.slots {
-		if c.s.proto == protocol.Redis {
-			out = cc.appendRedisReply(out, &cc.slots[i])
-		} else {
-			out = cc.appendMemcacheReply(out, &cc.slots[i], cc.mcreqs[i].Keys)
-		}
-		marks = append(marks, len(out))
-	}
-	cc.marks = marks
+	out := cc.appendReplies(cc.out[:0], true)
+	marks := cc.marks
 	// One allocation for the bytes of all the replies.
 	buf := make([]byte, len(out))
 	copy(buf, out)
@@ -259,7 +216,7 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 
 // recycle returns an abandoned connection to the Client once its batch is
 // done.
-func (c *Client) recycle(cc *clientConn) {
+func (c *Client) recycle(cc *session) {
 	cc.end()
 	cc.trim()
 	c.conns.Put(cc)
@@ -269,90 +226,4 @@ func (c *Client) recycle(cc *clientConn) {
 // errTrailing reports a request with bytes after its end.
 func errTrailing(i int) error {
 	return fmt.Errorf("proxy: request %d has bytes after its end: one request per element", i)
-}
-
-// parseRedis parses the commands of c.in, which end at ends, into c.cmds.
-func (c *clientConn) parseRedis(ends []int) error {
-	c.cmds = c.cmds[:0]
-	start := 0
-	for i, end := range ends {
-		b := c.in[start:end]
-		if len(c.cmds) < cap(c.cmds) {
-			c.cmds = c.cmds[:len(c.cmds)+1]
-		} else {
-			c.cmds = append(c.cmds, resp.Command{})
-		}
-		cmd := &c.cmds[len(c.cmds)-1]
-		m, err := resp.ParseCommand(b, c.s.gen.Load().lim, cmd)
-		switch {
-		case err != nil:
-			return err
-		case m == 0:
-			return ErrIncomplete
-		case m != len(b):
-			return errTrailing(i)
-		case len(cmd.Args) == 0:
-			return fmt.Errorf("proxy: request %d is empty", i)
-		}
-		start = end
-	}
-	return nil
-}
-
-// parseMemcache parses the requests of c.in, which end at ends, into
-// c.mcreqs. A request memcached would reject in step (an unknown command,
-// a bad number) is kept, with its reply, for dispatchMemcache to answer.
-func (c *clientConn) parseMemcache(ends []int) error {
-	c.mcreqs = c.mcreqs[:0]
-	c.mcerrs = c.mcerrs[:0]
-	start := 0
-	for i, end := range ends {
-		b := c.in[start:end]
-		if len(c.mcreqs) < cap(c.mcreqs) {
-			c.mcreqs = c.mcreqs[:len(c.mcreqs)+1]
-		} else {
-			c.mcreqs = append(c.mcreqs, memcache.Request{})
-		}
-		req := &c.mcreqs[len(c.mcreqs)-1]
-		m, err := memcache.ParseRequest(b, c.s.gen.Load().lim, req)
-		var reply string
-		switch {
-		case m == 0 && err != nil:
-			return err
-		case m == 0:
-			return ErrIncomplete
-		case err != nil && req.Discard > 0:
-			return err // too large: its data block follows
-		case m != len(b):
-			return errTrailing(i)
-		case err != nil:
-			var pe *protocol.Error
-			if !errors.As(err, &pe) {
-				return err
-			}
-			reply = pe.Reply
-		}
-		c.mcerrs = append(c.mcerrs, reply)
-		start = end
-	}
-	return nil
-}
-
-// dispatchMemcache dispatches c.mcreqs.
-func (c *clientConn) dispatchMemcache() {
-	for i := range c.mcreqs {
-		req := &c.mcreqs[i]
-		switch {
-		case c.mcerrs[i] != "":
-			if req.Noreply {
-				c.slots = append(c.slots, slot{kind: slotNone})
-			} else {
-				c.addLocal(append([]byte(c.mcerrs[i]), '\r', '\n'))
-			}
-		case req.Command == memcache.Quit:
-			c.slots = append(c.slots, slot{kind: slotNone})
-		default:
-			c.memcacheDispatch(req)
-		}
-	}
 }

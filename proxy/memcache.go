@@ -8,65 +8,128 @@ import (
 	"github.com/walnutproxy/walnut/protocol/memcache"
 )
 
-func (c *clientConn) serveMemcache() error {
-	rd := memcache.NewReader(c.nc, c.g.lim)
-	var reqs []memcache.Request
+// memcacheHandler is the memcached protocol's part of a session.
+type memcacheHandler struct {
+	rd   *memcache.Reader   // a connection's reader, made by the first read
+	reqs []memcache.Request // the batch's requests
+	// errs holds, for an in-process batch, the reply to each request
+	// memcached rejects in step (an unknown command, a bad number), or "".
+	errs []string
+}
+
+func (h *memcacheHandler) read(c *session) (int, error) {
+	if h.rd == nil {
+		h.rd = memcache.NewReader(c.nc, c.g.lim)
+	}
+	h.errs = h.errs[:0]
 	for {
+		if cap(h.reqs) > maxKeptCalls {
+			h.reqs = nil // a large batch's requests are not kept
+		}
 		var err error
-		if cap(reqs) > maxKeptCalls {
-			reqs = nil // a large batch's requests are not kept
+		h.reqs, err = h.rd.ReadRequests(h.reqs)
+		if err == nil {
+			return len(h.reqs), nil
+		}
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			return 0, err
+		}
+		// A request memcached rejects in step is answered (unless it is
+		// noreply) and the session reads on; anything else that cannot
+		// be parsed is answered and ends it.
+		inSync := len(h.reqs) == 1 && len(h.reqs[0].Raw) > 0
+		if !inSync || !h.reqs[0].Noreply {
+			out := append(c.out[:0], pe.Reply...)
+			out = append(out, '\r', '\n')
+			if werr := c.write(out); werr != nil {
+				return 0, werr
+			}
+		}
+		if !inSync {
+			return 0, err
 		}
 		c.beforeRead()
-		reqs, err = rd.ReadRequests(reqs)
-		if err != nil {
+	}
+}
+
+// parse parses the requests of in, which end at ends. A request memcached
+// would reject in step is kept, with its reply, for dispatch to answer.
+func (h *memcacheHandler) parse(c *session, in []byte, ends []int) error {
+	h.reqs = h.reqs[:0]
+	h.errs = h.errs[:0]
+	lim := c.s.gen.Load().lim
+	start := 0
+	for i, end := range ends {
+		b := in[start:end]
+		if len(h.reqs) < cap(h.reqs) {
+			h.reqs = h.reqs[:len(h.reqs)+1]
+		} else {
+			h.reqs = append(h.reqs, memcache.Request{})
+		}
+		req := &h.reqs[len(h.reqs)-1]
+		m, err := memcache.ParseRequest(b, lim, req)
+		var reply string
+		switch {
+		case m == 0 && err != nil:
+			return err
+		case m == 0:
+			return ErrIncomplete
+		case err != nil && req.Discard > 0:
+			return err // too large: its data block follows
+		case m != len(b):
+			return errTrailing(i)
+		case err != nil:
 			var pe *protocol.Error
 			if !errors.As(err, &pe) {
 				return err
 			}
-			inSync := len(reqs) == 1 && len(reqs[0].Raw) > 0
-			if !inSync || !reqs[0].Noreply {
-				out := append(c.out[:0], pe.Reply...)
-				out = append(out, '\r', '\n')
-				if werr := c.write(out); werr != nil {
-					return werr
-				}
-			}
-			if !inSync {
-				return err
-			}
-			continue
+			reply = pe.Reply
 		}
-		c.begin(len(reqs))
-		quit := false
-		for i := range reqs {
-			if c.memcacheDispatch(&reqs[i]) {
-				quit = true
-				break
-			}
+		h.errs = append(h.errs, reply)
+		start = end
+	}
+	return nil
+}
+
+func (h *memcacheHandler) dispatch(c *session, i int) bool {
+	req := &h.reqs[i]
+	if i < len(h.errs) && h.errs[i] != "" {
+		if req.Noreply {
+			c.slots = append(c.slots, slot{kind: slotNone})
+		} else {
+			c.addLocal(append([]byte(h.errs[i]), '\r', '\n'))
 		}
-		c.wait()
-		if c.overflow.Load() {
-			return c.cutOff()
-		}
-		out := c.out[:0]
-		for i := range c.slots {
-			// Each request has exactly one slot, in order.
-			out = c.appendMemcacheReply(out, &c.slots[i], reqs[i].Keys)
-		}
-		if err := c.write(out); err != nil {
-			return err
-		}
-		if c.done(quit) {
-			return nil
-		}
+		return false
+	}
+	return c.memcacheDispatch(req)
+}
+
+func (h *memcacheHandler) appendReply(c *session, out []byte, i int) []byte {
+	return c.appendMemcacheReply(out, &c.slots[i], h.reqs[i].Keys)
+}
+
+func (h *memcacheHandler) appendError(out []byte, msg string) []byte {
+	return memcache.AppendServerError(out, msg)
+}
+
+func (h *memcacheHandler) reset() {
+	for i := range h.reqs {
+		clear(h.reqs[i].Keys)
+		h.reqs[i].Raw, h.reqs[i].Data = nil, nil
+	}
+	h.reqs = h.reqs[:0]
+	if cap(h.reqs) > maxKeptCalls {
+		h.reqs = nil
 	}
 }
 
 // memcacheDispatch routes one request. It reports whether it was quit.
-func (c *clientConn) memcacheDispatch(req *memcache.Request) (quit bool) {
+func (c *session) memcacheDispatch(req *memcache.Request) (quit bool) {
 	c.cmdIDs = append(c.cmdIDs, int16(req.Command))
 	switch cmd := req.Command; {
 	case cmd == memcache.Quit:
+		c.slots = append(c.slots, slot{kind: slotNone})
 		return true
 	case cmd.IsRetrieval():
 		if len(req.Keys) == 0 {
@@ -95,7 +158,7 @@ func (c *clientConn) memcacheDispatch(req *memcache.Request) (quit bool) {
 }
 
 // memcacheForward sends the request whole to server srv.
-func (c *clientConn) memcacheForward(req *memcache.Request, srv int) {
+func (c *session) memcacheForward(req *memcache.Request, srv int) {
 	if req.Noreply {
 		if cl := c.detachedCall(srv); cl != nil {
 			cl.buf = append(cl.buf, req.Raw...)
@@ -128,7 +191,7 @@ func (c *clientConn) memcacheForward(req *memcache.Request, srv int) {
 
 // memcacheFragment splits a multi-key retrieval into one request per
 // server; a request whose keys all live on one server is forwarded whole.
-func (c *clientConn) memcacheFragment(req *memcache.Request) {
+func (c *session) memcacheFragment(req *memcache.Request) {
 	r := c.ring()
 	if len(req.Keys) == 1 {
 		c.memcacheForward(req, r.Pick(req.Keys[0]))
@@ -167,7 +230,7 @@ func (c *clientConn) memcacheFragment(req *memcache.Request) {
 
 // appendMemcacheReply appends the reply of slot sl, the slot of the request
 // with the given keys.
-func (c *clientConn) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []byte {
+func (c *session) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []byte {
 	switch sl.kind {
 	case slotLocal:
 		return append(out, c.local[sl.lo:sl.hi]...)

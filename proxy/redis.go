@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -28,55 +29,90 @@ const (
 // readerSize is the initial size of a client's read buffer.
 const readerSize = 16 << 10
 
-func (c *clientConn) serveRedis() error {
-	rd := resp.NewReaderSize(c.nc, c.g.lim, readerSize)
-	var cmds []resp.Command
-	for {
-		var err error
-		if cap(cmds) > maxKeptCalls {
-			cmds = nil // a large batch's commands are not kept
+// redisHandler is the Redis protocol's part of a session.
+type redisHandler struct {
+	rd   *resp.Reader   // a connection's reader, made by the first read
+	cmds []resp.Command // the batch's commands
+}
+
+func (h *redisHandler) read(c *session) (int, error) {
+	if h.rd == nil {
+		h.rd = resp.NewReaderSize(c.nc, c.g.lim, readerSize)
+	}
+	if cap(h.cmds) > maxKeptCalls {
+		h.cmds = nil // a large batch's commands are not kept
+	}
+	var err error
+	h.cmds, err = h.rd.ReadCommands(h.cmds)
+	if err != nil {
+		if aerr := c.awaitAsync(); aerr != nil {
+			return 0, aerr
 		}
-		c.beforeRead()
-		cmds, err = rd.ReadCommands(cmds)
-		if err != nil {
-			var pe *protocol.Error
-			if aerr := c.awaitAsync(); aerr != nil {
-				return aerr
-			}
-			if errors.As(err, &pe) {
-				// Malformed framing: answer as redis-server does, then close.
-				_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = c.nc.Write(resp.AppendError(c.out[:0], pe.Reply))
-			}
+		var pe *protocol.Error
+		if errors.As(err, &pe) {
+			// Malformed framing: answer as redis-server does, then close.
+			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.nc.Write(resp.AppendError(c.out[:0], pe.Reply))
+		}
+		return 0, err
+	}
+	return len(h.cmds), nil
+}
+
+// parse parses the commands of in, which end at ends.
+func (h *redisHandler) parse(c *session, in []byte, ends []int) error {
+	h.cmds = h.cmds[:0]
+	lim := c.s.gen.Load().lim
+	start := 0
+	for i, end := range ends {
+		b := in[start:end]
+		if len(h.cmds) < cap(h.cmds) {
+			h.cmds = h.cmds[:len(h.cmds)+1]
+		} else {
+			h.cmds = append(h.cmds, resp.Command{})
+		}
+		cmd := &h.cmds[len(h.cmds)-1]
+		m, err := resp.ParseCommand(b, lim, cmd)
+		switch {
+		case err != nil:
 			return err
+		case m == 0:
+			return ErrIncomplete
+		case m != len(b):
+			return errTrailing(i)
+		case len(cmd.Args) == 0:
+			return fmt.Errorf("proxy: request %d is empty", i)
 		}
-		c.begin(len(cmds))
-		quit := false
-		for i := range cmds {
-			if c.redisDispatch(&cmds[i]) {
-				quit = true
-				break
-			}
-		}
-		c.wait()
-		if c.overflow.Load() {
-			return c.cutOff()
-		}
-		out := c.out[:0]
-		for i := range c.slots {
-			out = c.appendRedisReply(out, &c.slots[i])
-		}
-		if err := c.write(out); err != nil {
-			return err
-		}
-		if c.done(quit) {
-			return nil
-		}
+		start = end
+	}
+	return nil
+}
+
+func (h *redisHandler) dispatch(c *session, i int) bool { return c.redisDispatch(&h.cmds[i]) }
+
+func (h *redisHandler) appendReply(c *session, out []byte, i int) []byte {
+	return c.appendRedisReply(out, &c.slots[i])
+}
+
+func (h *redisHandler) appendError(out []byte, msg string) []byte {
+	return resp.AppendError(out, "ERR "+msg)
+}
+
+func (h *redisHandler) reset() {
+	// Parsed commands point into the request bytes: drop those
+	// references but keep the capacity of their argument slices.
+	for i := range h.cmds {
+		clear(h.cmds[i].Args)
+		h.cmds[i].Raw = nil
+	}
+	h.cmds = h.cmds[:0]
+	if cap(h.cmds) > maxKeptCalls {
+		h.cmds = nil
 	}
 }
 
 // redisDispatch routes one command. It reports whether the command was QUIT.
-func (c *clientConn) redisDispatch(cmd *resp.Command) (quit bool) {
+func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 	args := cmd.Args
 	ci, err := resp.ResolveCommand(args)
 	if err != nil {
@@ -89,7 +125,7 @@ func (c *clientConn) redisDispatch(cmd *resp.Command) (quit bool) {
 		return false
 	}
 	c.cmdIDs = append(c.cmdIDs, int16(ci.Index()))
-	if c.g.cfg.Auth != "" && !c.authed && c.owner == nil {
+	if c.g.cfg.Auth != "" && !c.authed {
 		switch ci.Name {
 		case "auth", "hello", "quit":
 		default:
@@ -147,7 +183,7 @@ func (c *clientConn) redisDispatch(cmd *resp.Command) (quit bool) {
 }
 
 // forward sends the command whole to server srv.
-func (c *clientConn) forward(cmd *resp.Command, srv int) {
+func (c *session) forward(cmd *resp.Command, srv int) {
 	if c.single {
 		cl := c.asyncCall(srv)
 		if cmd.Inline {
@@ -172,7 +208,7 @@ func (c *clientConn) forward(cmd *resp.Command, srv int) {
 // redisFragment splits a multi-key command into one command per server, each
 // with that server's keys (and values, for step 2) in request order. If all
 // keys live on one server the command is forwarded whole.
-func (c *clientConn) redisFragment(cmd *resp.Command, name string, pos []int, step int, kind uint8) {
+func (c *session) redisFragment(cmd *resp.Command, name string, pos []int, step int, kind uint8) {
 	args := cmd.Args
 	c.keys = c.keys[:0]
 	for _, p := range pos {
@@ -202,13 +238,13 @@ func (c *clientConn) redisFragment(cmd *resp.Command, name string, pos []int, st
 	}
 }
 
-func (c *clientConn) addError(msg string) {
+func (c *session) addError(msg string) {
 	lo := len(c.local)
 	c.local = resp.AppendError(c.local, msg)
 	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: len(c.local)})
 }
 
-func (c *clientConn) addCommandError(err error) {
+func (c *session) addCommandError(err error) {
 	var ce *resp.CommandError
 	if errors.As(err, &ce) {
 		c.addError(ce.Reply)
@@ -218,7 +254,7 @@ func (c *clientConn) addCommandError(err error) {
 }
 
 // redisLocal answers a command the proxy handles itself.
-func (c *clientConn) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool) {
+func (c *session) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool) {
 	switch ci.Name {
 	case "ping":
 		switch len(args) {
@@ -254,12 +290,12 @@ func (c *clientConn) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool)
 		c.hello(args)
 	case "reset":
 		c.name = c.name[:0]
-		if c.g.cfg.Auth != "" && c.owner == nil {
+		if c.g.cfg.Auth != "" && !c.trusted {
 			c.authed = false
 		}
 		c.addLocal([]byte("+RESET\r\n"))
 	case "client|setname", "client|getname":
-		if c.owner != nil {
+		if !c.named {
 			c.addError("ERR CLIENT " + strings.ToUpper(ci.Name[len("client|"):]) + " has no meaning for proxy.Client: it has no connection of its own")
 			return false
 		}
@@ -287,7 +323,7 @@ func (c *clientConn) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool)
 	return false
 }
 
-func (c *clientConn) addBulk(b []byte) {
+func (c *session) addBulk(b []byte) {
 	lo := len(c.local)
 	c.local = resp.AppendBulk(c.local, b)
 	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: len(c.local)})
@@ -296,20 +332,20 @@ func (c *clientConn) addBulk(b []byte) {
 // checkAuth compares user and password with the pool's, in constant time
 // for the password. Only the "default" user exists. It returns the error
 // reply, or "" on success.
-func (c *clientConn) checkAuth(user, password []byte) string {
+func (c *session) checkAuth(user, password []byte) string {
 	want := c.g.cfg.Auth
 	if want == "" {
 		return replyNoPassword
 	}
 	if user != nil && string(user) != "default" {
-		c.authed = c.owner != nil // an in-process client stays authenticated
+		c.authed = c.trusted // a trusted session stays authenticated
 		return replyWrongPass
 	}
 	// Digests of equal length, so that the time taken says nothing of
 	// the password, not even its length.
 	sum := sha256.Sum256(password)
 	if subtle.ConstantTimeCompare(sum[:], c.g.authSum[:]) != 1 {
-		c.authed = c.owner != nil
+		c.authed = c.trusted
 		if user != nil {
 			return replyWrongPass
 		}
@@ -319,7 +355,7 @@ func (c *clientConn) checkAuth(user, password []byte) string {
 	return ""
 }
 
-func (c *clientConn) auth(user, password []byte) {
+func (c *session) auth(user, password []byte) {
 	if msg := c.checkAuth(user, password); msg != "" {
 		c.addError(msg)
 		return
@@ -330,7 +366,7 @@ func (c *clientConn) auth(user, password []byte) {
 // hello answers HELLO [protover [AUTH user pass] [SETNAME name]] with
 // redis-server's RESP2 reply. RESP3 is refused, so clients such as go-redis
 // fall back to RESP2.
-func (c *clientConn) hello(args [][]byte) {
+func (c *session) hello(args [][]byte) {
 	if len(args) >= 2 {
 		v, err := strconv.Atoi(string(args[1]))
 		if err != nil {
@@ -368,7 +404,7 @@ func (c *clientConn) hello(args [][]byte) {
 		c.addError(replyHelloNoAuth)
 		return
 	}
-	if setName && c.owner == nil {
+	if setName && c.named {
 		c.name = append(c.name[:0], name...)
 	}
 	lo := len(c.local)
@@ -408,7 +444,7 @@ func equalFold(b []byte, lower string) bool {
 }
 
 // appendRedisReply appends the reply of slot sl.
-func (c *clientConn) appendRedisReply(out []byte, sl *slot) []byte {
+func (c *session) appendRedisReply(out []byte, sl *slot) []byte {
 	switch sl.kind {
 	case slotLocal:
 		return append(out, c.local[sl.lo:sl.hi]...)
@@ -478,7 +514,7 @@ func (c *clientConn) appendRedisReply(out []byte, sl *slot) []byte {
 	return c.invalidReply(out)
 }
 
-func (c *clientConn) invalidReply(out []byte) []byte {
+func (c *session) invalidReply(out []byte) []byte {
 	c.s.stats.forwardError.Add(1)
 	return resp.AppendError(out, replyInvalidReply)
 }

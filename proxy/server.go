@@ -163,7 +163,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[*clientConn]struct{}
+	conns     map[*session]struct{}
 	closing   bool
 	done      chan struct{} // closed by Shutdown or Close
 	wg        sync.WaitGroup
@@ -188,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 		backends:  make(map[*backend]int),
 		lat:       newCommandLatencies(cfg.Protocol),
 		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*clientConn]struct{}),
+		conns:     make(map[*session]struct{}),
 		done:      make(chan struct{}),
 	}
 	s.asyncCalls.New = newAsyncCall
@@ -494,7 +494,7 @@ func (s *Server) accept(nc net.Conn) {
 		}()
 		return
 	}
-	c := newClientConn(s, rawio.Wrap(nc))
+	c := newSession(s, rawio.Wrap(nc))
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
