@@ -1,6 +1,10 @@
 package pool
 
-import "io"
+import (
+	"io"
+
+	"github.com/walnutproxy/walnut/internal/bufgrow"
+)
 
 // replyBuf holds the bytes read from a server that are not yet handed out,
 // starting at a reply boundary, and cuts them into replies with a Framer.
@@ -10,6 +14,7 @@ type replyBuf struct {
 	buf  []byte // allocated by the first room
 	r, w int    // unread bytes are buf[r:w]
 	need int    // bytes from r the next reply needs before framing is worth trying
+	hint bool   // need is the framer's size hint, not just one more byte
 }
 
 // ready reports whether framing is worth trying: some bytes are unread, and
@@ -31,9 +36,10 @@ func (b *replyBuf) next(framer Framer, req *Request) (int, error) {
 		return 0, errFramerLength
 	case m <= 0:
 		b.need = max(avail+1, -m)
+		b.hint = -m > avail+1
 		return 0, nil
 	}
-	b.need = 0
+	b.need, b.hint = 0, false
 	b.r += m
 	return m, nil
 }
@@ -58,20 +64,28 @@ func (b *replyBuf) room() {
 		}
 		return
 	}
-	if b.w == len(buf) || b.r+b.need > len(buf) {
-		size := len(buf)
-		if b.w-b.r == size || b.need > size {
+	full := b.w == len(buf)
+	if !full && (b.r == 0 || b.r+b.need <= len(buf)) {
+		return // read on into the free space
+	}
+	size := len(buf)
+	if full && (b.w-b.r == size || b.need > size) {
+		// Grow, only once the buffer is full: growing ahead on every
+		// read would allocate each step of the way to a large reply.
+		if b.hint && bufgrow.Exact(b.w-b.r, b.need) {
+			size = b.need // enough of a large reply is in: its length at once
+		} else {
 			size = max(2*size, min(b.need, b.w-b.r+maxReadAhead))
 		}
-		if size != len(buf) {
-			nb := make([]byte, size)
-			b.w = copy(nb, buf[b.r:b.w])
-			b.buf = nb
-		} else {
-			b.w = copy(buf, buf[b.r:b.w])
-		}
-		b.r = 0
 	}
+	if size != len(buf) {
+		nb := make([]byte, size)
+		b.w = copy(nb, buf[b.r:b.w])
+		b.buf = nb
+	} else {
+		b.w = copy(buf, buf[b.r:b.w])
+	}
+	b.r = 0
 }
 
 // fill reads once from rd into the free space that room made.

@@ -101,19 +101,34 @@ func TestReplyBufHint(t *testing.T) {
 }
 
 // TestReplyBufReadAhead: a hint far beyond the bytes received grows the
-// buffer by at most maxReadAhead at once, and an empty oversized buffer is
-// dropped.
+// full buffer by at most maxReadAhead at once; once a thirty-second of a
+// large reply is in, the buffer grows to the reply's length; and an empty
+// oversized buffer is dropped.
 func TestReplyBufReadAhead(t *testing.T) {
 	header := []byte("$268435456\r\n") // announces 256 MiB
 	var b replyBuf
 	b.room()
-	_, err := b.fill(&chunks{data: header, chunk: len(header)})
+	src := &chunks{data: append(header, make([]byte, 64<<20)...), chunk: 1 << 30}
+	_, err := b.fill(src)
 	require.NoError(t, err)
 	m, err := b.next(respHint, &Request{})
 	require.NoError(t, err)
 	require.Zero(t, m)
 	b.room()
-	assert.Equal(t, len(header)+maxReadAhead, len(b.buf))
+	assert.Equal(t, readBufSize+maxReadAhead, len(b.buf), "the full buffer grows by the read-ahead")
+	_, err = b.fill(src)
+	require.NoError(t, err)
+	b.room()
+	assert.Equal(t, 2*(readBufSize+maxReadAhead), len(b.buf), "less than 1/32 in: it doubles")
+	for range 8 {
+		if len(b.buf) == len(header)+256<<20+2 {
+			break
+		}
+		_, err = b.fill(src)
+		require.NoError(t, err)
+		b.room()
+	}
+	assert.Equal(t, len(header)+256<<20+2, len(b.buf), "1/32 in: the reply's length at once")
 
 	b.r = b.w // everything handed out
 	b.room()

@@ -44,6 +44,10 @@ type Server struct {
 	Name string
 }
 
+// LargeReply is the size from which a reply to a Request with KeepLarge
+// is delivered in a buffer of its own.
+const LargeReply = 1 << 20
+
 // Defaults used for zero Options fields.
 const (
 	// DefaultDialTimeout bounds a connection attempt. twemproxy has no
@@ -171,6 +175,14 @@ type Request struct {
 	// Waiter, if not nil, is the waiter of the goroutine calling Do,
 	// which may then be asked to read the reply itself: see Waiter.
 	Waiter *Waiter
+
+	// KeepLarge asks for a reply of LargeReply bytes or more in a buffer
+	// of its own, which Done may keep: the pool reads such a reply into a
+	// buffer sized for it and hands that over, so a large value is not
+	// copied on its way (it is copied only in the rare case where it
+	// arrived in a buffer shared with other replies). Smaller replies
+	// alias the read buffer as always.
+	KeepLarge bool
 
 	// Tag is not used by the pool. Set it for the Framer, e.g. to the
 	// memcache.Command of the request, so the framer need not re-parse

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -401,6 +402,16 @@ func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast
 	for j := 0; j < good; j++ {
 		e := ents[j]
 		reply := buf[from:ends[j]]
+		if len(reply) >= LargeReply && !e.init && e.req.KeepLarge {
+			if from == 0 && ends[j] == len(buf) && l.rb.w == len(buf) {
+				// The buffer was grown for this reply alone: it
+				// becomes the reply's, and the link reads on into a
+				// new one.
+				l.rb.buf, l.rb.r, l.rb.w = nil, 0, 0
+			} else {
+				reply = bytes.Clone(reply)
+			}
+		}
 		from = ends[j]
 		if e.init {
 			l.initReply(reply)

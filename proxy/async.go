@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/walnutproxy/walnut/internal/rawio"
+	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
 	"github.com/walnutproxy/walnut/protocol/resp"
@@ -35,6 +36,7 @@ func (c *session) asyncCall(server int) *call {
 	cl.buf = cl.buf[:0]
 	cl.req.NoReply = false
 	cl.req.Tag = 0
+	cl.req.KeepLarge = true
 	cl.req.Waiter = &c.waiter
 	cl.g = c.g
 	c.g.refs.Add(1) // the batch holds a reference: the count is not 0
@@ -84,23 +86,34 @@ func (cl *call) doneAsync(reply []byte, err error) {
 	if rc, ok := c.nc.(*rawio.Conn); ok {
 		n, werr = rc.TryWrite(out)
 	}
+	large := len(reply) >= pool.LargeReply // a buffer of its own (KeepLarge)
 	if werr == nil && n < len(out) {
 		// The client's socket is full (or cannot be written without
 		// blocking): finish on a goroutine of its own, with the reply
-		// copied, so that the backend's reader never waits for a client.
-		rest := append(cl.buf[:0], out[n:]...)
-		cl.buf = rest
-		go cl.finishAsync(rest, g)
+		// copied (unless it is large, and so already the call's), so
+		// that the backend's reader never waits for a client.
+		rest := out[n:]
+		if !large {
+			rest = append(cl.buf[:0], rest...)
+			cl.buf = rest
+		}
+		go cl.finishAsync(rest, g, large)
 		return
 	}
 	cl.endAsync(werr, g)
+	if large {
+		freeLater(len(reply))
+	}
 }
 
 // finishAsync writes the rest of an async reply that did not fit in the
 // client's socket, as the client goroutine's own writes do.
-func (cl *call) finishAsync(rest []byte, g *generation) {
+func (cl *call) finishAsync(rest []byte, g *generation, large bool) {
 	_, err := cl.cc.nc.Write(rest)
 	cl.endAsync(err, g)
+	if large {
+		freeLater(len(rest))
+	}
 }
 
 func (cl *call) endAsync(werr error, g *generation) {

@@ -40,12 +40,20 @@ type batch struct {
 	// single is set for a batch of one request that may use the async
 	// call (async.go).
 	single bool
+	// first is the index, among the requests the handler holds, of the
+	// batch's first: slot i answers request first+i.
+	first int
 
 	calls  []*call // reused; calls[:ncalls] belong to the batch
 	ncalls int
 
-	slots   []slot    // one per request, in order
-	local   []byte    // locally generated replies, referenced by slots
+	slots []slot // one per request, in order
+	local []byte // locally generated replies, referenced by slots
+	// big are the large replies passed through (pool.LargeReply or more),
+	// which are written from where they lie rather than copied into the
+	// session's output; bigLen is their total length.
+	big     []bigReply
+	bigLen  int
 	keyCall []int32   // for split requests: the call of each key
 	srvCall []int32   // scratch: server index → call index, -1 if none
 	pos     []int     // scratch: key positions
@@ -87,7 +95,11 @@ func (c *call) done(reply []byte, err error) {
 		c.cc.overflow.Store(true)
 		c.err, reply = errOutputLimit, nil
 	}
-	c.reply = append(c.reply[:0], reply...)
+	if len(reply) >= pool.LargeReply {
+		c.reply = reply // a buffer of its own (KeepLarge): kept, not copied
+	} else {
+		c.reply = append(c.reply[:0], reply...)
+	}
 	if err == nil {
 		c.cc.g.backends[c.server].rtt.observe(nanotime() - c.cc.t0)
 	}
@@ -126,6 +138,13 @@ const (
 	slotAsync               // written by the async call's completer (see async.go)
 )
 
+// A bigReply is a large reply passed through: b goes at offset at of the
+// session's output.
+type bigReply struct {
+	at int
+	b  []byte
+}
+
 // A slot is one client request's place in the reply order.
 type slot struct {
 	kind        uint8
@@ -139,12 +158,7 @@ func (c *session) begin(n int) {
 	c.g = c.s.acquire()
 	c.outLimit = 0
 	if n > 1 && c.limitOutput {
-		switch l := c.g.cfg.OutputLimit; {
-		case l == 0:
-			c.outLimit = DefaultOutputLimit
-		case l > 0:
-			c.outLimit = int64(l)
-		}
+		c.outLimit = int64(c.g.cfg.OutputLimit) // 0: none
 	}
 	c.held.Store(0)
 	c.overflow.Store(false)
@@ -185,6 +199,7 @@ func (c *session) newCall(server int) (*call, int32) {
 	cl.req.Data = nil
 	cl.req.NoReply = false
 	cl.req.Tag = 0
+	cl.req.KeepLarge = true
 	cl.req.Waiter = &c.waiter
 	return cl, idx
 }
@@ -281,17 +296,19 @@ func (c *session) send(cl *call) {
 // backend connection.
 const maxWaiterBatch = 32
 
-// run runs a batch of n requests: it dispatches them, stopping after a
-// QUIT if the session ends on it, then waits for their replies (see
-// wait). It reports a QUIT, and false if done closed first.
-func (c *session) run(n int, done <-chan struct{}) (quit, ok bool) {
-	c.begin(n)
+// run runs requests lo to hi of those the handler holds as a batch: it
+// dispatches them, stopping after a QUIT if the session ends on it, then
+// waits for their replies (see wait). It reports a QUIT, and false if done
+// closed first.
+func (c *session) run(lo, hi int, done <-chan struct{}) (quit, ok bool) {
+	c.begin(hi - lo)
+	c.first = lo
 	if done != nil {
 		// The caller may stop waiting (an in-process context): the
 		// session writes the batch, but leaves the replies to others.
 		c.inline = false
 	}
-	for i := range n {
+	for i := lo; i < hi; i++ {
 		if c.h.dispatch(c, i) {
 			quit = true
 			if c.quitEnds {
@@ -333,17 +350,49 @@ func (c *session) wait(done <-chan struct{}) bool {
 	return true
 }
 
-// appendReplies appends the batch's replies to out in request order and,
-// with mark, records in c.marks where each one ends.
+// appendReplies appends the batch's replies to out in request order,
+// except large replies passed through, which it records in big; with mark
+// it records in c.marks where each reply ends in the whole output (out and
+// big together).
 func (c *session) appendReplies(out []byte, mark bool) []byte {
 	c.marks = c.marks[:0]
+	clear(c.big)
+	c.big, c.bigLen = c.big[:0], 0
 	for i := range c.slots {
 		out = c.h.appendReply(c, out, i)
 		if mark {
-			c.marks = append(c.marks, len(out))
+			c.marks = append(c.marks, len(out)+c.bigLen)
 		}
 	}
 	return out
+}
+
+// appendPassed appends reply, one call's reply passed through as it is,
+// to out, or records it in big if it is large.
+func (c *session) appendPassed(out, reply []byte) []byte {
+	if len(reply) >= pool.LargeReply {
+		c.big = append(c.big, bigReply{at: len(out), b: reply})
+		c.bigLen += len(reply)
+		return out
+	}
+	return append(out, reply...)
+}
+
+// assemble returns the whole output, out with big in place, as one slice:
+// for the in-process Client, which returns the replies. A lone large
+// reply is returned as it is, not copied.
+func (c *session) assemble(out []byte) []byte {
+	if len(c.big) == 1 && len(out) == 0 {
+		return c.big[0].b
+	}
+	buf := make([]byte, 0, len(out)+c.bigLen)
+	prev := 0
+	for _, b := range c.big {
+		buf = append(buf, out[prev:b.at]...)
+		buf = append(buf, b.b...)
+		prev = b.at
+	}
+	return append(buf, out[prev:]...)
 }
 
 // end ends a batch whose calls are done: it records the latency of its

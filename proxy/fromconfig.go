@@ -21,7 +21,8 @@ import (
 // the first failure" and "retry at once"). backlog is not applied: Go
 // listens with the system's maximum backlog (net.core.somaxconn).
 // reuseport → ReusePort. walnut's keys: client_timeout → ClientTimeout;
-// client_output_limit → OutputLimit (0, unlimited, as -1).
+// client_output_watermark → OutputWatermark; client_output_limit →
+// OutputLimit.
 func FromPool(p config.Pool, log *slog.Logger) Config {
 	cfg := Config{
 		Name:         p.Name,
@@ -38,11 +39,9 @@ func FromPool(p config.Pool, log *slog.Logger) Config {
 		ReusePort:    p.Reuseport,
 		Logger:       log,
 
-		ClientTimeout: p.ClientTimeout,
-		OutputLimit:   p.ClientOutputLimit,
-	}
-	if cfg.OutputLimit == 0 {
-		cfg.OutputLimit = -1
+		ClientTimeout:   p.ClientTimeout,
+		OutputWatermark: p.ClientOutputWatermark,
+		OutputLimit:     p.ClientOutputLimit,
 	}
 	if p.Redis {
 		cfg.Protocol = protocol.Redis

@@ -188,18 +188,27 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 	cc.pos = ends
 	// Parse them all before sending any, so that a bad one sends none.
 	if err := cc.h.parse(cc, cc.in, ends); err != nil {
+		cc.h.reset()
 		cc.trim()
 		c.conns.Put(cc)
 		return nil, err
 	}
-	if _, ok := cc.run(len(ends), ctx.Done()); !ok {
+	if _, ok := cc.run(0, len(ends), ctx.Done()); !ok {
 		return nil, ctx.Err() // the session is recycled when the batch completes
 	}
 	out := cc.appendReplies(cc.out[:0], true)
 	marks := cc.marks
-	// One allocation for the bytes of all the replies.
-	buf := make([]byte, len(out))
-	copy(buf, out)
+	// One allocation for the bytes of all the replies (none for a lone
+	// large reply, which is the caller's already).
+	var buf []byte
+	if len(cc.big) == 0 {
+		buf = make([]byte, len(out))
+		copy(buf, out)
+	} else {
+		buf = cc.assemble(out)
+		clear(cc.big)
+		cc.big = cc.big[:0]
+	}
 	replies := make([][]byte, len(marks))
 	start := 0
 	for i, e := range marks {
@@ -209,6 +218,7 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 		start = e
 	}
 	cc.out = out[:0]
+	cc.h.reset()
 	cc.trim()
 	c.conns.Put(cc)
 	return replies, nil
@@ -218,6 +228,7 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 // done.
 func (c *Client) recycle(cc *session) {
 	cc.end()
+	cc.h.reset()
 	cc.trim()
 	c.conns.Put(cc)
 	c.wg.Done()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 
+	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
 )
@@ -106,11 +107,19 @@ func (h *memcacheHandler) dispatch(c *session, i int) bool {
 }
 
 func (h *memcacheHandler) appendReply(c *session, out []byte, i int) []byte {
-	return c.appendMemcacheReply(out, &c.slots[i], h.reqs[i].Keys)
+	return c.appendMemcacheReply(out, &c.slots[i], h.reqs[c.first+i].Keys)
 }
 
 func (h *memcacheHandler) appendError(out []byte, msg string) []byte {
 	return memcache.AppendServerError(out, msg)
+}
+
+func (h *memcacheHandler) size(lo, hi int) int {
+	n := 0
+	for i := lo; i < hi; i++ {
+		n += len(h.reqs[i].Raw) + len(h.reqs[i].Data)
+	}
+	return n
 }
 
 func (h *memcacheHandler) reset() {
@@ -170,7 +179,7 @@ func (c *session) memcacheForward(req *memcache.Request, srv int) {
 			return
 		}
 	}
-	if c.single && !req.Noreply {
+	if c.single && !req.Noreply && len(req.Raw) < pool.LargeReply { // a large request is not copied: it waits for its reply
 		cl := c.asyncCall(srv)
 		cl.buf = append(cl.buf, req.Raw...) // the read buffer moves on
 		cl.req.Tag = uint8(req.Command)
@@ -242,7 +251,7 @@ func (c *session) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []byt
 			c.s.stats.forwardError.Add(1)
 			return memcache.AppendServerError(out, wireText(cl.err))
 		}
-		return append(out, cl.reply...)
+		return c.appendPassed(out, cl.reply)
 	}
 	calls := c.calls[sl.call : sl.call+sl.ncall]
 	for _, cl := range calls {

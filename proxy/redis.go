@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
 )
@@ -98,6 +99,14 @@ func (h *redisHandler) appendError(out []byte, msg string) []byte {
 	return resp.AppendError(out, "ERR "+msg)
 }
 
+func (h *redisHandler) size(lo, hi int) int {
+	n := 0
+	for i := lo; i < hi; i++ {
+		n += len(h.cmds[i].Raw)
+	}
+	return n
+}
+
 func (h *redisHandler) reset() {
 	// Parsed commands point into the request bytes: drop those
 	// references but keep the capacity of their argument slices.
@@ -184,7 +193,7 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 
 // forward sends the command whole to server srv.
 func (c *session) forward(cmd *resp.Command, srv int) {
-	if c.single {
+	if c.single && len(cmd.Raw) < pool.LargeReply { // a large request is not copied: it waits for its reply
 		cl := c.asyncCall(srv)
 		if cmd.Inline {
 			cl.buf = resp.AppendCommand(cl.buf, cmd.Args...)
@@ -456,7 +465,7 @@ func (c *session) appendRedisReply(out []byte, sl *slot) []byte {
 			c.s.stats.forwardError.Add(1)
 			return resp.AppendError(out, "ERR "+wireText(cl.err))
 		}
-		return append(out, cl.reply...)
+		return c.appendPassed(out, cl.reply)
 	}
 	calls := c.calls[sl.call : sl.call+sl.ncall]
 	// Any failed fragment fails the request with one error reply; an error

@@ -84,13 +84,20 @@ type Config struct {
 	// half a request (slowloris), or to accept the replies to its
 	// requests (walnut's client_timeout; twemproxy has none). Zero: never.
 	ClientTimeout time.Duration
-	// OutputLimit bounds the bytes of replies the proxy holds for one
-	// client while it answers pipelined requests (two or more read
-	// together): a client whose replies exceed it, typically one that
-	// pipelines without reading, gets an error reply and is closed. A
-	// single request is not limited; its reply is bounded by Limits. If
-	// zero, DefaultOutputLimit is used; negative means no limit. walnut's
-	// client_output_limit.
+	// OutputWatermark bounds the replies the proxy holds for one client
+	// that pipelines: the requests read together are sent to the
+	// backends in windows of as many as this many bytes of replies (at
+	// the client's average reply size so far), each window written to the
+	// client before the next is sent. A client that does not read is
+	// therefore slowed, never cut off, and holds about this much memory
+	// (plus one window's worth when its replies grow). If zero,
+	// DefaultOutputWatermark is used. walnut's client_output_watermark.
+	OutputWatermark int
+	// OutputLimit, if not zero, is a hard cap on the bytes of replies of
+	// one window: a client whose window's replies exceed it gets an error
+	// reply and is closed. Off by default: the watermark bounds memory
+	// without cutting clients off, and one reply is bounded by Limits.
+	// walnut's client_output_limit.
 	OutputLimit int
 
 	// Logger receives connection errors (debug), refused clients (warn),
@@ -131,8 +138,9 @@ type BackendOptions struct {
 	Preconnect bool
 }
 
-// DefaultOutputLimit is the OutputLimit used when Config.OutputLimit is 0.
-const DefaultOutputLimit = 256 << 20
+// DefaultOutputWatermark is the OutputWatermark used when
+// Config.OutputWatermark is 0.
+const DefaultOutputWatermark = 1 << 20
 
 // A Server proxies one pool: it accepts clients, routes each request to
 // the backend its key maps to, splits multi-key requests, and writes the
@@ -222,6 +230,9 @@ func (cfg *Config) validate() (*shard.Ring, error) {
 	}
 	if cfg.MaxClients < 0 || cfg.DB < 0 {
 		return nil, fmt.Errorf("proxy: pool %q: negative MaxClients or DB", cfg.Name)
+	}
+	if cfg.OutputWatermark < 0 || cfg.OutputLimit < 0 {
+		return nil, fmt.Errorf("proxy: pool %q: negative OutputWatermark or OutputLimit", cfg.Name)
 	}
 	switch o := &cfg.Backend; {
 	case o.Conns < 0, o.FailureLimit < 0:

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/shard"
 )
@@ -51,7 +52,8 @@ type session struct {
 	astate   atomic.Int32
 	aerr     error
 
-	out []byte // the batch's replies, in order
+	out      []byte // the batch's replies, in order
+	avgReply int    // the average reply size of pipelined requests so far (0: none yet), for window
 
 	interrupted atomic.Bool
 	// readTimed and writeTimed record a ClientTimeout deadline armed, to
@@ -95,14 +97,16 @@ type handler interface {
 	// dispatch routes request i of the batch. It reports a QUIT, which
 	// has been given its slot.
 	dispatch(c *session, i int) (quit bool)
-	// appendReply appends the reply of request i, whose slot is
-	// c.slots[i].
+	// appendReply appends the reply of the batch's request i, whose
+	// slot is c.slots[i] (request c.first+i of those the handler holds).
 	appendReply(c *session, out []byte, i int) []byte
 	// appendError appends an error reply with text msg.
 	appendError(out []byte, msg string) []byte
 	// reset drops the batch's references to request bytes, keeping at
 	// most a bounded capacity for the next batch.
 	reset()
+	// size returns the bytes of requests lo to hi as received.
+	size(lo, hi int) int
 }
 
 // newSession returns a session of s. A client connection nc is served by
@@ -190,8 +194,17 @@ func (c *session) serve() {
 	}
 }
 
-// loop is the session loop of a client connection: read a batch, run it,
-// write its replies, until the client quits or fails.
+// loop is the session loop of a client connection: read what the client
+// has sent, run it and write the replies, until the client quits or fails.
+//
+// The requests read together are run in windows, each written to the
+// client before the next is sent to the backends, so that the replies a
+// session holds stay near the output watermark whatever the client
+// pipelines (see window). A client that does not read its replies blocks
+// the session in its write: its next requests are neither sent nor read
+// (the kernel's buffers then stop the client), and it is served again,
+// in order, when it reads. Nothing is dropped and the client is not
+// disconnected for being slow; client_timeout is what bounds a stall.
 func (c *session) loop() error {
 	for {
 		c.beforeRead()
@@ -199,17 +212,61 @@ func (c *session) loop() error {
 		if err != nil {
 			return err
 		}
-		quit, _ := c.run(n, nil)
-		if c.overflow.Load() {
-			return c.cutOff()
+		quit := false
+		for i := 0; i < n && !quit; {
+			k := c.window(n - i)
+			quit, _ = c.run(i, i+k, nil)
+			if c.overflow.Load() {
+				return c.cutOff()
+			}
+			out := c.appendReplies(c.out[:0], false)
+			if k > 1 {
+				c.learn(len(out)+c.bigLen, len(c.slots))
+			}
+			if size := c.h.size(i, i+k); size >= pool.LargeReply {
+				freeLater(size) // the read buffer that held them goes at the next read
+			}
+			if err := c.write(out); err != nil {
+				return err
+			}
+			i += k
 		}
-		out := c.appendReplies(c.out[:0], false)
-		if err := c.write(out); err != nil {
-			return err
-		}
+		c.h.reset()
 		if c.done(quit) {
 			return nil
 		}
+	}
+}
+
+// firstWindow is how many pipelined requests a session runs at once before
+// it has seen how large its replies are.
+const firstWindow = 16
+
+// window returns how many of the next remaining requests to run before
+// writing their replies: as many as the output watermark holds at the
+// session's average reply size so far, at least one.
+func (c *session) window(remaining int) int {
+	if c.avgReply == 0 {
+		return min(remaining, firstWindow)
+	}
+	w := c.s.gen.Load().cfg.OutputWatermark
+	if w == 0 {
+		w = DefaultOutputWatermark
+	}
+	return max(1, min(remaining, w/c.avgReply))
+}
+
+// learn updates the session's average reply size with a window's: bytes
+// of replies to n requests.
+func (c *session) learn(bytes, n int) {
+	if n == 0 {
+		return
+	}
+	avg := max(1, bytes/n)
+	if c.avgReply == 0 {
+		c.avgReply = avg
+	} else {
+		c.avgReply = max(1, (3*c.avgReply+avg)/4)
 	}
 }
 
@@ -271,12 +328,42 @@ func (c *session) write(out []byte) error {
 		return err
 	}
 	c.armWrite(c.g)
-	_, err := c.nc.Write(out)
+	var err error
+	if len(c.big) == 0 {
+		_, err = c.nc.Write(out)
+	} else {
+		err = c.writeBig(out)
+	}
 	if cap(out) > maxKeptBuffer {
 		out = nil
 	}
 	c.out = out[:0]
 	c.trim()
+	return err
+}
+
+// writeBig writes out with the batch's large replies in place, each from
+// where it lies, then lets go of them.
+func (c *session) writeBig(out []byte) error {
+	prev := 0
+	var err error
+	for _, b := range c.big {
+		if b.at > prev {
+			if _, err = c.nc.Write(out[prev:b.at]); err != nil {
+				break
+			}
+		}
+		if _, err = c.nc.Write(b.b); err != nil {
+			break
+		}
+		prev = b.at
+	}
+	if err == nil && prev < len(out) {
+		_, err = c.nc.Write(out[prev:])
+	}
+	freeLater(c.bigLen)
+	clear(c.big)
+	c.big, c.bigLen = c.big[:0], 0
 	return err
 }
 
@@ -318,7 +405,6 @@ func (c *session) trim() {
 	if cap(c.in) > maxKeptBuffer {
 		c.in = nil
 	}
-	c.h.reset()
 	if cap(c.marks) > maxKeptCalls {
 		c.marks = nil
 	}

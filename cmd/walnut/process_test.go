@@ -42,8 +42,10 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	for _, dir := range []string{binDir, plainDir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }

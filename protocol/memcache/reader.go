@@ -2,6 +2,7 @@ package memcache
 
 import (
 	"errors"
+	"github.com/walnutproxy/walnut/internal/bufgrow"
 	"io"
 	"sync"
 
@@ -242,11 +243,9 @@ func (r *Reader) fill(need int) error {
 	if r.w == len(r.buf) {
 		// Grow by doubling, up to the length of the request being read
 		// if known: memory follows the input actually received, not the
-		// length a request line announces.
-		size := max(2*len(r.buf), defaultBufSize)
-		if need > len(r.buf) && need < size {
-			size = need
-		}
+		// length a request line announces, until a thirty-second of a
+		// large request is in (see internal/bufgrow).
+		size := bufgrow.Next(max(len(r.buf), defaultBufSize/2), r.w, need)
 		buf := make([]byte, size)
 		copy(buf, r.buf[:r.w])
 		r.release()

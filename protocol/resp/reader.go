@@ -2,6 +2,7 @@ package resp
 
 import (
 	"errors"
+	"github.com/walnutproxy/walnut/internal/bufgrow"
 	"io"
 	"sync"
 
@@ -64,8 +65,10 @@ const maxEmptyReads = 100
 // than 512 bytes arrived since the buffer was last empty, so a Reader
 // idle after requests of up to 512 bytes holds 512 bytes, and one that
 // receives pipelined batches keeps its larger buffer. The buffer grows
-// geometrically as one long command or reply arrives (never ahead of its
-// bytes, whatever length a header announces); a buffer that grew past
+// geometrically as one long command or reply arrives (not ahead of its
+// bytes, whatever length a header announces, until a thirty-second of a
+// frame of 1 MiB or more has arrived: then to the frame's length at once,
+// so that a large value costs about its size, not twice it); a buffer that grew past
 // four times the Reader's size is dropped at the next Read call once the
 // bytes still buffered fit in one of that size. The Limits bound each
 // line, bulk and count, not the total size of one frame: a command may be
@@ -318,7 +321,8 @@ func (r *Reader) shrink() {
 // growing, and reports that they moved. need is the length the current
 // frame needs from r.r, if known: the buffer grows geometrically but never
 // past it, so a header that announces a large bulk costs memory only as
-// its bytes arrive.
+// its bytes arrive, until a thirty-second of a large frame is in, when it
+// grows to the frame's length at once (see internal/bufgrow).
 func (r *Reader) fill(need int) (moved bool, err error) {
 	if r.err != nil {
 		err, r.err = r.err, nil
@@ -336,10 +340,7 @@ func (r *Reader) fill(need int) (moved bool, err error) {
 		case r.r > 0 && need <= len(r.buf):
 			copy(r.buf, r.buf[r.r:r.w])
 		default:
-			size := 2 * len(r.buf)
-			if need > 0 {
-				size = min(size, need)
-			}
+			size := bufgrow.Next(len(r.buf), n, need)
 			buf := make([]byte, max(size, n+1))
 			copy(buf, r.buf[r.r:r.w])
 			r.release()

@@ -91,9 +91,14 @@ type Pool struct {
 	// a complete request or to accept its replies; 0 (the default):
 	// never. walnut's key client_timeout, in milliseconds.
 	ClientTimeout time.Duration
-	// ClientOutputLimit bounds the bytes of replies held for one client
-	// answering its pipelined requests; 0: no limit. walnut's key
-	// client_output_limit, default 268435456 (256 MiB).
+	// ClientOutputWatermark bounds the bytes of replies held for one
+	// client that pipelines: past it, the proxy sends no more of its
+	// requests until the client has taken the replies; 0 (the default):
+	// 1 MiB. walnut's key client_output_watermark.
+	ClientOutputWatermark int
+	// ClientOutputLimit is an optional hard cap on the replies held for
+	// one client: past it the client gets an error reply and is closed;
+	// 0 (the default): none. walnut's key client_output_limit.
 	ClientOutputLimit int
 
 	// Servers are the pool's servers sorted as twemproxy sorts them: by

@@ -75,7 +75,6 @@ func TestParseDefaults(t *testing.T) {
 		ServerConnections:  1,
 		ServerRetryTimeout: 30 * time.Second,
 		ServerFailureLimit: 2,
-		ClientOutputLimit:  256 << 20,
 		Servers:            []shard.Server{{Addr: "127.0.0.1:11212", Weight: 1}},
 		ServerLines:        []int{4},
 	}}, strip(t, pools))

@@ -47,7 +47,8 @@
 //	tcpkeepalive          false
 //	reuseport             false
 //	client_timeout        none (milliseconds; 0 also means none); walnut's key
-//	client_output_limit   268435456 (bytes; 0 = unlimited); walnut's key
+//	client_output_watermark  1048576 (bytes; 0 also means 1048576); walnut's key
+//	client_output_limit   none (bytes; 0 also means none); walnut's key
 //	servers               "host:port:weight [name]" or "/path:weight [name]"
 //	                      entries (see shard.ParseServer); required
 //

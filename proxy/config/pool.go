@@ -19,7 +19,7 @@ var keyNames = []string{
 	"redis_db", "preconnect", "auto_eject_hosts", "server_connections",
 	"server_retry_timeout", "server_failure_limit", "servers",
 	// walnut's own keys; nutcracker rejects them.
-	"client_timeout", "client_output_limit",
+	"client_timeout", "client_output_watermark", "client_output_limit",
 }
 
 // Defaults of the keys, as in twemproxy's nc_conf.h.
@@ -28,7 +28,6 @@ const (
 	defaultServerConnections  = 1
 	defaultServerRetryTimeout = 30000 * time.Millisecond
 	defaultServerFailureLimit = 2
-	defaultClientOutputLimit  = 256 << 20
 )
 
 // parsedPool is a pool with the lines the cross-pool checks report.
@@ -90,7 +89,6 @@ func (p *parser) pool(k, v *yaml.Node) (parsedPool, error) {
 		Backlog:            defaultBacklog,
 		ServerConnections:  defaultServerConnections,
 		ServerRetryTimeout: defaultServerRetryTimeout,
-		ClientOutputLimit:  defaultClientOutputLimit,
 		ServerFailureLimit: defaultServerFailureLimit,
 	}}
 	var err error
@@ -248,6 +246,8 @@ func (p *parser) set(pool *Pool, key, value string) string {
 			pool.ServerFailureLimit = n
 		case "client_timeout":
 			pool.ClientTimeout = time.Duration(n) * time.Millisecond
+		case "client_output_watermark":
+			pool.ClientOutputWatermark = n
 		case "client_output_limit":
 			pool.ClientOutputLimit = n
 		}

@@ -1,0 +1,497 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/walnutproxy/walnut/internal/testserver"
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/resp"
+)
+
+// The tests of this file measure the memory of a walnut process from
+// /proc, so they run a walnut built without the race detector (which
+// multiplies memory) whatever the tests themselves are built with.
+
+var (
+	plainOnce sync.Once
+	plainDir  string // removed by TestMain
+	plainPath string
+	plainErr  error
+)
+
+// plainWalnut builds walnut without -race, once, and returns its path.
+func plainWalnut(t *testing.T) string {
+	t.Helper()
+	plainOnce.Do(func() {
+		plainDir, plainErr = os.MkdirTemp("", "walnut-plain-")
+		if plainErr != nil {
+			return
+		}
+		path := filepath.Join(plainDir, "walnut")
+		out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput()
+		if err != nil {
+			plainErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		plainPath = path
+	})
+	require.NoError(t, plainErr)
+	return plainPath
+}
+
+// rss returns the resident set size of process pid, in bytes.
+func rss(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			require.NoError(t, err)
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+// peakSampler records the largest RSS of a process while it runs.
+type peakSampler struct {
+	peak atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func samplePeak(t *testing.T, pid int) *peakSampler {
+	s := &peakSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+			if err == nil {
+				if i := bytes.Index(b, []byte("VmRSS:")); i >= 0 {
+					f := strings.Fields(string(b[i+len("VmRSS:") : i+len("VmRSS:")+32]))
+					if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil && kb<<10 > s.peak.Load() {
+						s.peak.Store(kb << 10)
+					}
+				}
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	return s
+}
+
+func (s *peakSampler) end() int64 {
+	close(s.stop)
+	<-s.done
+	return s.peak.Load()
+}
+
+// startPlainWalnut runs the race-free walnut on a one-pool configuration
+// and returns its listen address and process.
+func startPlainWalnut(t *testing.T, pool string) (string, *proc) {
+	t.Helper()
+	dir := t.TempDir()
+	addr := hostPort(testserver.FreePort(t, "127.0.0.1"))
+	conf := writeFile(t, dir, "nutcracker.yml", "alpha:\n  listen: "+addr+"\n"+pool)
+	logFile := filepath.Join(dir, "walnut.log")
+	p := &proc{output: &testserver.SyncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(plainWalnut(t), "-c", conf, "-o", logFile, "-s", strconv.Itoa(testserver.FreePort(t, "127.0.0.1")))
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		_ = p.cmd.Wait()
+		p.code = p.cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	waitStarted(t, p, logFile)
+	return addr, p
+}
+
+const largeValue = 64 << 20
+
+// TestMemoryLargeValue passes one 64 MiB value through walnut, in a SET
+// and a GET (memcached: set and get), and measures walnut's RSS: while
+// the value is in flight it may grow by at most 1.25 times the value, and
+// 10 seconds after it must be back within 32 MiB of where it started.
+func TestMemoryLargeValue(t *testing.T) {
+	value := make([]byte, largeValue)
+	for i := range value {
+		value[i] = byte('a' + i%23)
+	}
+	for _, kind := range []protocol.Kind{protocol.Redis, protocol.Memcache} {
+		t.Run(kind.String(), func(t *testing.T) {
+			var pool string
+			if kind == protocol.Redis {
+				r := testserver.StartRedis(t, testserver.RedisOptions{})
+				pool = "  redis: true\n  servers:\n" + server(r.Addr)
+			} else {
+				m := testserver.StartMemcached(t, testserver.MemcachedOptions{Args: []string{"-I", "128m", "-m", "512"}})
+				pool = "  servers:\n" + server(m.Addr)
+			}
+			addr, p := startPlainWalnut(t, pool)
+			pid := p.cmd.Process.Pid
+			nc, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			defer nc.Close()
+			br := bufio.NewReaderSize(nc, 64<<10)
+			set, get := largeRequests(kind, value)
+			// Warm up with a small round trip, then take the baseline.
+			roundTrip(t, kind, nc, br, "small", []byte("v"))
+			time.Sleep(300 * time.Millisecond)
+			base := rss(t, pid)
+
+			s := samplePeak(t, pid)
+			_, err = nc.Write(set)
+			require.NoError(t, err)
+			line, err := br.ReadString('\n')
+			require.NoError(t, err)
+			require.Contains(t, []string{"+OK\r\n", "STORED\r\n"}, line)
+			setPeak := s.end()
+			// Each value's peak is measured from where the process
+			// rests: let the SET's memory go back first.
+			settle(t, pid, base)
+
+			s = samplePeak(t, pid)
+			_, err = nc.Write(get)
+			require.NoError(t, err)
+			got := readLargeReply(t, kind, br)
+			getPeak := s.end()
+			require.True(t, bytes.Equal(value, got), "the value came back changed")
+
+			start := time.Now()
+			after := settle(t, pid, base)
+			t.Logf("walnut RSS: baseline %d MiB; SET peak +%d MiB, GET peak +%d MiB (value %d MiB); after %v: +%d MiB",
+				base>>20, (setPeak-base)>>20, (getPeak-base)>>20, largeValue>>20,
+				time.Since(start).Round(100*time.Millisecond), (after-base)>>20)
+			limit := int64(largeValue) * 5 / 4
+			assert.LessOrEqual(t, setPeak-base, limit, "SET: RSS grew by more than 1.25 times the value")
+			assert.LessOrEqual(t, getPeak-base, limit, "GET: RSS grew by more than 1.25 times the value")
+			assert.LessOrEqual(t, after-base, int64(32<<20), "RSS not back within 32 MiB of its baseline 10 s after")
+		})
+	}
+}
+
+// settle waits up to 10 seconds for the RSS of pid to come back within 32
+// MiB of base, and returns the last RSS read.
+func settle(t *testing.T, pid int, base int64) int64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	now := rss(t, pid)
+	for now-base > 32<<20 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		now = rss(t, pid)
+	}
+	return now
+}
+
+// largeRequests returns a SET (or set) of key "large" to value and the GET
+// (get) of it.
+func largeRequests(kind protocol.Kind, value []byte) (set, get []byte) {
+	if kind == protocol.Redis {
+		set = resp.AppendArrayHeader(nil, 3)
+		set = resp.AppendBulkString(set, "SET")
+		set = resp.AppendBulkString(set, "large")
+		set = resp.AppendBulk(set, value)
+		return set, resp.AppendCommandString(nil, "GET", "large")
+	}
+	set = fmt.Appendf(nil, "set large 0 0 %d\r\n", len(value))
+	set = append(set, value...)
+	set = append(set, "\r\n"...)
+	return set, []byte("get large\r\n")
+}
+
+// readLargeReply reads the reply to a GET of a large value and returns the
+// value.
+func readLargeReply(t *testing.T, kind protocol.Kind, br *bufio.Reader) []byte {
+	t.Helper()
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	var n int
+	if kind == protocol.Redis {
+		require.True(t, strings.HasPrefix(line, "$"), "%q", line)
+		n, err = strconv.Atoi(strings.TrimSpace(line[1:]))
+	} else {
+		f := strings.Fields(line)
+		require.Len(t, f, 4, "%q", line)
+		n, err = strconv.Atoi(f[3])
+	}
+	require.NoError(t, err)
+	v := make([]byte, n+2)
+	_, err = io.ReadFull(br, v)
+	require.NoError(t, err)
+	if kind == protocol.Memcache {
+		end, err := br.ReadString('\n')
+		require.NoError(t, err)
+		require.Equal(t, "END\r\n", end)
+	}
+	return v[:n]
+}
+
+// roundTrip sets key to value and reads it back.
+func roundTrip(t *testing.T, kind protocol.Kind, nc net.Conn, br *bufio.Reader, key string, value []byte) {
+	t.Helper()
+	var req []byte
+	if kind == protocol.Redis {
+		req = resp.AppendCommand(nil, []byte("SET"), []byte(key), value)
+		req = resp.AppendCommandString(req, "GET", key)
+	} else {
+		req = fmt.Appendf(nil, "set %s 0 0 %d\r\n%s\r\nget %s\r\n", key, len(value), value, key)
+	}
+	_, err := nc.Write(req)
+	require.NoError(t, err)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, []string{"+OK\r\n", "STORED\r\n"}, line)
+	require.Equal(t, value, readLargeReply(t, kind, br))
+}
+
+// TestStalledClients: 100 clients each pipeline 2,000 GETs of a 100 KB
+// value and read nothing for a while, next to 50 clients doing ordinary
+// GETs. walnut must hold a bounded amount for each stalled client (at most
+// 8 MiB), keep serving the others, and, once the stalled ones read, give
+// every one of them all its replies, in order and intact. No goroutine may
+// be left over.
+func TestStalledClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 20 GB of replies; run without -short")
+	}
+	const (
+		stalled  = 100
+		pipeline = 2000
+		active   = 50
+	)
+	r := testserver.StartRedis(t, testserver.RedisOptions{})
+	dir := t.TempDir()
+	addr := hostPort(testserver.FreePort(t, "127.0.0.1"))
+	admin := hostPort(testserver.FreePort(t, "127.0.0.1"))
+	conf := writeFile(t, dir, "nutcracker.yml", "alpha:\n  listen: "+addr+"\n  redis: true\n  servers:\n"+server(r.Addr))
+	logFile := filepath.Join(dir, "walnut.log")
+	p := &proc{output: &testserver.SyncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(plainWalnut(t), "-c", conf, "-o", logFile, "--admin-addr", admin,
+		"-s", strconv.Itoa(testserver.FreePort(t, "127.0.0.1")))
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		_ = p.cmd.Wait()
+		p.code = p.cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	waitStarted(t, p, logFile)
+	pid := p.cmd.Process.Pid
+
+	value := bytes.Repeat([]byte("0123456789"), 10_000) // 100 KB
+	want := resp.AppendBulk(nil, value)
+	c := testserver.DialRedis(t, addr)
+	got, err := c.Do("SET", "big", string(value))
+	require.NoError(t, err)
+	require.Equal(t, "+OK", got)
+	_, err = c.Do("SET", "small", "s")
+	require.NoError(t, err)
+	goroutines0 := adminGoroutines(t, admin)
+	base := rss(t, pid)
+
+	// The active clients run throughout and record their latencies.
+	stopActive := make(chan struct{})
+	var activeWG sync.WaitGroup
+	lat := make([][]time.Duration, active)
+	// Phase 0 is before the stalled clients, 1 while they send and fill
+	// their sockets, 2 once they are stalled.
+	var phase atomic.Int32
+	lat1 := make([][]time.Duration, active)
+	lat2 := make([][]time.Duration, active)
+	for i := range active {
+		activeWG.Add(1)
+		go func() {
+			defer activeWG.Done()
+			ac := testserver.DialRedis(t, addr)
+			defer ac.Close()
+			for {
+				select {
+				case <-stopActive:
+					return
+				default:
+				}
+				start := time.Now()
+				v, err := ac.Do("GET", "small")
+				d := time.Since(start)
+				if err != nil || v != "s" {
+					t.Errorf("active client %d: %q, %v", i, v, err)
+					return
+				}
+				switch phase.Load() {
+				case 0:
+					lat[i] = append(lat[i], d)
+				case 1:
+					lat1[i] = append(lat1[i], d)
+				default:
+					lat2[i] = append(lat2[i], d)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	// The stalled clients send everything, then read nothing.
+	var req []byte
+	for range pipeline {
+		req = resp.AppendCommandString(req, "GET", "big")
+	}
+	conns := make([]net.Conn, stalled)
+	for i := range conns {
+		nc, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		conns[i] = nc
+		t.Cleanup(func() { nc.Close() })
+		go func() { _, _ = nc.Write(req) }() // may block once walnut stops reading it
+	}
+	phase.Store(1)
+	// The stalled clients are stalled once their sockets are full: then
+	// the replies walnut takes from the server are the active clients'
+	// few bytes only.
+	prev := metricSum(t, admin, "walnut_server_response_bytes_total")
+	filled := time.Now().Add(60 * time.Second)
+	for time.Now().Before(filled) {
+		time.Sleep(500 * time.Millisecond)
+		now := metricSum(t, admin, "walnut_server_response_bytes_total")
+		if now-prev < 1<<20 {
+			break
+		}
+		prev = now
+	}
+	fillTime := time.Since(filled.Add(-60 * time.Second))
+	phase.Store(2)
+	time.Sleep(2 * time.Second)
+	held := rss(t, pid) - base
+	close(stopActive)
+	activeWG.Wait()
+	before, filling, stalledLat := merged(lat), merged(lat1), merged(lat2)
+	t.Logf("walnut RSS: +%d MiB with %d stalled clients (%d KiB each)", held>>20, stalled, held/stalled>>10)
+	t.Logf("active GETs: %d before, p50 %v p99 %v; %d while the stalled clients filled their sockets (%v), p50 %v p99 %v; %d once they stalled, p50 %v p99 %v",
+		len(before), pct(before, 50), pct(before, 99), len(filling), fillTime.Round(100*time.Millisecond), pct(filling, 50), pct(filling, 99),
+		len(stalledLat), pct(stalledLat, 50), pct(stalledLat, 99))
+	assert.LessOrEqual(t, held/stalled, int64(8<<20), "memory per stalled client")
+	// The active clients go on being served while the others stall (their
+	// latency is logged above; how much it may grow is not asserted here).
+	require.NotEmpty(t, stalledLat, "the active clients were not served while others stalled")
+
+	// Now every stalled client reads all its replies.
+	var readWG sync.WaitGroup
+	for i, nc := range conns {
+		readWG.Add(1)
+		go func() {
+			defer readWG.Done()
+			_ = nc.SetReadDeadline(time.Now().Add(3 * time.Minute))
+			br := bufio.NewReaderSize(nc, 256<<10)
+			buf := make([]byte, len(want))
+			for j := range pipeline {
+				if _, err := io.ReadFull(br, buf); err != nil {
+					t.Errorf("stalled client %d, reply %d: %v", i, j, err)
+					return
+				}
+				if !bytes.Equal(buf, want) {
+					t.Errorf("stalled client %d, reply %d: wrong reply %.40q", i, j, buf)
+					return
+				}
+			}
+		}()
+	}
+	readWG.Wait()
+	for _, nc := range conns {
+		nc.Close()
+	}
+	c.Close()
+	// What may remain is the backend connection's own reader and writer
+	// goroutines, started once it was busy: nothing per client.
+	var now atomic.Int64
+	ok := assert.Eventually(t, func() bool {
+		now.Store(int64(adminGoroutines(t, admin)))
+		return int(now.Load()) <= goroutines0+2
+	}, 10*time.Second, 100*time.Millisecond)
+	t.Logf("walnut goroutines: %d before, %d after", goroutines0, now.Load())
+	if !ok {
+		t.Errorf("walnut's goroutines did not go back to %d (+2)", goroutines0)
+	}
+}
+
+// adminGoroutines reads go_goroutines from walnut's /metrics.
+func adminGoroutines(t *testing.T, admin string) int {
+	return int(metricSum(t, admin, "go_goroutines"))
+}
+
+// metricSum reads the sum of the samples of a metric from walnut's /metrics.
+func metricSum(t *testing.T, admin, name string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + admin + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	sum, found := 0.0, false
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || (f[0] != name && !strings.HasPrefix(f[0], name+"{")) {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		require.NoError(t, err)
+		sum, found = sum+v, true
+	}
+	require.True(t, found, "no %s in /metrics", name)
+	return sum
+}
+
+func merged(l [][]time.Duration) []time.Duration {
+	var all []time.Duration
+	for _, x := range l {
+		all = append(all, x...)
+	}
+	slices.Sort(all)
+	return all
+}
+
+// pct returns the p-th percentile of sorted d.
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, len(d)*p/100)]
+}
