@@ -2,138 +2,8 @@ package resp
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 )
-
-// Class says how a proxy routes a command: answer it itself, forward it
-// whole to the server of one key, split it over the servers of its keys,
-// or refuse it.
-type Class uint8
-
-// The routing classes. Keys reports the key positions of a command of any
-// class.
-const (
-	// ClassUnsupported marks a command a sharding proxy cannot run
-	// correctly. Reason says why; UnsupportedError is the reply to send,
-	// keeping the connection open (twemproxy closes it).
-	ClassUnsupported Class = iota
-
-	// ClassLocal marks a command the proxy answers itself, never
-	// forwarding it: PING, ECHO, QUIT, AUTH, SELECT, HELLO, RESET and the
-	// CLIENT subcommands SETNAME, GETNAME and SETINFO. The answers are
-	// expected to be:
-	//
-	//   - PING [message]: +PONG, or message as a bulk string. More than one
-	//     argument is an arity error (ArityError), which redis-server
-	//     checks inside the command, so CheckArity accepts it.
-	//   - ECHO message: message as a bulk string.
-	//   - QUIT: +OK (redis-server 7; twemproxy sends nothing), then close
-	//     the connection once earlier replies are written.
-	//   - AUTH [username] password: checked against the pool password as
-	//     twemproxy does; more than two arguments is a syntax error.
-	//   - SELECT index: +OK for 0 and an error for any other index: server
-	//     connections are shared between clients, so a client cannot
-	//     switch database (a pool's redis_db applies to every client).
-	//     twemproxy closes the connection on any SELECT.
-	//   - HELLO [protover [AUTH username password] [SETNAME name]]: the
-	//     proxy chooses the client's protocol, since server connections
-	//     are shared. HELLO 3 is answered "-NOPROTO unsupported protocol
-	//     version" unless the proxy speaks RESP3 to clients; go-redis v9,
-	//     which sends HELLO 3 on every new connection, then falls back to
-	//     RESP2 and AUTH. HELLO and HELLO 2 get redis-server's RESP2 reply.
-	//     AUTH and SETNAME act as the commands of the same name.
-	//   - RESET: forget the client name and authentication; +RESET.
-	//   - CLIENT SETNAME name, CLIENT GETNAME: a name kept per client
-	//     connection. CLIENT SETINFO: +OK, and nothing is kept; go-redis v9
-	//     sends CLIENT SETINFO LIB-NAME and LIB-VER on every new connection
-	//     (and ignores errors), and redis-server 7.0 does not know it.
-	ClassLocal
-
-	// ClassKeyless marks a command without keys that any server can
-	// answer: COMMAND (every subcommand), LOLWUT, TIME (which twemproxy
-	// refuses) and the HELP subcommands of OBJECT, MEMORY, XGROUP and
-	// XINFO. twemproxy sends COMMAND and LOLWUT to the server of the
-	// literal key "placeholder", so always to the same server; a proxy
-	// should do the same. The answer describes that server, not the
-	// proxy: COMMAND also lists commands the proxy refuses.
-	ClassKeyless
-
-	// ClassSingleKey marks a command with one key, at FirstKey (1, or 2
-	// for a subcommand such as OBJECT ENCODING key); no other argument is
-	// a key. It is forwarded whole to the server of that key. SORT (BY,
-	// GET and STORE patterns) and GEORADIUS and GEORADIUSBYMEMBER (STORE,
-	// STOREDIST) can name further keys in options that the legacy key
-	// positions do not cover; as in twemproxy, those must live on the
-	// first key's server.
-	ClassSingleKey
-
-	// ClassFirstKey marks a command with several keys at fixed positions
-	// or over a range (FirstKey, LastKey, Step), forwarded whole to the
-	// server of the first key. It is correct only when every key lives on
-	// that server, for example because all share a hash tag ({user1}:a,
-	// {user1}:b); a proxy should check that with Keys and refuse the
-	// command otherwise (twemproxy does not check). Examples: SDIFF,
-	// SINTER, SUNION and their STORE forms, PFCOUNT, PFMERGE, COPY, LMOVE,
-	// RPOPLPUSH, SMOVE, LCS, ZRANGESTORE, GEOSEARCHSTORE, and RENAME,
-	// RENAMENX, MSETNX and BITOP, which twemproxy refuses.
-	ClassFirstKey
-
-	// ClassNumKeys marks a command whose keys are counted by a numkeys
-	// argument at NumKeysIndex: 2 for EVAL, EVALSHA, FCALL and their _RO
-	// forms and for ZUNIONSTORE, ZINTERSTORE and ZDIFFSTORE (whose
-	// destination, at FirstKey 1, comes first); 1 for ZUNION, ZINTER,
-	// ZDIFF, ZINTERCARD, SINTERCARD, LMPOP and ZMPOP. Routing is as for
-	// ClassFirstKey: the whole command goes to the server of the first key
-	// Keys returns, and every key must live there. Keys validates numkeys
-	// and reports a bad one in redis-server's words. A script called with
-	// numkeys 0 has no key and may go to any server, as for ClassKeyless
-	// (twemproxy refuses it). twemproxy routes ZUNION, ZINTER and ZDIFF by
-	// the numkeys argument itself, as if it were a key.
-	ClassNumKeys
-
-	// ClassMultiKey marks a command whose every argument from FirstKey on
-	// is a key (Step 1): MGET, DEL, UNLINK, TOUCH and EXISTS. The proxy
-	// splits it into one command per server and merges the replies: MGET
-	// by position, the others by adding the integers. twemproxy does not
-	// split EXISTS: it counts only the keys on the first key's server.
-	ClassMultiKey
-
-	// ClassMultiKeyValue marks a command of key/value pairs (Step 2):
-	// MSET. The proxy splits it into one command per server, each key
-	// with its value, and answers +OK once all succeed.
-	ClassMultiKeyValue
-
-	// ClassContainer marks a command whose second argument names a
-	// subcommand: CLIENT, MEMORY, OBJECT, XGROUP and XINFO. Look the
-	// subcommand up with Subcommand, or use ResolveCommand; each
-	// subcommand has its own class, arity and key positions, counted from
-	// the container's name (OBJECT ENCODING key has FirstKey 2). The other
-	// containers of redis-server are refused as a whole (CONFIG, SCRIPT,
-	// FUNCTION, ACL, CLUSTER, …), except COMMAND, which is forwarded as a
-	// whole (ClassKeyless).
-	ClassContainer
-)
-
-var commandClassNames = [...]string{
-	ClassUnsupported:   "unsupported",
-	ClassLocal:         "local",
-	ClassKeyless:       "keyless",
-	ClassSingleKey:     "single-key",
-	ClassFirstKey:      "first-key",
-	ClassNumKeys:       "numkeys",
-	ClassMultiKey:      "multi-key",
-	ClassMultiKeyValue: "multi-key-value",
-	ClassContainer:     "container",
-}
-
-// String returns the class name in lower case, such as "single-key".
-func (c Class) String() string {
-	if int(c) < len(commandClassNames) {
-		return commandClassNames[c]
-	}
-	return "Class(" + strconv.Itoa(int(c)) + ")"
-}
 
 // CommandFlags describe what a command does to the data, as the flags of
 // the same names in redis-server's COMMAND reply do.
@@ -165,7 +35,9 @@ const (
 )
 
 // CommandInfo describes one command, or one subcommand of a container
-// command, for routing. The fields mirror redis-server 7's COMMAND INFO.
+// command, as redis-server 7's COMMAND INFO does: its argument count, its
+// flags and where its keys are. It says nothing about how a proxy treats
+// the command; that is the proxy's decision.
 type CommandInfo struct {
 	// Name is the command name in lower case. A subcommand has redis-server's
 	// full name, "container|subcommand", such as "client|setinfo".
@@ -176,8 +48,6 @@ type CommandInfo struct {
 	// redis-server 7: EXPIRE has -3, so EXPIRE k 10 NX passes, where
 	// twemproxy's fixed count refuses it.
 	Arity int
-	// Class says how the command is routed.
-	Class Class
 	// Flags are the redis-server flags write, readonly and blocking.
 	Flags CommandFlags
 	// FirstKey, LastKey and Step are redis-server's legacy key positions:
@@ -192,22 +62,28 @@ type CommandInfo struct {
 	NumKeysIndex int
 	// Since is the redis-server version that added the command.
 	Since string
-	// Reason says, for a ClassUnsupported command, why a sharding proxy
-	// refuses it, in words fit to send to the client, such as "KEYS is
-	// not supported through a sharding proxy: keys live on many servers".
-	Reason string
 
 	numKeys numKeysStyle
-	index   int // position in commandTable
+	index   int  // position in commandTable
+	subs    bool // the table lists subcommands of this command
 }
 
 // Index returns the command's position in the slice Commands returns, so
 // that callers can keep per-command data in a slice rather than a map.
 func (ci *CommandInfo) Index() int { return ci.index }
 
+// HasSubcommands reports whether ci is a container command whose
+// subcommands the table lists (CLIENT, MEMORY, OBJECT, XGROUP and XINFO):
+// its second argument names a subcommand, with its own arity and key
+// positions, counted from the container's name (OBJECT ENCODING key has
+// FirstKey 2). Look it up with Subcommand, or use ResolveCommand. Other
+// containers of redis-server (COMMAND, CONFIG, SCRIPT, …) are described
+// as a whole, and HasSubcommands reports false for them.
+func (ci *CommandInfo) HasSubcommands() bool { return ci.subs }
+
 // A CommandError is a request the proxy answers itself with an error
 // instead of forwarding it: an unknown command, a wrong number of
-// arguments, a bad numkeys argument, or an unsupported command. Unlike a
+// arguments, or a bad numkeys argument. Unlike a
 // *protocol.Error the stream stays in step: send Reply and go on reading.
 type CommandError struct {
 	// Reply is the error reply without the leading '-' and trailing CRLF,
@@ -259,11 +135,12 @@ func LookupCommand(name []byte) (*CommandInfo, bool) {
 
 // Subcommand returns the subcommand of the container command ci named
 // name, matched without regard to ASCII case, or false if ci is not a
-// container or has no such subcommand. Like LookupCommand it does not
-// allocate, and the result must not be modified.
+// container whose subcommands the table lists (see HasSubcommands) or
+// has no such subcommand. Like LookupCommand it does not allocate, and
+// the result must not be modified.
 func (ci *CommandInfo) Subcommand(name []byte) (*CommandInfo, bool) {
 	var buf [2*maxNameLen + 1]byte
-	if ci.Class != ClassContainer || len(name) == 0 || len(name) > maxNameLen || len(ci.Name) > maxNameLen {
+	if !ci.subs || len(name) == 0 || len(name) > maxNameLen || len(ci.Name) > maxNameLen {
 		return nil, false
 	}
 	n := copy(buf[:], ci.Name)
@@ -280,13 +157,13 @@ func (ci *CommandInfo) Subcommand(name []byte) (*CommandInfo, bool) {
 	return sub, ok
 }
 
-// ResolveCommand looks up the command args[0] and, when it is a container
-// and args[1] exists, its subcommand args[1], then checks the number of
-// arguments, in the order redis-server does. A failure is a *CommandError
-// worded as redis-server's reply: unknown command, unknown subcommand, or
-// wrong number of arguments. ResolveCommand does not allocate unless it
-// fails. Whether the command is supported is left to the caller (see
-// Class).
+// ResolveCommand looks up the command args[0] and, when it has
+// subcommands (HasSubcommands) and args[1] exists, its subcommand args[1],
+// then checks the number of arguments, in the order redis-server does. A
+// failure is a *CommandError worded as redis-server's reply: unknown
+// command, unknown subcommand, or wrong number of arguments.
+// ResolveCommand does not allocate unless it fails. What to do with the
+// command, including whether to run it at all, is left to the caller.
 func ResolveCommand(args [][]byte) (*CommandInfo, error) {
 	if len(args) == 0 {
 		return nil, UnknownCommandError(args)
@@ -295,7 +172,7 @@ func ResolveCommand(args [][]byte) (*CommandInfo, error) {
 	if !ok {
 		return nil, UnknownCommandError(args)
 	}
-	if ci.Class == ClassContainer && len(args) > 1 {
+	if ci.subs && len(args) > 1 {
 		sub, ok := ci.Subcommand(args[1])
 		if !ok {
 			return nil, ci.UnknownSubcommandError(args[1])
@@ -322,14 +199,6 @@ func (ci *CommandInfo) CheckArity(nargs int) bool {
 // is named "container|subcommand").
 func (ci *CommandInfo) ArityError() *CommandError {
 	return newCommandError("ERR wrong number of arguments for '" + ci.Name + "' command")
-}
-
-// UnsupportedError returns the reply for a refused command: "ERR "
-// followed by ci.Reason. It is meant for a ClassUnsupported command, every
-// one of which has a Reason (the tests check it); for any other command
-// the reply is a bare "ERR ".
-func (ci *CommandInfo) UnsupportedError() *CommandError {
-	return newCommandError("ERR " + ci.Reason)
 }
 
 // UnknownSubcommandError returns redis-server's reply to an unknown
@@ -488,8 +357,9 @@ func (ci *CommandInfo) numKeysCount(args [][]byte) (int, error) {
 // of a sharding proxy may send (CLIENT SETINFO, the hash field expiration
 // commands HEXPIRE … HTTL, WAITAOF). The subcommands of the containers
 // CLIENT, MEMORY, OBJECT, XGROUP and XINFO follow their container under
-// their full names ("client|setinfo"); the other containers are refused
-// whole and their subcommands are not listed.
+// their full names ("client|setinfo"); the other containers (COMMAND,
+// CONFIG, SCRIPT, …) are described as a whole and their subcommands are
+// not listed.
 func Commands() []CommandInfo {
 	return slices.Clone(commandTable)
 }
@@ -504,8 +374,11 @@ func indexCommands(table []CommandInfo) (cmds, subs map[string]*CommandInfo) {
 	for i := range table {
 		ci := &table[i]
 		ci.index = i
-		if strings.Contains(ci.Name, "|") {
+		if container, _, ok := strings.Cut(ci.Name, "|"); ok {
 			subs[ci.Name] = ci
+			if parent := cmds[container]; parent != nil { // sorted: the container came first
+				parent.subs = true
+			}
 		} else {
 			cmds[ci.Name] = ci
 		}
