@@ -81,7 +81,9 @@
 //
 // # Routing (Redis)
 //
-// Commands are looked up in resp's Redis 7 command table:
+// Commands are looked up in resp's Redis 7 command table, which says where
+// their keys are, and routed by walnut's policy (policy.go), which decides
+// for each command:
 //
 //   - single-key commands go to the server of their key (hash tag applied);
 //   - MGET, DEL, UNLINK, TOUCH and EXISTS are split into one command per

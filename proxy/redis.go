@@ -142,14 +142,14 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 			return false
 		}
 	}
-	switch ci.Class {
-	case resp.ClassUnsupported:
-		c.addError(ci.UnsupportedError().Reply)
-	case resp.ClassLocal:
+	switch rt := redisRouteOf(ci); rt.class {
+	case classUnsupported:
+		c.addError(rt.refusal)
+	case classLocal:
 		return c.redisLocal(ci, args)
-	case resp.ClassKeyless:
+	case classKeyless:
 		c.forward(cmd, c.ring().Pick(placeholderKey))
-	case resp.ClassSingleKey, resp.ClassFirstKey, resp.ClassNumKeys:
+	case classSingleKey, classFirstKey, classNumKeys:
 		pos, err := ci.Keys(args, c.pos[:0])
 		c.pos = pos
 		if err != nil {
@@ -170,7 +170,7 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 			}
 		}
 		c.forward(cmd, srv)
-	case resp.ClassMultiKey, resp.ClassMultiKeyValue:
+	case classMultiKey, classMultiKeyValue:
 		pos, err := ci.Keys(args, c.pos[:0])
 		c.pos = pos
 		if err != nil {
@@ -179,7 +179,7 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 		}
 		kind := slotSum
 		step := 1
-		if ci.Class == resp.ClassMultiKeyValue {
+		if rt.class == classMultiKeyValue {
 			kind, step = slotMSet, 2
 		} else if ci.Name == "mget" {
 			kind = slotMGet

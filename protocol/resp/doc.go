@@ -16,6 +16,20 @@
 // io.Reader; ReadCommands returns every complete command already buffered,
 // for a proxy to dispatch as one batch before it flushes once.
 //
+// # Command table
+//
+// LookupCommand and ResolveCommand find a command in a table of
+// redis-server 7's commands (Commands returns it) and describe it with a
+// CommandInfo: its arity, flags and key positions, as COMMAND INFO reports
+// them (a test compares every entry with a running redis-server). Keys
+// lists the positions of a command's keys and validates a numkeys argument
+// as redis-server does. The errors redis-server answers before running a
+// command (unknown command or subcommand, wrong number of arguments, bad
+// numkeys) are *CommandError values worded as redis-server words them.
+// The table holds facts about Redis only: which commands a proxy forwards,
+// splits, answers itself or refuses is the proxy's own policy (walnut's is
+// in package proxy).
+//
 // # Replies
 //
 // FrameReply finds where the first reply in a byte slice ends without
