@@ -1,5 +1,5 @@
 // Command walnut is a drop-in replacement for nutcracker (twemproxy): it
-// reads the same nutcracker.yml (see package proxy/config), takes the same
+// reads the same nutcracker.yml (see package config), takes the same
 // command-line options, serves the same stats and handles the same signals.
 // Each pool of the configuration is served by a proxy.Server.
 //

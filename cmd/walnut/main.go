@@ -17,9 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/metrics"
 	"github.com/walnutproxy/walnut/proxy"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 // version is printed by -V, -h and -D and reported by the stats server.
@@ -150,7 +150,7 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 	// covers a closed stderr.
 	signal.Ignore(syscall.SIGPIPE)
 
-	pools, err := config.Load(o.confFile)
+	f, err := config.Load(o.confFile)
 	if err != nil {
 		// The reason first, as -t prints it, then nutcracker's line.
 		fmt.Fprintln(errOut, err)
@@ -159,7 +159,7 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 		}
 		return fail(fmt.Errorf("configuration file '%s' syntax is invalid", o.confFile))
 	}
-	px, err := open(pools, o, log)
+	px, err := open(f.Pools, o, log)
 	if err != nil {
 		return fail(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/proxy"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 // A configError is a reload rejected because of the configuration file
@@ -205,10 +205,11 @@ func (px *proxies) apply() (reloadResult, error) {
 // update of every pool of the new configuration, in its order. On error
 // it has closed what it made.
 func (px *proxies) prepare() (ups []*update, err error) {
-	confs, err := config.Load(px.confFile)
+	f, err := config.Load(px.confFile)
 	if err != nil {
 		return nil, &configError{err}
 	}
+	confs := f.Pools
 	px.mu.Lock()
 	current := make(map[string]*servedPool, len(px.pools))
 	held := make(map[string]bool, len(px.pools)) // listen keys of our listeners

@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/proxy"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 func main() {
@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- map[str
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pools, err := config.Load(*conf)
+	f, err := config.Load(*conf)
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- map[str
 			l.Close()
 		}
 	}()
-	for _, p := range pools {
+	for _, p := range f.Pools {
 		s, err := proxy.New(proxy.FromPool(p, log))
 		if err != nil {
 			return err
