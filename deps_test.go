@@ -30,14 +30,15 @@ var allowed = map[string][]string{
 	"pool":                {"internal/rawio"},
 	"config":              {"hashkit", "shard", "go.yaml.in/yaml/v3"},
 	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "config", "internal/bytesconv", "internal/rawio"},
-	"cmd/walnut":          {"proxy", "config", "hashkit", "shard", "protocol", "pool", "github.com/spf13/pflag", "github.com/prometheus/client_golang", "go.yaml.in/yaml/v3", "internal/metrics"},
+	"proxy/metrics":       {"proxy", "github.com/prometheus/client_golang"},
+	"proxy/fleet":         {"proxy", "proxy/metrics", "config", "github.com/prometheus/client_golang"},
+	"cmd/walnut":          {"proxy", "proxy/fleet", "config", "github.com/spf13/pflag"},
 	"adapter/goredis":     {"shard", "hashkit", "config", "github.com/redis/go-redis/v9"},
 	"adapter/gomemcache":  {"shard", "hashkit", "config", "github.com/bradfitz/gomemcache"},
 	"internal/bytesconv":  {},
 	"internal/framesim":   {},
 	"internal/rawio":      {},
 	"internal/testserver": {},
-	"internal/metrics":    {"proxy", "github.com/prometheus/client_golang"},
 	"bench":               {"*"},
 	"examples/*":          {"*"},
 }
@@ -192,6 +193,8 @@ func TestImportPolicyRejects(t *testing.T) {
 	require.False(t, permits(allowed["shard"], module+"/proxy"))
 	require.False(t, permits(allowed["config"], module+"/proxy"), "proxy imports config, never the reverse")
 	require.False(t, permits(allowed["adapter/goredis"], module+"/proxy"), "the adapters do not depend on the proxy")
+	require.False(t, permits(allowed["proxy"], module+"/proxy/fleet"), "proxy serves one pool; the fleet is built on it")
+	require.False(t, permits(allowed["proxy"], "github.com/prometheus/client_golang/prometheus"), "only programs that import proxy/metrics compile Prometheus")
 	require.False(t, permits(allowed["pool"], module+"/protocol"), "pool gets its framer injected")
 	require.False(t, permits(allowed["shard"], "github.com/redis/go-redis/v9"))
 	require.True(t, permits(allowed["hashkit"], "github.com/dgryski/go-farm"))

@@ -22,11 +22,11 @@ func TestListenersLoopbackByDefault(t *testing.T) {
 	f, err := config.Parse("loopback.yml", []byte("alpha:\n  listen: "+hostPort(testserver.FreePort(t, "127.0.0.1"))+
 		"\n  servers:\n"+server("127.0.0.1:1")))
 	require.NoError(t, err)
-	px, err := open(f.Pools, o, slog.New(slog.DiscardHandler))
+	fl, err := open(f, o, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	defer px.close()
-	addr, ok := px.statsL.Addr().(*net.TCPAddr)
+	defer fl.Close()
+	addr, ok := fl.StatsAddr().(*net.TCPAddr)
 	require.True(t, ok)
 	assert.True(t, addr.IP.IsLoopback(), "stats listener on %v", addr)
-	assert.Nil(t, px.adminL, "no admin listener unless --admin-addr is given")
+	assert.Nil(t, fl.AdminAddr(), "no admin listener unless --admin-addr is given")
 }
