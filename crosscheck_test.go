@@ -22,12 +22,12 @@ import (
 
 	"github.com/walnutproxy/walnut/adapter/gomemcache"
 	"github.com/walnutproxy/walnut/adapter/goredis"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
 	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/proxy"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 const crossKeys = 10000
@@ -141,9 +141,9 @@ func newCrossRig(t *testing.T, redis bool, dist string) *crossRig {
 	rig.nutListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(testserver.FreePort(t, "127.0.0.1")))
 	yml := crossPool(rig.nutListen, redis, dist, addrs)
 	testserver.StartNutcracker(t, yml, testserver.NutcrackerOptions{Listen: []string{rig.nutListen}})
-	pools, err := config.Parse("cross.yml", []byte(yml))
+	f, err := config.Parse("cross.yml", []byte(yml))
 	require.NoError(t, err)
-	rig.pool = pools[0]
+	rig.pool = f.Pools[0]
 	// walnut's proxy, on its own port, from the same pool.
 	rig.srv, err = proxy.New(proxy.FromPool(rig.pool, nil))
 	require.NoError(t, err)
@@ -191,7 +191,7 @@ func crossCheckRedis(t *testing.T, dist string) {
 	ctx := context.Background()
 	rig := newCrossRig(t, true, dist)
 	pool, nutListen, inproc := rig.pool, rig.nutListen, rig.inproc
-	ring, err := goredis.NewRing(pool, goredis.Options{})
+	ring, err := goredis.NewRingFromPool(pool, goredis.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { ring.Close() })
 
@@ -295,7 +295,7 @@ func crossCheckMemcache(t *testing.T, dist string) {
 	ctx := context.Background()
 	rig := newCrossRig(t, false, dist)
 	pool, nutListen, srv, inproc := rig.pool, rig.nutListen, rig.srv, rig.inproc
-	sel, err := gomemcache.FromPool(pool)
+	sel, err := gomemcache.NewSelectorFromPool(pool)
 	require.NoError(t, err)
 	mc := gm.NewFromSelector(sel)
 	mc.Timeout = 2 * time.Second

@@ -28,16 +28,17 @@ var allowed = map[string][]string{
 	"protocol/resp":       {"protocol", "internal/bytesconv", "internal/bufgrow"},
 	"protocol/memcache":   {"protocol", "internal/bytesconv", "internal/bufgrow"},
 	"pool":                {"internal/rawio", "internal/bufgrow"},
-	"proxy/config":        {"hashkit", "shard", "go.yaml.in/yaml/v3"},
-	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "proxy/config", "internal/bytesconv", "internal/rawio"},
-	"cmd/walnut":          {"proxy", "proxy/config", "hashkit", "shard", "protocol", "pool", "github.com/spf13/pflag", "github.com/prometheus/client_golang", "go.yaml.in/yaml/v3", "internal/metrics"},
-	"adapter/goredis":     {"shard", "hashkit", "proxy/config", "github.com/redis/go-redis/v9"},
-	"adapter/gomemcache":  {"shard", "hashkit", "proxy/config", "github.com/bradfitz/gomemcache"},
+	"config":              {"hashkit", "shard", "go.yaml.in/yaml/v3"},
+	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "config", "internal/bytesconv", "internal/rawio"},
+	"proxy/metrics":       {"proxy", "github.com/prometheus/client_golang"},
+	"proxy/fleet":         {"proxy", "proxy/metrics", "config", "github.com/prometheus/client_golang"},
+	"cmd/walnut":          {"proxy", "proxy/fleet", "config", "github.com/spf13/pflag"},
+	"adapter/goredis":     {"shard", "hashkit", "config", "github.com/redis/go-redis/v9"},
+	"adapter/gomemcache":  {"shard", "hashkit", "config", "github.com/bradfitz/gomemcache"},
 	"internal/bytesconv":  {},
 	"internal/bufgrow":    {},
 	"internal/rawio":      {},
 	"internal/testserver": {},
-	"internal/metrics":    {"proxy", "github.com/prometheus/client_golang"},
 	"bench":               {"*"},
 	"examples/*":          {"*"},
 }
@@ -190,6 +191,10 @@ func TestImportPolicyRejects(t *testing.T) {
 	// The checker itself must be able to fail.
 	require.False(t, permits(allowed["hashkit"], module+"/shard"), "hashkit must not import shard")
 	require.False(t, permits(allowed["shard"], module+"/proxy"))
+	require.False(t, permits(allowed["config"], module+"/proxy"), "proxy imports config, never the reverse")
+	require.False(t, permits(allowed["adapter/goredis"], module+"/proxy"), "the adapters do not depend on the proxy")
+	require.False(t, permits(allowed["proxy"], module+"/proxy/fleet"), "proxy serves one pool; the fleet is built on it")
+	require.False(t, permits(allowed["proxy"], "github.com/prometheus/client_golang/prometheus"), "only programs that import proxy/metrics compile Prometheus")
 	require.False(t, permits(allowed["pool"], module+"/protocol"), "pool gets its framer injected")
 	require.False(t, permits(allowed["shard"], "github.com/redis/go-redis/v9"))
 	require.True(t, permits(allowed["hashkit"], "github.com/dgryski/go-farm"))

@@ -8,8 +8,11 @@
 // New validates a Config and builds the backend pool; Serve (or
 // ListenAndServe) accepts clients; Shutdown stops accepting, lets every
 // client finish the requests it has sent, and closes; Close closes at once.
-// FromPool turns a pool read by package proxy/config into a Config.
-// StatsServer serves nutcracker's stats JSON for a set of Servers.
+// FromPool turns a pool read by package config into a Config.
+// StatsServer serves nutcracker's stats JSON for a set of Servers. Package
+// proxy/fleet serves every pool of a nutcracker.yml together, with reloads
+// and the admin endpoints; package proxy/metrics exports Servers to
+// Prometheus.
 //
 // # Request path
 //

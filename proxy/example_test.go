@@ -3,16 +3,16 @@ package proxy_test
 import (
 	"fmt"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/proxy"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 // A pool of a nutcracker.yml becomes a proxy.Server. New connects to
 // nothing (unless preconnect is set); Serve or ListenAndServe would start
 // accepting clients on 127.0.0.1:22121.
 func ExampleFromPool() {
-	pools, err := config.Parse("nutcracker.yml", []byte(`
+	f, err := config.Parse("nutcracker.yml", []byte(`
 alpha:
   listen: 127.0.0.1:22121
   redis: true
@@ -25,7 +25,7 @@ alpha:
 		fmt.Println(err)
 		return
 	}
-	s, err := proxy.New(proxy.FromPool(pools[0], nil))
+	s, err := proxy.New(proxy.FromPool(f.Pools[0], nil))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -4,8 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/protocol"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 // FromPool returns the Config that serves pool p of a nutcracker.yml as

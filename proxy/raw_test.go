@@ -15,12 +15,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
 	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/proxy"
-	"github.com/walnutproxy/walnut/proxy/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 
@@ -651,9 +651,9 @@ func TestListenIPv6(t *testing.T) {
 	probe.Close()
 	bs := startBackends(t, protocol.Redis, 1)
 	// nutcracker's unbracketed form, split at the last colon.
-	pools, err := config.Parse("v6.yml", []byte(fmt.Sprintf("v6:\n  listen: ::1:%d\n  redis: true\n  servers:\n   - %s:1\n", port, bs[0].Addr)))
+	f, err := config.Parse("v6.yml", []byte(fmt.Sprintf("v6:\n  listen: ::1:%d\n  redis: true\n  servers:\n   - %s:1\n", port, bs[0].Addr)))
 	require.NoError(t, err)
-	s, err := proxy.New(proxy.FromPool(pools[0], nil))
+	s, err := proxy.New(proxy.FromPool(f.Pools[0], nil))
 	require.NoError(t, err)
 	l, err := s.Listen()
 	require.NoError(t, err)

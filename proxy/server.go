@@ -26,13 +26,16 @@ import (
 var ErrServerClosed = errors.New("proxy: server closed")
 
 // Config describes one proxied pool: one pool of a nutcracker.yml. See
-// FromPool for the mapping from proxy/config.
+// FromPool for the mapping from package config.
 type Config struct {
 	// Name names the pool in stats and logs.
 	Name string
 
 	// Network and Addr are where ListenAndServe listens: "tcp" (the
 	// default when empty) with "host:port", or "unix" with a socket path.
+	// With Addr empty (a pool read with config.Loader.ListenOptional and
+	// no listen key) Listen and ListenAndServe refuse to listen; Serve
+	// serves any listener.
 	// A stale socket file at a unix path is removed first, as twemproxy
 	// does, but not one that a running process accepts on.
 	Network, Addr string
@@ -361,6 +364,9 @@ func (s *Server) Protocol() protocol.Kind { return s.proto }
 // report bind errors before serving (as nutcracker fails at start).
 func (s *Server) Listen() (net.Listener, error) {
 	cfg := &s.gen.Load().cfg
+	if cfg.Addr == "" {
+		return nil, fmt.Errorf("proxy: pool %q has no listen address", s.name)
+	}
 	network := cfg.Network
 	if network == "" {
 		network = "tcp"

@@ -1,23 +1,38 @@
 // Package gomemcache makes a gomemcache client
-// (github.com/bradfitz/gomemcache/memcache) place keys on a nutcracker.yml
-// memcached pool's servers exactly as nutcracker (twemproxy) does, so a Go
-// service can talk to the memcacheds directly, with no proxy hop, and still
-// find every key nutcracker or walnut's proxy wrote, and write keys where
-// they will find them.
+// (github.com/bradfitz/gomemcache/memcache) place keys on a memcached pool's
+// servers exactly as nutcracker (twemproxy) does, so a Go service can talk to
+// the memcacheds directly, with no proxy hop, and still find every key
+// nutcracker or walnut's proxy wrote, and write keys where they will find
+// them.
 //
 // # Use
 //
-// Build the Client from the pool:
+// Build the Client from the pool's servers and ring options (hash,
+// distribution, hash tag), the same values shard.NewRing takes:
 //
-//	pools, err := config.Load("nutcracker.yml")
-//	...
-//	mc, err := gomemcache.NewClient(pools[0])
+//	servers := []shard.Server{
+//		{Addr: "10.0.0.1:11211", Weight: 1, Name: "a"},
+//		{Addr: "10.0.0.2:11211", Weight: 1, Name: "b"},
+//	}
+//	mc, err := gomemcache.New(servers, shard.RingOptions{HashTag: "{}"})
 //	...
 //	err = mc.Set(&memcache.Item{Key: "user:{42}:name", Value: []byte("ann")})
 //
-// NewClient plugs a Selector, a memcache.ServerSelector, into
-// memcache.NewFromSelector. FromPool returns the Selector of a pool and
-// NewSelector one built from a server list and shard.RingOptions.
+// or, as a convenience, from a pool of a nutcracker.yml read by package
+// config, whose timeout then becomes the Client's:
+//
+//	f, err := config.Load("nutcracker.yml")
+//	...
+//	pool, ok := f.Pool("cache")
+//	...
+//	mc, err := gomemcache.NewFromPool(pool)
+//
+// A file read only for this need not give the pool a listen address (see
+// config.Loader).
+//
+// New and NewFromPool plug a Selector, a memcache.ServerSelector, into
+// memcache.NewFromSelector. NewSelector returns the Selector of a server
+// list and shard.RingOptions, NewSelectorFromPool that of a pool.
 // A Selector places a key with a shard.Ring: the pool's hash, distribution
 // (ketama, modula or random) and hash_tag, and its servers' weights and names.
 // Names matter: ketama hashes each server's ID (shard.Server.ID, the name

@@ -24,8 +24,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walnutproxy/walnut/adapter/gomemcache"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/testserver"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 // e2ePool is one memcached pool of a nutcracker.yml.
@@ -63,7 +63,7 @@ func startNutcracker(t *testing.T, pools ...*e2ePool) map[string]config.Pool {
 	parsed, err := config.Parse("nutcracker.yml", []byte(yml.String()))
 	require.NoError(t, err)
 	byName := map[string]config.Pool{}
-	for _, p := range parsed {
+	for _, p := range parsed.Pools {
 		byName[p.Name] = p
 	}
 	return byName
@@ -193,7 +193,7 @@ func nutcrackerHits(t *testing.T, listen, prefix string, keys []string) int {
 }
 
 // TestCrossCheckNutcracker writes 2,000 keys through nutcracker and reads
-// every one with NewClient over the same nutcracker.yml, then writes 2,000
+// every one with NewFromPool over the same nutcracker.yml, then writes 2,000
 // more with the Client and reads them through nutcracker, for memcached
 // pools with a hash tag and unequal weights: ketama and modula over named
 // servers, and ketama and modula over unnamed ones, including a server on
@@ -233,7 +233,7 @@ func TestCrossCheckNutcracker(t *testing.T) {
 			pool := cfg[p.name]
 			keys := randomKeys(rng, 2*n)
 			fromProxy, fromClient := keys[:n], keys[n:]
-			mc, err := gomemcache.NewClient(pool)
+			mc, err := gomemcache.NewFromPool(pool)
 			require.NoError(t, err)
 
 			// nutcracker writes, the Client reads.
@@ -241,6 +241,10 @@ func TestCrossCheckNutcracker(t *testing.T) {
 			hits, missed := clientHits(t, mc, p.name+"/", fromProxy)
 			assert.Equal(t, n, hits, "keys written through nutcracker that the Client missed, e.g. %v", missed)
 			assert.Equal(t, n, multiHits(t, mc, fromProxy), "GetMulti")
+			// The primary form, from the servers and ring options alone.
+			direct, err := gomemcache.New(pool.Servers, pool.RingOptions())
+			require.NoError(t, err)
+			assert.Equal(t, n, multiHits(t, direct, fromProxy), "New(servers, ring options)")
 
 			// The Client writes, nutcracker reads.
 			for i, k := range fromClient {
@@ -295,7 +299,7 @@ func TestEjectionNutcracker(t *testing.T) {
 	for _, p := range pools {
 		t.Run(p.name, func(t *testing.T) {
 			pool := cfg[p.name]
-			sel, err := gomemcache.FromPool(pool)
+			sel, err := gomemcache.NewSelectorFromPool(pool)
 			require.NoError(t, err)
 			require.Equal(t, fmt.Sprintf("s%d", dead), sel.Ring().ID(dead))
 			mc := memcache.NewFromSelector(sel)

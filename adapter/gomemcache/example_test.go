@@ -7,7 +7,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/walnutproxy/walnut/adapter/gomemcache"
-	"github.com/walnutproxy/walnut/proxy/config"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 
@@ -23,8 +23,9 @@ import (
 //	   - 127.0.0.1:11211:2 mc-a
 //	   - 127.0.0.1:11212:1 mc-b
 //
-// (config.Load and FromPool build the same Selector from the file). When
-// nutcracker ejects mc-a, SetLive does the same: only mc-a's keys move.
+// (config.Load and NewSelectorFromPool build the same Selector from the
+// file). When nutcracker ejects mc-a, SetLive does the same: only mc-a's keys
+// move.
 func ExampleSelector() {
 	sel, err := gomemcache.NewSelector([]shard.Server{
 		{Addr: "127.0.0.1:11213", Weight: 1, Name: "mc-c"},
@@ -75,11 +76,29 @@ func ExampleSelector() {
 	// true
 }
 
-// NewClient builds a gomemcache Client for a pool of a nutcracker.yml, read
-// with config.Load (here config.Parse); the pool's timeout becomes the
+// New builds a gomemcache Client from a server list and the ring options of
+// the pool it mirrors; a Go service needs no nutcracker.yml. Building it
+// connects to nothing.
+func ExampleNew() {
+	mc, err := gomemcache.New([]shard.Server{
+		{Addr: "127.0.0.1:11212", Weight: 1, Name: "mc-2"},
+		{Addr: "127.0.0.1:11211", Weight: 1, Name: "mc-1"},
+	}, shard.RingOptions{HashTag: "{}"})
+	if err != nil {
+		panic(err)
+	}
+	// mc.Set(&memcache.Item{Key: "user:{42}:name", Value: []byte("ann")})
+	// would store the item on the memcached nutcracker picks for "42".
+	fmt.Println(mc.Timeout) // 0: gomemcache's default, memcache.DefaultTimeout
+	// Output:
+	// 0s
+}
+
+// NewFromPool builds a gomemcache Client for a pool of a nutcracker.yml,
+// read with config.Load (here config.Parse); the pool's timeout becomes the
 // Client's. Building it connects to nothing.
-func ExampleNewClient() {
-	pools, err := config.Parse("nutcracker.yml", []byte(`
+func ExampleNewFromPool() {
+	f, err := config.Parse("nutcracker.yml", []byte(`
 cache:
   listen: 127.0.0.1:22122
   hash: fnv1a_64
@@ -93,7 +112,11 @@ cache:
 	if err != nil {
 		panic(err)
 	}
-	mc, err := gomemcache.NewClient(pools[0])
+	pool, ok := f.Pool("cache")
+	if !ok {
+		panic("no pool cache")
+	}
+	mc, err := gomemcache.NewFromPool(pool)
 	if err != nil {
 		panic(err)
 	}

@@ -8,12 +8,12 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/walnutproxy/walnut/proxy/config"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 
-// ErrNotMemcache is returned by FromPool and NewClient for a redis pool
-// ("redis: true").
+// ErrNotMemcache is returned by NewSelectorFromPool and NewFromPool for a
+// redis pool ("redis: true").
 var ErrNotMemcache = errors.New("gomemcache: not a memcached pool")
 
 // maxKeyLen is the longest key memcached, nutcracker and gomemcache accept.
@@ -188,15 +188,29 @@ func (s *Selector) Ring() *shard.Ring {
 	return s.ring.Load()
 }
 
-// FromPool returns the Selector for pool p of a nutcracker.yml, as read by
-// config.Load or config.Parse: its servers, hash, distribution and hash tag
-// (see NewSelector). It returns an error wrapping ErrNotMemcache for a redis
-// pool.
+// New returns a memcache.Client that talks to servers directly and finds
+// every key where nutcracker puts it with ring (hash, distribution and hash
+// tag): the Client of memcache.NewFromSelector over NewSelector(servers,
+// ring). Timeout and MaxIdleConns are gomemcache's defaults; the caller may
+// change them before using the Client. To eject servers, build the Client
+// from a Selector instead: memcache.NewFromSelector(sel).
+func New(servers []shard.Server, ring shard.RingOptions) (*memcache.Client, error) {
+	s, err := NewSelector(servers, ring)
+	if err != nil {
+		return nil, err
+	}
+	return memcache.NewFromSelector(s), nil
+}
+
+// NewSelectorFromPool returns the Selector for pool p of a nutcracker.yml,
+// as read by config.Load or config.Parse: NewSelector over its servers,
+// hash, distribution and hash tag. It returns an error wrapping
+// ErrNotMemcache for a redis pool; its errors name the pool.
 //
 // The pool's proxy settings (auto_eject_hosts, server_failure_limit,
 // server_retry_timeout, server_connections, timeout…) do not affect
 // placement and are not used; see SetLive for ejection.
-func FromPool(p config.Pool) (*Selector, error) {
+func NewSelectorFromPool(p config.Pool) (*Selector, error) {
 	if p.Redis {
 		return nil, fmt.Errorf("%w: pool %q", ErrNotMemcache, p.Name)
 	}
@@ -207,21 +221,21 @@ func FromPool(p config.Pool) (*Selector, error) {
 	return s, nil
 }
 
-// NewClient returns a memcache.Client that talks to the servers of pool p
+// NewFromPool returns a memcache.Client that talks to the servers of pool p
 // directly and finds every key where nutcracker puts it: the Client of
-// memcache.NewFromSelector over FromPool(p). A positive pool timeout becomes
-// Client.Timeout (nutcracker applies it to each server response); with none,
-// gomemcache's default, memcache.DefaultTimeout, applies rather than waiting
-// forever. MaxIdleConns is left at gomemcache's default: server_connections
-// caps the connections a proxy shares among all its clients, not the idle
-// connections of one process (its default, 1, would make concurrent callers
-// dial and close connections). The caller may change both fields before
-// using the Client.
+// memcache.NewFromSelector over NewSelectorFromPool(p). A positive pool
+// timeout becomes Client.Timeout (nutcracker applies it to each server
+// response); with none, gomemcache's default, memcache.DefaultTimeout,
+// applies rather than waiting forever. MaxIdleConns is left at gomemcache's
+// default: server_connections caps the connections a proxy shares among all
+// its clients, not the idle connections of one process (its default, 1,
+// would make concurrent callers dial and close connections). The caller may
+// change both fields before using the Client.
 //
 // To eject servers, build the Client from a Selector instead:
 // memcache.NewFromSelector(sel), then set Timeout as above.
-func NewClient(p config.Pool) (*memcache.Client, error) {
-	s, err := FromPool(p)
+func NewFromPool(p config.Pool) (*memcache.Client, error) {
+	s, err := NewSelectorFromPool(p)
 	if err != nil {
 		return nil, err
 	}

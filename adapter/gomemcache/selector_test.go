@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walnutproxy/walnut/adapter/gomemcache"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/hashkit"
-	"github.com/walnutproxy/walnut/proxy/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 
@@ -370,7 +370,7 @@ func TestAllocs(t *testing.T) {
 	}
 }
 
-func TestFromPool(t *testing.T) {
+func TestNewSelectorFromPool(t *testing.T) {
 	const yml = `mc:
   listen: 127.0.0.1:22121
   hash: murmur
@@ -396,16 +396,16 @@ unresolvable:
    - 127.0.0.1:11213:1 ok
    - no..such.host:11211:1 bad
 `
-	pools, err := config.Parse("nutcracker.yml", []byte(yml))
+	f, err := config.Parse("nutcracker.yml", []byte(yml))
 	require.NoError(t, err)
 	byName := map[string]config.Pool{}
-	for _, p := range pools {
+	for _, p := range f.Pools {
 		byName[p.Name] = p
 	}
 
 	t.Run("memcached pool", func(t *testing.T) {
 		p := byName["mc"]
-		sel, err := gomemcache.FromPool(p)
+		sel, err := gomemcache.NewSelectorFromPool(p)
 		require.NoError(t, err)
 		ring := sel.Ring()
 		require.Equal(t, len(p.Servers), ring.Len())
@@ -422,25 +422,25 @@ unresolvable:
 			require.Equal(t, address, addr.String(), "%q", k)
 		}
 
-		mc, err := gomemcache.NewClient(p)
+		mc, err := gomemcache.NewFromPool(p)
 		require.NoError(t, err)
 		assert.Equal(t, 400*time.Millisecond, mc.Timeout)
 		assert.Zero(t, mc.MaxIdleConns, "gomemcache's default")
 	})
 	t.Run("no timeout", func(t *testing.T) {
-		mc, err := gomemcache.NewClient(byName["notimeout"])
+		mc, err := gomemcache.NewFromPool(byName["notimeout"])
 		require.NoError(t, err)
 		assert.Zero(t, mc.Timeout, "gomemcache's default, not forever")
 	})
 	t.Run("redis pool", func(t *testing.T) {
-		_, err := gomemcache.FromPool(byName["rd"])
+		_, err := gomemcache.NewSelectorFromPool(byName["rd"])
 		assert.ErrorIs(t, err, gomemcache.ErrNotMemcache)
 		assert.Contains(t, err.Error(), `pool "rd"`)
-		_, err = gomemcache.NewClient(byName["rd"])
+		_, err = gomemcache.NewFromPool(byName["rd"])
 		assert.ErrorIs(t, err, gomemcache.ErrNotMemcache)
 	})
 	t.Run("unresolvable server", func(t *testing.T) {
-		_, err := gomemcache.NewClient(byName["unresolvable"])
+		_, err := gomemcache.NewFromPool(byName["unresolvable"])
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), `gomemcache: pool "unresolvable": server "bad": `)
 	})

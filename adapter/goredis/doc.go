@@ -1,17 +1,34 @@
 // Package goredis makes a go-redis Ring (github.com/redis/go-redis/v9) place
-// keys on a nutcracker.yml redis pool's servers exactly as nutcracker
-// (twemproxy) does, so a Go service can talk to the servers directly, with no
-// proxy hop, and still find every key nutcracker or walnut's proxy wrote.
+// keys on a redis pool's servers exactly as nutcracker (twemproxy) does, so a
+// Go service can talk to the servers directly, with no proxy hop, and still
+// find every key nutcracker or walnut's proxy wrote.
 //
 // # Use
 //
-// Build the Ring from the pool:
+// Build the Ring from the pool's servers and ring options (hash,
+// distribution, hash tag), the same values shard.NewRing takes:
 //
-//	pools, err := config.Load("nutcracker.yml")
-//	...
-//	ring, err := goredis.NewRing(pools[0], goredis.Options{})
+//	servers := []shard.Server{
+//		{Addr: "10.0.0.1:6379", Weight: 1, Name: "a"},
+//		{Addr: "10.0.0.2:6379", Weight: 1, Name: "b"},
+//	}
+//	ring, err := goredis.NewRing(servers, shard.RingOptions{HashTag: "{}"},
+//		goredis.Options{Password: "s3cret"})
 //	...
 //	err = ring.Set(ctx, "user:{42}:name", "ann", 0).Err()
+//
+// or, as a convenience, from a pool of a nutcracker.yml read by package
+// config, whose redis_auth, redis_db, timeout and auto_eject_hosts then fill
+// Options:
+//
+//	f, err := config.Load("nutcracker.yml")
+//	...
+//	pool, ok := f.Pool("sessions")
+//	...
+//	ring, err := goredis.NewRingFromPool(pool, goredis.Options{})
+//
+// A file read only for this need not give the pool a listen address (see
+// config.Loader).
 //
 // NewRing names the Ring's shards after the servers' IDs (shard.Server.ID:
 // the name after the weight in the servers: entry, or the address when there
@@ -41,7 +58,7 @@
 // such keys would land on the wrong server. Only the keys for which
 // Placement.Exact reports false can be misplaced; keys without a '{' followed later by a '}'
 // with something in between are always placed as nutcracker places them.
-// RingOptions and NewRing therefore refuse such pools with ErrHashTag unless
+// RingOptions and NewRing therefore refuse such rings with ErrHashTag unless
 // Options.AllowMisplacedBraceKeys says the application has no such keys (or
 // accepts the misplacement).
 //
@@ -50,8 +67,9 @@
 // nutcracker 0.5.0 sends SELECT redis_db to a new server connection before
 // AUTH redis_auth, and carries on in database 0 when SELECT fails: with a
 // password-protected server its keys are in database 0, whatever redis_db
-// says. RingOptions makes go-redis do the same (see RingOptions), so keys
-// land in nutcracker's database as well as on its server.
+// says. RingOptions makes go-redis do the same for Options.DB (see
+// RingOptions), so keys land in nutcracker's database as well as on its
+// server.
 //
 // # Dead servers
 //
@@ -59,9 +77,10 @@
 // 500ms) and, after three failed pings, rebuilds its ConsistentHash over the
 // shards still up. Placement then places keys as nutcracker does with the
 // dead servers ejected (shard.Ring.WithLive): only their keys move. For a pool
-// with auto_eject_hosts: false, nutcracker never ejects a server, so
-// RingOptions sets a HeartbeatFn that always reports shards up: keys of a
-// dead server fail instead of moving, as through nutcracker. The timing
+// with auto_eject_hosts: false (Options.AutoEjectHosts false), nutcracker
+// never ejects a server, so RingOptions sets a HeartbeatFn that always
+// reports shards up: keys of a dead server fail instead of moving, as through
+// nutcracker. The timing
 // differs from nutcracker's server_failure_limit and server_retry_timeout,
 // which are not used.
 //

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walnutproxy/walnut/adapter/goredis"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/testserver"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 // livePool is a redis pool of real redis-servers, served by nutcracker.
@@ -164,7 +164,8 @@ func e2eKeys(prefix string, n int) []string {
 }
 
 // TestAgainstNutcracker writes 2,000 keys through nutcracker and reads each
-// through a go-redis Ring built by NewRing from the same nutcracker.yml,
+// through a go-redis Ring built by NewRingFromPool from the same nutcracker.yml
+// (and by NewRing from its servers and settings),
 // then the reverse, for pools with hash_tag "{}": every key must be found,
 // and in the database nutcracker uses.
 func TestAgainstNutcracker(t *testing.T) {
@@ -183,7 +184,7 @@ func TestAgainstNutcracker(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			lp := startPool(t, spec)
 			ctx := context.Background()
-			ring, err := goredis.NewRing(lp.pool, goredis.Options{})
+			ring, err := goredis.NewRingFromPool(lp.pool, goredis.Options{})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = ring.Close() })
 
@@ -202,6 +203,17 @@ func TestAgainstNutcracker(t *testing.T) {
 				}
 			}
 			t.Logf("nutcracker -> go-redis: %d/%d keys found", hits, n)
+
+			// The primary form, given the pool's settings by hand, finds
+			// every key as well.
+			direct, err := goredis.NewRing(lp.pool.Servers, lp.pool.RingOptions(), goredis.Options{Password: spec.auth, DB: spec.db})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = direct.Close() })
+			for _, k := range keys {
+				v, err := direct.Get(ctx, k).Result()
+				require.NoError(t, err, "GET %q through a Ring from NewRing(servers, ring options)", k)
+				require.Equal(t, "v-"+k, v)
+			}
 
 			back := e2eKeys("g", n)
 			for _, k := range back {
@@ -235,9 +247,9 @@ func TestNoHashTagAgainstNutcracker(t *testing.T) {
 	const n = 2000
 	lp := startPool(t, poolSpec{dist: "ketama"})
 	ctx := context.Background()
-	_, err := goredis.NewRing(lp.pool, goredis.Options{})
+	_, err := goredis.NewRingFromPool(lp.pool, goredis.Options{})
 	require.ErrorIs(t, err, goredis.ErrHashTag)
-	ring, err := goredis.NewRing(lp.pool, goredis.Options{AllowMisplacedBraceKeys: true})
+	ring, err := goredis.NewRingFromPool(lp.pool, goredis.Options{AllowMisplacedBraceKeys: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ring.Close() })
 	nut, p := nutRing(t, lp.pool)
@@ -285,7 +297,7 @@ func TestEjection(t *testing.T) {
 			lp := startPool(t, poolSpec{dist: dist, tag: "{}",
 				extra: "  auto_eject_hosts: true\n  server_failure_limit: 1\n  server_retry_timeout: 600000\n  timeout: 2000\n"})
 			ctx := context.Background()
-			ro, err := goredis.RingOptions(lp.pool, goredis.Options{})
+			ro, err := goredis.RingOptionsFromPool(lp.pool, goredis.Options{})
 			require.NoError(t, err)
 			ro.HeartbeatFrequency = 20 * time.Millisecond
 			ring := redis.NewRing(ro)
@@ -368,7 +380,7 @@ func TestNoEjection(t *testing.T) {
 	const dead = 1
 	lp := startPool(t, poolSpec{dist: "ketama", tag: "{}"})
 	ctx := context.Background()
-	ro, err := goredis.RingOptions(lp.pool, goredis.Options{})
+	ro, err := goredis.RingOptionsFromPool(lp.pool, goredis.Options{})
 	require.NoError(t, err)
 	ro.HeartbeatFrequency = 20 * time.Millisecond
 	ro.MaxRetries = -1

@@ -2,6 +2,7 @@ package goredis_test
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/walnutproxy/walnut/adapter/goredis"
 	"github.com/walnutproxy/walnut/shard"
@@ -45,4 +46,20 @@ func ExamplePlacement() {
 	// session:a         -> server1 (127.0.0.1:6379); without server1: server3
 	// user:{1000}:name  -> server2 (127.0.0.1:6380); without server1: server2
 	// user:{1000}:email -> server2 (127.0.0.1:6380); without server1: server2
+}
+
+// RingOptions assembles the options of a go-redis Ring from the servers and
+// ring options of a pool; building them connects to nothing. The caller may
+// adjust them before redis.NewRing(ro).
+func ExampleRingOptions() {
+	ro, err := goredis.RingOptions([]shard.Server{
+		{Addr: "127.0.0.1:6380", Weight: 1, Name: "server2"},
+		{Addr: "127.0.0.1:6379", Weight: 1, Name: "server1"},
+	}, shard.RingOptions{HashTag: "{}"}, goredis.Options{Password: "s3cret", Timeout: 400 * time.Millisecond})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(ro.Addrs["server1"], ro.Addrs["server2"], ro.Password, ro.ReadTimeout)
+	// Output:
+	// 127.0.0.1:6379 127.0.0.1:6380 s3cret 400ms
 }

@@ -11,15 +11,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/walnutproxy/walnut/proxy/config"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 
-// Errors returned by RingOptions and NewRing.
+// Errors returned by RingOptions, NewRing and their FromPool forms.
 var (
-	// ErrNotRedis is returned for a memcached pool (no "redis: true").
+	// ErrNotRedis is returned by the FromPool forms for a memcached pool
+	// (no "redis: true").
 	ErrNotRedis = errors.New("goredis: not a redis pool")
-	// ErrHashTag is returned for a pool whose hash_tag is not "{}" unless
+	// ErrHashTag is returned for a ring whose hash tag is not "{}" unless
 	// Options.AllowMisplacedBraceKeys is set: go-redis would place keys
 	// containing "{…}" by the part between the braces, not as nutcracker
 	// does (see the package documentation).
@@ -131,73 +132,123 @@ func goRedisKey(key string) string {
 	return key
 }
 
-// Options configures RingOptions and NewRing. The zero value accepts only
-// pools in which go-redis places every key as nutcracker does.
+// Options configures RingOptions and NewRing: what go-redis needs to reach
+// the servers as nutcracker reaches them, beyond placement. The zero value
+// is a pool with nutcracker's defaults (no password, database 0, no
+// timeout, no ejection), and accepts only rings in which go-redis places
+// every key as nutcracker does.
+//
+// RingOptionsFromPool and NewRingFromPool fill Password, DB, Timeout and
+// AutoEjectHosts from the pool; only AllowMisplacedBraceKeys is taken from
+// the caller there.
 type Options struct {
-	// AllowMisplacedBraceKeys accepts a pool whose hash_tag is not "{}"
-	// (including a pool with no hash_tag). Keys for which Placement.Exact
+	// AllowMisplacedBraceKeys accepts a ring whose hash tag is not "{}"
+	// (including one with no hash tag). Keys for which Placement.Exact
 	// is false, such as "user:{42}:name" in a pool without a hash tag, may
 	// then be placed on another server than nutcracker's; set it only if
-	// the application has no such keys. If false, such a pool is refused
+	// the application has no such keys. If false, such a ring is refused
 	// with ErrHashTag.
 	AllowMisplacedBraceKeys bool
+
+	// Password is sent with AUTH on every new connection: a pool's
+	// redis_auth. Empty: none.
+	Password string
+	// DB, if positive, is selected on every new connection as nutcracker
+	// selects a pool's redis_db: before AUTH, ignoring an error reply (see
+	// RingOptions).
+	DB int
+	// Timeout, if positive, bounds dialling and each reply, as a pool's
+	// timeout does in nutcracker. Zero: go-redis's defaults.
+	Timeout time.Duration
+	// AutoEjectHosts lets go-redis take a shard whose heartbeats fail out
+	// of placement, as a pool's auto_eject_hosts lets nutcracker eject a
+	// failing server. If false, no shard is ever taken out: the keys of a
+	// dead server fail rather than move.
+	AutoEjectHosts bool
 }
 
-// RingOptions returns the options of a go-redis Ring that places the keys
-// of pool as nutcracker does: Addrs and NewConsistentHash from the pool's
-// servers, hash, distribution and hash tag (see Placement), and Password
-// from redis_auth.
+// RingOptions returns the options of a go-redis Ring that places keys on
+// servers as nutcracker places them with ring (hash, distribution and hash
+// tag, see shard.NewRing): Addrs and NewConsistentHash from a Placement,
+// and the rest from opts.
 //
-// For redis_db, nutcracker 0.5.0 sends SELECT on each new server
-// connection before it authenticates (twemproxy issue #457), and goes on in
-// database 0 if SELECT fails: with redis_auth and servers that require the
-// password, its keys are in database 0, not redis_db. To put keys in the
-// same database, RingOptions does the same: for a pool with redis_db it sets
-// a Dialer that sends SELECT first on every new connection and ignores an
-// error reply, and leaves DB at 0. Replacing that Dialer (for example to add
-// TLS, which nutcracker does not speak) loses this.
+// opts.Password becomes Password. For opts.DB, nutcracker 0.5.0 sends
+// SELECT on each new server connection before it authenticates (twemproxy
+// issue #457), and goes on in database 0 if SELECT fails: with redis_auth
+// and servers that require the password, its keys are in database 0, not
+// redis_db. To put keys in the same database, RingOptions does the same:
+// for a positive DB it sets a Dialer that sends SELECT first on every new
+// connection and ignores an error reply, and leaves DB at 0. Replacing that
+// Dialer (for example to add TLS, which nutcracker does not speak) loses
+// this.
 //
-// A positive timeout becomes DialTimeout, ReadTimeout and WriteTimeout
-// (nutcracker applies it to connecting and to each response); with none,
-// go-redis's defaults apply rather than waiting forever. Without
-// auto_eject_hosts, HeartbeatFn always reports shards up, so a dead server's
-// keys fail rather than move, as through nutcracker. server_connections,
-// server_retry_timeout and server_failure_limit are proxy settings with no
-// Ring equivalent and are not used.
+// A positive opts.Timeout becomes DialTimeout, ReadTimeout and WriteTimeout
+// (nutcracker applies a pool's timeout to connecting and to each response);
+// with none, go-redis's defaults apply rather than waiting forever. Without
+// opts.AutoEjectHosts, HeartbeatFn always reports shards up, so a dead
+// server's keys fail rather than move, as through nutcracker.
 //
 // The caller may change any other field before passing the options to
-// redis.NewRing. It returns ErrNotRedis for a memcached pool, ErrHashTag
-// for a pool whose hash_tag is not "{}" (unless opts allows it), and
-// shard.NewRing's error for servers it refuses.
-func RingOptions(pool config.Pool, opts Options) (*redis.RingOptions, error) {
+// redis.NewRing. It returns ErrHashTag for a ring whose hash tag is not
+// "{}" (unless opts allows it), and shard.NewRing's error for servers it
+// refuses.
+func RingOptions(servers []shard.Server, ring shard.RingOptions, opts Options) (*redis.RingOptions, error) {
+	return ringOptions(servers, ring, opts, "")
+}
+
+// RingOptionsFromPool returns RingOptions for the servers, hash,
+// distribution and hash tag of pool, with opts.Password, DB, Timeout and
+// AutoEjectHosts set from its redis_auth, redis_db, timeout and
+// auto_eject_hosts. server_connections, server_retry_timeout and
+// server_failure_limit are proxy settings with no Ring equivalent and are
+// not used. It returns ErrNotRedis for a memcached pool; its errors name
+// the pool.
+func RingOptionsFromPool(pool config.Pool, opts Options) (*redis.RingOptions, error) {
 	if !pool.Redis {
 		return nil, fmt.Errorf("%w: pool %q", ErrNotRedis, pool.Name)
 	}
-	if pool.HashTag != goRedisTag && !opts.AllowMisplacedBraceKeys {
-		tag := "no hash_tag"
-		if pool.HashTag != "" {
-			tag = fmt.Sprintf("hash_tag %q", pool.HashTag)
-		}
-		return nil, fmt.Errorf("%w: pool %q has %s (set Options.AllowMisplacedBraceKeys if no key contains {…})", ErrHashTag, pool.Name, tag)
+	opts.Password = pool.RedisAuth
+	opts.DB = pool.RedisDB
+	opts.Timeout = pool.Timeout
+	opts.AutoEjectHosts = pool.AutoEjectHosts
+	return ringOptions(pool.Servers, pool.RingOptions(), opts, pool.Name)
+}
+
+// ringOptions is RingOptions; pool, if not empty, is the name of the pool
+// the servers come from, for errors.
+func ringOptions(servers []shard.Server, ring shard.RingOptions, opts Options, pool string) (*redis.RingOptions, error) {
+	what, key := "the ring", "hash tag"
+	if pool != "" {
+		what, key = fmt.Sprintf("pool %q", pool), "hash_tag"
 	}
-	p, err := NewPlacement(pool.Servers, pool.RingOptions())
+	if ring.HashTag != goRedisTag && !opts.AllowMisplacedBraceKeys {
+		tag := "no " + key
+		if ring.HashTag != "" {
+			tag = fmt.Sprintf("%s %q", key, ring.HashTag)
+		}
+		return nil, fmt.Errorf("%w: %s has %s (set Options.AllowMisplacedBraceKeys if no key contains {…})", ErrHashTag, what, tag)
+	}
+	p, err := NewPlacement(servers, ring)
 	if err != nil {
-		return nil, fmt.Errorf("goredis: pool %q: %w", pool.Name, err)
+		if pool != "" {
+			return nil, fmt.Errorf("goredis: %s: %w", what, err)
+		}
+		return nil, fmt.Errorf("goredis: %w", err)
 	}
 	ro := &redis.RingOptions{
 		Addrs:             p.Addrs(),
 		NewConsistentHash: p.NewConsistentHash,
-		Password:          pool.RedisAuth,
+		Password:          opts.Password,
 	}
-	if pool.RedisDB > 0 {
-		ro.Dialer = selectFirst(pool.RedisDB)
+	if opts.DB > 0 {
+		ro.Dialer = selectFirst(opts.DB)
 	}
-	if pool.Timeout > 0 {
-		ro.DialTimeout = pool.Timeout
-		ro.ReadTimeout = pool.Timeout
-		ro.WriteTimeout = pool.Timeout
+	if opts.Timeout > 0 {
+		ro.DialTimeout = opts.Timeout
+		ro.ReadTimeout = opts.Timeout
+		ro.WriteTimeout = opts.Timeout
 	}
-	if !pool.AutoEjectHosts {
+	if !opts.AutoEjectHosts {
 		ro.HeartbeatFn = alwaysUp
 	}
 	return ro, nil
@@ -261,10 +312,21 @@ func selectDB(ctx context.Context, conn net.Conn, cmd []byte) error {
 	return fmt.Errorf("reply too long: %.40q", line)
 }
 
-// NewRing returns redis.NewRing(RingOptions(pool, opts)). The Ring starts a
-// heartbeat goroutine; Close it when done.
-func NewRing(pool config.Pool, opts Options) (*redis.Ring, error) {
-	ro, err := RingOptions(pool, opts)
+// NewRing returns redis.NewRing(RingOptions(servers, ring, opts)). The Ring
+// starts a heartbeat goroutine; Close it when done.
+func NewRing(servers []shard.Server, ring shard.RingOptions, opts Options) (*redis.Ring, error) {
+	ro, err := RingOptions(servers, ring, opts)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewRing(ro), nil
+}
+
+// NewRingFromPool returns redis.NewRing(RingOptionsFromPool(pool, opts)):
+// a Ring for a redis pool of a nutcracker.yml. The Ring starts a heartbeat
+// goroutine; Close it when done.
+func NewRingFromPool(pool config.Pool, opts Options) (*redis.Ring, error) {
+	ro, err := RingOptionsFromPool(pool, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,17 +17,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walnutproxy/walnut/adapter/goredis"
-	"github.com/walnutproxy/walnut/proxy/config"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 
 // parsePool parses a one-pool nutcracker.yml.
 func parsePool(t testing.TB, yml string) config.Pool {
 	t.Helper()
-	pools, err := config.Parse("nutcracker.yml", []byte(yml))
+	f, err := config.Parse("nutcracker.yml", []byte(yml))
 	require.NoError(t, err)
-	require.Len(t, pools, 1)
-	return pools[0]
+	require.Len(t, f.Pools, 1)
+	return f.Pools[0]
 }
 
 // poolYAML returns a redis pool over three servers with unequal weights
@@ -48,7 +50,7 @@ func poolYAML(dist, tag string) string {
 // the server. Nothing is dialled.
 func goRedisPicker(t testing.TB, pool config.Pool) func(key string) string {
 	t.Helper()
-	ro, err := goredis.RingOptions(pool, goredis.Options{AllowMisplacedBraceKeys: true})
+	ro, err := goredis.RingOptionsFromPool(pool, goredis.Options{AllowMisplacedBraceKeys: true})
 	require.NoError(t, err)
 	ro.HeartbeatFrequency = time.Hour
 	ring := redis.NewRing(ro)
@@ -336,8 +338,8 @@ func TestRingOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pool := parsePool(t, tt.give)
-			ro, err := goredis.RingOptions(pool, tt.opts)
-			ring, ringErr := goredis.NewRing(pool, tt.opts)
+			ro, err := goredis.RingOptionsFromPool(pool, tt.opts)
+			ring, ringErr := goredis.NewRingFromPool(pool, tt.opts)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
 				require.ErrorIs(t, ringErr, tt.wantErr)
@@ -350,6 +352,59 @@ func TestRingOptions(t *testing.T) {
 			tt.check(t, ro)
 		})
 	}
+}
+
+// TestRingOptionsServers checks the primary form: from servers, ring
+// options and Options alone it builds what the pool form builds from the
+// pool, and refuses the same rings, without naming a pool.
+func TestRingOptionsServers(t *testing.T) {
+	pool := parsePool(t, "p:\n  listen: 127.0.0.1:22121\n  redis: true\n  hash_tag: \"{}\"\n  redis_auth: pw\n  redis_db: 3\n  timeout: 400\n  auto_eject_hosts: true\n  servers:\n   - 127.0.0.1:7001:1 a\n   - /tmp/walnut-redis.sock:1\n   - ::1:7003:2\n")
+	fromPool, err := goredis.RingOptionsFromPool(pool, goredis.Options{})
+	require.NoError(t, err)
+	opts := goredis.Options{Password: "pw", DB: 3, Timeout: 400 * time.Millisecond, AutoEjectHosts: true}
+	ro, err := goredis.RingOptions(pool.Servers, pool.RingOptions(), opts)
+	require.NoError(t, err)
+	assert.Equal(t, fromPool.Addrs, ro.Addrs)
+	assert.Equal(t, "pw", ro.Password)
+	assert.Zero(t, ro.DB, "the Dialer selects DB before AUTH, as nutcracker")
+	assert.NotNil(t, ro.Dialer)
+	assert.Equal(t, 400*time.Millisecond, ro.DialTimeout)
+	assert.Equal(t, 400*time.Millisecond, ro.ReadTimeout)
+	assert.Equal(t, 400*time.Millisecond, ro.WriteTimeout)
+	assert.Nil(t, ro.HeartbeatFn)
+	shards := []string{"a", "/tmp/walnut-redis.sock:", "::1:7003"}
+	a, b := fromPool.NewConsistentHash(shards), ro.NewConsistentHash(shards)
+	for i := range 1000 {
+		k := "k" + strconv.Itoa(i)
+		require.Equal(t, a.Get(k), b.Get(k), k)
+	}
+
+	ro, err = goredis.RingOptions(pool.Servers, pool.RingOptions(), goredis.Options{})
+	require.NoError(t, err)
+	assert.Empty(t, ro.Password)
+	assert.Nil(t, ro.Dialer)
+	assert.Zero(t, ro.DialTimeout)
+	require.NotNil(t, ro.HeartbeatFn, "zero Options: no shard is ejected, as nutcracker's default")
+	assert.True(t, ro.HeartbeatFn(context.Background(), nil))
+	ring, err := goredis.NewRing(pool.Servers, pool.RingOptions(), opts)
+	require.NoError(t, err)
+	assert.Equal(t, 3, ring.Len())
+	require.NoError(t, ring.Close())
+
+	noTag := pool.RingOptions()
+	noTag.HashTag = ""
+	_, err = goredis.RingOptions(pool.Servers, noTag, goredis.Options{})
+	require.ErrorIs(t, err, goredis.ErrHashTag)
+	assert.Contains(t, err.Error(), "the ring has no hash tag")
+	_, err = goredis.NewRing(pool.Servers, shard.RingOptions{HashTag: "$$"}, goredis.Options{})
+	require.ErrorIs(t, err, goredis.ErrHashTag)
+	assert.Contains(t, err.Error(), `the ring has hash tag "$$"`)
+	ro, err = goredis.RingOptions(pool.Servers, noTag, goredis.Options{AllowMisplacedBraceKeys: true})
+	require.NoError(t, err)
+	assert.Len(t, ro.Addrs, 3)
+	_, err = goredis.RingOptions(nil, shard.RingOptions{HashTag: "{}"}, goredis.Options{})
+	require.ErrorIs(t, err, shard.ErrNoServers)
+	assert.True(t, strings.HasPrefix(err.Error(), "goredis: "), "%v", err)
 }
 
 func TestNewPlacementErrors(t *testing.T) {
@@ -393,7 +448,7 @@ func sortedKeys(m map[string]string) []string {
 // the reply unread for go-redis.
 func TestSelectFirstDialer(t *testing.T) {
 	pool := parsePool(t, "p:\n  listen: 127.0.0.1:22121\n  redis: true\n  hash_tag: \"{}\"\n  redis_db: 12\n  servers:\n   - 127.0.0.1:7001:1\n")
-	ro, err := goredis.RingOptions(pool, goredis.Options{})
+	ro, err := goredis.RingOptionsFromPool(pool, goredis.Options{})
 	require.NoError(t, err)
 	require.NotNil(t, ro.Dialer)
 	tests := []struct {

@@ -1,7 +1,10 @@
 // Command walnut is a drop-in replacement for nutcracker (twemproxy): it
-// reads the same nutcracker.yml (see package proxy/config), takes the same
+// reads the same nutcracker.yml (see package config), takes the same
 // command-line options, serves the same stats and handles the same signals.
-// Each pool of the configuration is served by a proxy.Server.
+// Each pool of the configuration is served by a proxy.Server; the pools,
+// the stats and admin servers and reloads are package proxy/fleet's, which
+// programs can embed. This command adds the options, signals, logging and
+// daemonising.
 //
 // # Usage
 //
@@ -63,7 +66,7 @@
 //	/metrics        Prometheus text: every stats-JSON counter of every pool
 //	                and server, latency histograms per pool and command,
 //	                round-trip histograms per server and the reload counts
-//	                (see package internal/metrics for the names), read at
+//	                (see package proxy/metrics for the names), read at
 //	                scrape time, plus the Go runtime and process collectors
 //	/debug/pprof/   net/http/pprof (index, cmdline, profile, symbol, trace,
 //	                and the named profiles such as heap and goroutine)

@@ -8,18 +8,16 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/walnutproxy/walnut/internal/metrics"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/proxy"
-	"github.com/walnutproxy/walnut/proxy/config"
+	"github.com/walnutproxy/walnut/proxy/fleet"
 )
 
 // version is printed by -V, -h and -D and reported by the stats server.
@@ -150,7 +148,7 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 	// covers a closed stderr.
 	signal.Ignore(syscall.SIGPIPE)
 
-	pools, err := config.Load(o.confFile)
+	file, err := config.Load(o.confFile)
 	if err != nil {
 		// The reason first, as -t prints it, then nutcracker's line.
 		fmt.Fprintln(errOut, err)
@@ -159,19 +157,20 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 		}
 		return fail(fmt.Errorf("configuration file '%s' syntax is invalid", o.confFile))
 	}
-	px, err := open(pools, o, log)
+	f, err := open(file, o, log)
 	if err != nil {
 		return fail(err)
 	}
 	if o.pidFile != "" {
 		if err := writePidFile(o.pidFile); err != nil {
-			px.close()
+			f.Close()
 			return fail(fmt.Errorf("opening pid file '%s' failed: %w", o.pidFile, cause(err)))
 		}
 	}
-	px.serve()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- f.Serve() }()
 	attrs := []any{"version", version, "pid", os.Getpid(),
-		"pools", px.names(), "conf", o.confFile, "stats", px.statsAddr}
+		"pools", f.Names(), "conf", o.confFile, "stats", statsAddr(o)}
 	if o.adminAddr != "" {
 		attrs = append(attrs, "admin", o.adminAddr)
 	}
@@ -179,8 +178,8 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 	started = true
 	ds.ready()
 
-	code := waitForExit(sigs, px.errs, log, verb, lf, px.reload)
-	px.shutdown(sigs, log)
+	code := waitForExit(sigs, serveErr, log, verb, lf, f.ReloadFile)
+	shutdown(f, sigs, log)
 	if o.pidFile != "" {
 		if err := os.Remove(o.pidFile); err != nil {
 			log.Warn("removing pid file failed", "file", o.pidFile, "err", err)
@@ -190,219 +189,44 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 	return code
 }
 
-// proxies are the pools and the stats and admin servers walnut serves.
-type proxies struct {
-	confFile  string
-	log       *slog.Logger
-	stats     *proxy.StatsServer
-	statsL    net.Listener
-	statsAddr string
-	admin     *http.Server // nil without --admin-addr
-	adminL    net.Listener
-
-	// reloadMu serialises reloads and the start of shutdown; the metrics
-	// hold it for reading while they read the pools (metrics.Source.Lock).
-	reloadMu sync.RWMutex
-	closing  bool // set by shutdown; guarded by reloadMu
-
-	mu      sync.Mutex    // guards pools and reloads
-	pools   []*servedPool // in the configuration's order
-	reloads metrics.ReloadStats
-
-	serving  sync.WaitGroup // the Serve goroutines
-	retiring sync.WaitGroup // the Shutdowns of pools removed by reloads
-	// retireCtx bounds the Shutdowns of removed pools; shutdown cancels
-	// it when its own deadline passes or a second signal cuts it short.
-	retireCtx    context.Context
-	retireCancel context.CancelFunc
-	errs         chan error // the first Serve error other than ErrServerClosed
+// statsAddr is the stats server's address, -a and -s.
+func statsAddr(o options) string {
+	return net.JoinHostPort(o.statsAddr, strconv.Itoa(o.statsPort))
 }
 
-// A servedPool is one pool of the configuration and what serves it.
-type servedPool struct {
-	srv  *proxy.Server
-	conf config.Pool // the configuration srv was made or last reloaded with
-	ln   *listener   // nil only after a reload failed to bind the pool's new address
-}
-
-// A listener is a pool's listener. A reload that moves or removes a pool
-// retires its listener: it sets retired, then closes it, so that Serve
-// returning is not taken for a failure.
-type listener struct {
-	net.Listener
-	retired atomic.Bool
-}
-
-// retire closes l on purpose.
-func (l *listener) retire() {
-	l.retired.Store(true)
-	l.Close()
-}
-
-// open creates a proxy.Server for every pool and binds every listener,
-// including the stats server's, without serving. Binding everything
-// first stops walnut before it accepts a client if any bind fails, as
-// nutcracker stops. On error, what was opened is closed.
-func open(pools []config.Pool, o options, log *slog.Logger) (*proxies, error) {
-	px := &proxies{confFile: o.confFile, log: log, errs: make(chan error, 1)}
-	px.retireCtx, px.retireCancel = context.WithCancel(context.Background())
-	for _, p := range pools {
-		s, err := proxy.New(proxy.FromPool(p, log))
-		if err != nil {
-			px.close()
-			return nil, fmt.Errorf("pool '%s': %w", p.Name, err)
-		}
-		px.pools = append(px.pools, &servedPool{srv: s, conf: p})
-	}
-	for _, sp := range px.pools {
-		l, err := sp.srv.Listen()
-		if err != nil {
-			px.close()
-			return nil, fmt.Errorf("bind on pool '%s' to addr '%s' failed: %w", sp.conf.Name, sp.conf.ListenAddr, cause(err))
-		}
-		sp.ln = &listener{Listener: l}
-	}
-	px.statsAddr = net.JoinHostPort(o.statsAddr, strconv.Itoa(o.statsPort))
-	l, err := net.Listen("tcp", px.statsAddr)
+// open creates the fleet of file's pools with the stats server and, with
+// --admin-addr, the admin server, and binds every listener without
+// serving. Binding everything first stops walnut before it accepts a
+// client if any bind fails, as nutcracker stops. On error, what was opened
+// is closed.
+func open(file *config.File, o options, log *slog.Logger) (*fleet.Fleet, error) {
+	f, err := fleet.New(file, fleet.Options{
+		Logger:        log,
+		StatsAddr:     statsAddr(o),
+		StatsInterval: time.Duration(o.statsInterval) * time.Millisecond,
+		Service:       "walnut",
+		Version:       version,
+		AdminAddr:     o.adminAddr,
+		DrainTimeout:  shutdownTimeout,
+	})
 	if err != nil {
-		px.close()
-		return nil, fmt.Errorf("bind on stats server addr '%s' failed: %w", px.statsAddr, cause(err))
+		return nil, err
 	}
-	px.statsL = l
-	if o.adminAddr != "" {
-		l, err := net.Listen("tcp", o.adminAddr)
-		if err != nil {
-			px.close()
-			return nil, fmt.Errorf("bind on admin server addr '%s' failed: %w", o.adminAddr, cause(err))
-		}
-		px.adminL = l
-		px.admin = newAdminServer(metrics.Source{
-			Pools:   px.servers,
-			Reloads: px.reloadStats,
-			Lock:    px.reloadMu.RLocker(),
-		}, px.reload)
+	if err := f.Listen(); err != nil {
+		f.Close()
+		return nil, err
 	}
-	px.stats = &proxy.StatsServer{
-		Pools:    px.servers(),
-		Service:  "walnut",
-		Version:  version,
-		Start:    time.Now(),
-		Interval: time.Duration(o.statsInterval) * time.Millisecond,
-		Logger:   log,
-	}
-	// The start is the first successful load.
-	px.reloads = metrics.ReloadStats{LastSuccess: time.Now(), LastOK: true}
-	return px, nil
-}
-
-// close closes what open opened, for a failed start. Closing a unix
-// listener removes its socket file.
-func (px *proxies) close() {
-	for _, sp := range px.pools {
-		if sp.ln != nil {
-			sp.ln.Close()
-		}
-	}
-	if px.statsL != nil {
-		px.statsL.Close()
-	}
-	if px.adminL != nil {
-		px.adminL.Close()
-	}
-	for _, sp := range px.pools {
-		sp.srv.Close()
-	}
-	px.retireCancel()
-}
-
-// servers returns the pools' servers, in order.
-func (px *proxies) servers() []*proxy.Server {
-	px.mu.Lock()
-	defer px.mu.Unlock()
-	out := make([]*proxy.Server, len(px.pools))
-	for i, sp := range px.pools {
-		out[i] = sp.srv
-	}
-	return out
-}
-
-// reloadStats returns the reload counts, for the metrics.
-func (px *proxies) reloadStats() metrics.ReloadStats {
-	px.mu.Lock()
-	defer px.mu.Unlock()
-	return px.reloads
-}
-
-// serve serves every listener, each in a goroutine that shutdown waits for.
-func (px *proxies) serve() {
-	for _, sp := range px.pools {
-		px.servePool(sp.srv, sp.ln)
-	}
-	px.serving.Add(1)
-	go func() {
-		defer px.serving.Done()
-		if err := px.stats.Serve(px.statsL); !errors.Is(err, proxy.ErrServerClosed) {
-			px.fail(fmt.Errorf("stats server: %w", err))
-		}
-	}()
-	if px.admin != nil {
-		px.serving.Add(1)
-		go func() {
-			defer px.serving.Done()
-			if err := px.admin.Serve(px.adminL); !errors.Is(err, http.ErrServerClosed) {
-				px.fail(fmt.Errorf("admin server: %w", err))
-			}
-		}()
-	}
-}
-
-// servePool serves s on l in a goroutine that shutdown waits for. It is
-// called at the start and by reloads, never after shutdown has begun.
-func (px *proxies) servePool(s *proxy.Server, l *listener) {
-	px.serving.Add(1)
-	go func() {
-		defer px.serving.Done()
-		err := s.Serve(l.Listener)
-		if errors.Is(err, proxy.ErrServerClosed) || l.retired.Load() {
-			return
-		}
-		px.fail(fmt.Errorf("pool '%s': %w", s.Name(), err))
-	}()
-}
-
-// fail reports a Serve error, which makes walnut exit. Only the first is
-// passed on; the others are logged.
-func (px *proxies) fail(err error) {
-	select {
-	case px.errs <- err:
-	default:
-		px.log.Error("serving failed", "err", err)
-	}
-}
-
-// names returns the pool names.
-func (px *proxies) names() []string {
-	servers := px.servers()
-	names := make([]string, len(servers))
-	for i, s := range servers {
-		names[i] = s.Name()
-	}
-	return names
+	return f, nil
 }
 
 // shutdown stops reloads and accepting, and lets clients receive the
 // replies to what they have sent, for at most shutdownTimeout or until
 // another SIGTERM or SIGINT arrives on sigs; then it closes everything and
-// waits for the Serve goroutines. Pools removed by a reload and still
+// waits for the serving goroutines. Pools removed by a reload and still
 // draining get no more time than the others.
-func (px *proxies) shutdown(sigs <-chan os.Signal, log *slog.Logger) {
-	px.reloadMu.Lock()
-	px.closing = true
-	px.reloadMu.Unlock()
-
+func shutdown(f *fleet.Fleet, sigs <-chan os.Signal, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	context.AfterFunc(ctx, px.retireCancel)
 	var watcher sync.WaitGroup
 	watcher.Add(1)
 	go func() {
@@ -419,27 +243,8 @@ func (px *proxies) shutdown(sigs <-chan os.Signal, log *slog.Logger) {
 			}
 		}
 	}()
-	var pools sync.WaitGroup
-	for _, s := range px.servers() {
-		pools.Add(1)
-		go func() {
-			defer pools.Done()
-			if err := s.Shutdown(ctx); err != nil {
-				log.Warn("pool shutdown cut short: connections closed", "pool", s.Name(), "err", err)
-			}
-		}()
-	}
-	pools.Wait()
-	px.retiring.Wait()
-	px.stats.Close()
-	if px.admin != nil {
-		// Requests in progress (a CPU profile, a scrape) may finish
-		// within what is left of the deadline.
-		if err := px.admin.Shutdown(ctx); err != nil {
-			px.admin.Close()
-		}
-	}
-	px.serving.Wait()
+	// The pools cut short are logged by the fleet.
+	_ = f.Shutdown(ctx)
 	cancel()
 	watcher.Wait()
 }

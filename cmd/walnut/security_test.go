@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/testserver"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 // TestListenersLoopbackByDefault: without -a and --admin-addr, the stats
@@ -19,14 +19,14 @@ import (
 func TestListenersLoopbackByDefault(t *testing.T) {
 	o, err := parseOptions([]string{"-s", strconv.Itoa(testserver.FreePort(t, "127.0.0.1"))})
 	require.NoError(t, err)
-	pools, err := config.Parse("loopback.yml", []byte("alpha:\n  listen: "+hostPort(testserver.FreePort(t, "127.0.0.1"))+
+	f, err := config.Parse("loopback.yml", []byte("alpha:\n  listen: "+hostPort(testserver.FreePort(t, "127.0.0.1"))+
 		"\n  servers:\n"+server("127.0.0.1:1")))
 	require.NoError(t, err)
-	px, err := open(pools, o, slog.New(slog.DiscardHandler))
+	fl, err := open(f, o, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	defer px.close()
-	addr, ok := px.statsL.Addr().(*net.TCPAddr)
+	defer fl.Close()
+	addr, ok := fl.StatsAddr().(*net.TCPAddr)
 	require.True(t, ok)
 	assert.True(t, addr.IP.IsLoopback(), "stats listener on %v", addr)
-	assert.Nil(t, px.adminL, "no admin listener unless --admin-addr is given")
+	assert.Nil(t, fl.AdminAddr(), "no admin listener unless --admin-addr is given")
 }

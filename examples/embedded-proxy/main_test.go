@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,10 +28,11 @@ func TestRun(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan map[string]string, 1)
+	reload := make(chan os.Signal, 1)
 	done := make(chan error, 1)
 	var out testserver.SyncBuffer
 	go func() {
-		done <- run(ctx, []string{"-c", conf, "-stats", "127.0.0.1:0"}, &out, ready)
+		done <- run(ctx, []string{"-c", conf, "-stats", "127.0.0.1:0"}, &out, reload, ready)
 	}()
 	var addrs map[string]string
 	select {
@@ -54,6 +57,14 @@ func TestRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, stats, "r")
 	assert.Contains(t, stats, "m")
+
+	// A reload of the file without pool m: m stops, r serves on.
+	require.NoError(t, os.WriteFile(conf, []byte(yml[:strings.Index(yml, "m:\n")]), 0o600))
+	reload <- syscall.SIGHUP
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), `msg="configuration reloaded"`) },
+		10*time.Second, 10*time.Millisecond, "%s", out.String())
+	assert.Contains(t, out.String(), "removed=1")
+	assert.Equal(t, "v", rdb.Get(ctx, "k").Val())
 
 	cancel()
 	select {

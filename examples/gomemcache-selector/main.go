@@ -21,7 +21,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/walnutproxy/walnut/adapter/gomemcache"
-	"github.com/walnutproxy/walnut/proxy/config"
+	"github.com/walnutproxy/walnut/config"
 )
 
 func main() {
@@ -47,23 +47,18 @@ func run(args []string, out io.Writer) error {
 	if len(keys) == 0 {
 		keys = defaultKeys
 	}
-	pools, err := config.Load(*conf)
+	f, err := config.Load(*conf)
 	if err != nil {
 		return err
 	}
-	var pool *config.Pool
-	for i := range pools {
-		if pools[i].Name == *poolName {
-			pool = &pools[i]
-		}
-	}
-	if pool == nil {
+	pool, ok := f.Pool(*poolName)
+	if !ok {
 		return fmt.Errorf("no pool %q in %s", *poolName, *conf)
 	}
 
 	// The client: gomemcache with a Selector that places keys as
 	// nutcracker does for this pool, and the pool's timeout.
-	mc, err := gomemcache.NewClient(*pool)
+	mc, err := gomemcache.NewFromPool(pool)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 	"os"
 
 	"github.com/walnutproxy/walnut/adapter/goredis"
-	"github.com/walnutproxy/walnut/proxy/config"
+	"github.com/walnutproxy/walnut/config"
 )
 
 func main() {
@@ -43,15 +43,17 @@ func run(args []string, out io.Writer) error {
 		keys = defaultKeys
 	}
 
-	pools, err := config.Load(*path)
+	// Only the servers and placement settings are needed, so a file
+	// written for this client alone may leave out listen.
+	f, err := config.Loader{ListenOptional: true}.Load(*path)
 	if err != nil {
 		return err
 	}
-	pool, err := choose(pools, *name)
+	pool, err := choose(f, *name)
 	if err != nil {
 		return err
 	}
-	ring, err := goredis.NewRing(pool, goredis.Options{AllowMisplacedBraceKeys: *allow})
+	ring, err := goredis.NewRingFromPool(pool, goredis.Options{AllowMisplacedBraceKeys: *allow})
 	if err != nil {
 		return err
 	}
@@ -81,17 +83,15 @@ func run(args []string, out io.Writer) error {
 }
 
 // choose returns the pool called name, or the only pool if name is empty.
-func choose(pools []config.Pool, name string) (config.Pool, error) {
+func choose(f *config.File, name string) (config.Pool, error) {
 	if name == "" {
-		if len(pools) != 1 {
+		if len(f.Pools) != 1 {
 			return config.Pool{}, errors.New("the file has several pools: give -pool")
 		}
-		return pools[0], nil
+		return f.Pools[0], nil
 	}
-	for _, p := range pools {
-		if p.Name == name {
-			return p, nil
-		}
+	if p, ok := f.Pool(name); ok {
+		return p, nil
 	}
 	return config.Pool{}, fmt.Errorf("no pool %q", name)
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walnutproxy/walnut/adapter/goredis"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/testserver"
-	"github.com/walnutproxy/walnut/proxy/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 
@@ -32,9 +32,9 @@ func TestRun(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nutcracker.yml")
 	require.NoError(t, os.WriteFile(path, []byte(yml), 0o600))
 
-	pools, err := config.Load(path)
+	f, err := config.Load(path)
 	require.NoError(t, err)
-	pool, err := choose(pools, "cache")
+	pool, err := choose(f, "cache")
 	require.NoError(t, err)
 	ring, err := shard.NewRing(pool.Servers, pool.RingOptions())
 	require.NoError(t, err)
@@ -73,6 +73,13 @@ func TestRun(t *testing.T) {
 	out.Reset()
 	require.NoError(t, run([]string{"-c", path, "-pool", "notag", "-allow-brace-keys", "foo"}, &out))
 	assert.True(t, strings.HasPrefix(out.String(), "foo\tredis-"), out.String())
+
+	// A file written for clients only may leave out listen.
+	clients := filepath.Join(t.TempDir(), "clients.yml")
+	require.NoError(t, os.WriteFile(clients, []byte("cache:\n  redis: true\n  hash_tag: \"{}\"\n  servers:\n"+entries.String()), 0o600))
+	out.Reset()
+	require.NoError(t, run([]string{"-c", clients, "foo"}, &out))
+	assert.Equal(t, fmt.Sprintf("foo\t%s\t%s\tvalue of foo\n", ring.ID(ring.PickString("foo")), ring.Server(ring.PickString("foo")).Addr), out.String())
 
 	require.ErrorIs(t, run([]string{"-c", path, "-pool", "mc"}, &out), goredis.ErrNotRedis)
 	assert.ErrorContains(t, run([]string{"-c", path}, &out), "several pools")

@@ -16,9 +16,9 @@ import (
 	"io"
 	"os"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/proxy"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 func main() {
@@ -36,21 +36,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pools, err := config.Load(*conf)
+	f, err := config.Load(*conf)
 	if err != nil {
 		return err
 	}
-	var pool *config.Pool
-	for i := range pools {
-		if pools[i].Name == *poolName {
-			pool = &pools[i]
-		}
-	}
-	if pool == nil {
+	pool, ok := f.Pool(*poolName)
+	if !ok {
 		return fmt.Errorf("no pool %q in %s", *poolName, *conf)
 	}
 	// The same Config the proxy would serve the pool with.
-	client, err := proxy.NewClient(proxy.FromPool(*pool, nil))
+	client, err := proxy.NewClient(proxy.FromPool(pool, nil))
 	if err != nil {
 		return err
 	}

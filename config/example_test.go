@@ -3,7 +3,7 @@ package config_test
 import (
 	"fmt"
 
-	"github.com/walnutproxy/walnut/proxy/config"
+	"github.com/walnutproxy/walnut/config"
 )
 
 func ExampleParse() {
@@ -24,12 +24,12 @@ cache:
     - 127.0.0.1:11211:2
     - 127.0.0.1:11213:1 a
 `
-	pools, err := config.Parse("nutcracker.yml", []byte(yml))
+	f, err := config.Parse("nutcracker.yml", []byte(yml))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	for _, p := range pools {
+	for _, p := range f.Pools {
 		fmt.Printf("%s on %s %s (%s, %s):", p.Name, p.ListenNetwork, p.ListenAddr, p.Hash, p.DistributionName)
 		for _, s := range p.Servers {
 			fmt.Printf(" %s", s.ID())

@@ -3,6 +3,26 @@
 // accepts and rejects, apart from the few deliberate differences listed
 // below.
 //
+// It is the one reader of the file for every part of walnut: the proxy
+// (package proxy, proxy.FromPool), the in-process clients (adapter/goredis,
+// adapter/gomemcache, proxy.Client) and programs of their own. It depends
+// only on hashkit and shard.
+//
+// # Use
+//
+// Load (or Parse) returns a *File; File.Pool looks a pool up by name:
+//
+//	f, err := config.Load("nutcracker.yml")
+//	...
+//	p, ok := f.Pool("sessions")
+//	...
+//	ring, err := shard.NewRing(p.Servers, p.RingOptions())
+//
+// A file that only tells Go clients where the keys are need not give its
+// pools a listen address: read it with a Loader whose ListenOptional is set,
+// config.Loader{ListenOptional: true}.Load("clients.yml"). The proxy refuses
+// to listen for such a pool.
+//
 // # What is read
 //
 // The file is one YAML document: a mapping from pool names to pools, each
@@ -30,6 +50,7 @@
 // The keys, their syntax and their defaults when absent:
 //
 //	listen                "host:port" or "/path/to.sock [octal-perm]"; required
+//	                      (unless Loader.ListenOptional)
 //	hash                  fnv1a_64 (see hashkit.Names)
 //	hash_tag              none; else exactly two bytes, such as "{}"
 //	distribution          ketama (or modula, random)

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/testserver"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
 // The corpus: testdata/good holds files walnut accepts, testdata/bad files
@@ -91,10 +91,10 @@ func TestCorpusSize(t *testing.T) {
 func TestCorpus(t *testing.T) {
 	for _, f := range corpus(t) {
 		t.Run(f.name, func(t *testing.T) {
-			pools, err := config.Parse(f.path, f.data)
+			file, err := config.Parse(f.path, f.data)
 			if f.good {
 				require.NoError(t, err)
-				checkPools(t, pools)
+				checkPools(t, file.Pools)
 				return
 			}
 			require.Error(t, err)

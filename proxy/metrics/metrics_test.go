@@ -15,10 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walnutproxy/walnut/internal/metrics"
 	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/proxy"
+	"github.com/walnutproxy/walnut/proxy/metrics"
 	"github.com/walnutproxy/walnut/shard"
 )
 

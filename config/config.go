@@ -154,25 +154,96 @@ func (e *Error) Error() string {
 // Is reports whether target is ErrInvalid.
 func (e *Error) Is(target error) bool { return target == ErrInvalid }
 
-// Load reads the file at path and returns Parse(path, data). An error
-// reading the file is returned wrapped (errors.Is(err, fs.ErrNotExist)
-// works); it is not an *Error.
-func Load(path string) ([]Pool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+// A File is a nutcracker.yml as read by Load or Parse.
+type File struct {
+	// Name is the file name given to Load or Parse, as used in errors.
+	Name string
+	// Pools are the file's pools, sorted by name the twemproxy way:
+	// shorter names first, then bytewise. There is at least one.
+	Pools []Pool
+}
+
+// Pool returns the pool named name and true, or the zero Pool and false if
+// the file has no such pool.
+func (f *File) Pool(name string) (Pool, bool) {
+	for i := range f.Pools {
+		if f.Pools[i].Name == name {
+			return f.Pools[i], true
+		}
 	}
-	return Parse(path, data)
+	return Pool{}, false
+}
+
+// Names returns the pool names, in the order of Pools.
+func (f *File) Names() []string {
+	names := make([]string, len(f.Pools))
+	for i := range f.Pools {
+		names[i] = f.Pools[i].Name
+	}
+	return names
+}
+
+// Load reads the file at path and returns Parse(path, data): the file as
+// nutcracker validates it, ready to be proxied. An error reading the file
+// is returned wrapped (errors.Is(err, fs.ErrNotExist) works); it is not an
+// *Error.
+func Load(path string) (*File, error) {
+	return Loader{}.Load(path)
 }
 
 // Parse validates data as the contents of the nutcracker.yml named filename
-// (used only in messages) and returns its pools, sorted by name the
+// (used only in messages) and returns it, its pools sorted by name the
 // twemproxy way: shorter names first, then bytewise. A rejected
 // configuration yields an *Error. Listen host names that are not IP
 // literals are resolved with net.DefaultResolver, waiting at most
 // resolveTimeout for each.
-func Parse(filename string, data []byte) ([]Pool, error) {
-	return parse(filename, data, net.DefaultResolver.LookupHost)
+func Parse(filename string, data []byte) (*File, error) {
+	return Loader{}.Parse(filename, data)
+}
+
+// A Loader reads nutcracker.yml files with rules other than nutcracker's.
+// The zero Loader is what Load and Parse use.
+type Loader struct {
+	// ListenOptional accepts pools without a listen key, for a file that
+	// only tells Go clients (adapter/goredis, adapter/gomemcache,
+	// proxy.Client) where the keys are. Such a pool has Listen,
+	// ListenNetwork and ListenAddr empty, and a proxy refuses to listen
+	// for it. Everything else is checked as nutcracker checks it, and no
+	// two pools that do have a listen key may share its value.
+	ListenOptional bool
+
+	// lookup resolves listen host names; nil means
+	// net.DefaultResolver.LookupHost.
+	lookup lookupFunc
+}
+
+// Load reads the file at path and returns l.Parse(path, data). An error
+// reading the file is returned wrapped (errors.Is(err, fs.ErrNotExist)
+// works); it is not an *Error.
+func (l Loader) Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return l.Parse(path, data)
+}
+
+// Parse is the package's Parse under l's rules.
+func (l Loader) Parse(filename string, data []byte) (*File, error) {
+	lookup := l.lookup
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupHost
+	}
+	p := &parser{file: filename, lookup: lookup, listenOptional: l.ListenOptional}
+	root, err := p.document(data)
+	if err != nil {
+		return nil, err
+	}
+	pools, err := p.pools(root)
+	if err != nil {
+		return nil, err
+	}
+	return &File{Name: filename, Pools: pools}, nil
 }
 
 // resolveTimeout bounds each listen host lookup.
@@ -183,27 +254,15 @@ type lookupFunc func(ctx context.Context, host string) ([]string, error)
 
 // parser holds what every step of a parse needs.
 type parser struct {
-	file   string
-	src    *source
-	lookup lookupFunc
+	file           string
+	src            *source
+	lookup         lookupFunc
+	listenOptional bool
 }
 
 // errorf returns an *Error at line about pool and key.
 func (p *parser) errorf(line int, pool, key, format string, args ...any) *Error {
 	return &Error{File: p.file, Line: line, Pool: pool, Key: key, Msg: fmt.Sprintf(format, args...)}
-}
-
-func parse(filename string, data []byte, lookup lookupFunc) ([]Pool, error) {
-	p := &parser{file: filename, lookup: lookup}
-	root, err := p.document(data)
-	if err != nil {
-		return nil, err
-	}
-	pools, err := p.pools(root)
-	if err != nil {
-		return nil, err
-	}
-	return pools, nil
 }
 
 // lessName orders names as twemproxy's string_compare does: shorter

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/walnutproxy/walnut/proxy/config"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 

@@ -1,8 +1,9 @@
-package main
+package fleet_test
 
-// The tests of this file reload the configuration of a walnut process in
-// front of real redis-servers, with nutcracker, started with the same
-// configuration over the same servers, as the oracle of key placement.
+// The tests of this file reload the configuration of a Fleet in front of
+// real redis-servers, with nutcracker, started with the same configuration
+// over the same servers, as the oracle of key placement. The Fleet serves
+// its stats and admin servers, as walnut does.
 
 import (
 	"bufio"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -31,7 +33,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/testserver"
+	"github.com/walnutproxy/walnut/proxy/fleet"
 )
 
 // poolYAML is a redis pool of a nutcracker.yml; servers are entries such
@@ -47,43 +51,88 @@ func poolYAML(name, listen string, servers ...string) string {
 // weighted is a server entry: addr with weight w.
 func weighted(addr string, w int) string { return addr + ":" + strconv.Itoa(w) }
 
-// A reloadRig is a walnut process started by a reload test, with its
-// configuration file, log file, stats server and admin server.
+// A reloadRig is a Fleet started by a reload test from its configuration
+// file, logging to a buffer, with its stats server and admin server.
 type reloadRig struct {
-	p       *proc
-	conf    string // the configuration file
-	logFile string
-	stats   string // the stats server's address
-	admin   string // the admin server's address
+	f        *fleet.Fleet
+	conf     string // the configuration file
+	logs     *testserver.SyncBuffer
+	stats    string // the stats server's address
+	admin    string // the admin server's address
+	serveErr chan error
+	served   error // what Serve returned, once exited has seen it
+	done     bool  // Serve has returned
+	stopped  bool  // shutdown was called
 }
 
-// startReloadRig writes yml and starts walnut with it, with a fresh stats
-// document on every read (-i 0) and the admin server.
+// startReloadRig writes yml and starts a Fleet with it, with a fresh stats
+// document on every read (StatsInterval 0) and the admin server.
 func startReloadRig(t *testing.T, yml string) *reloadRig {
 	t.Helper()
 	dir := t.TempDir()
-	statsPort := testserver.FreePort(t, "127.0.0.1")
 	rig := &reloadRig{
-		conf:    writeFile(t, dir, "nutcracker.yml", yml),
-		logFile: filepath.Join(dir, "walnut.log"),
-		stats:   hostPort(statsPort),
-		admin:   hostPort(testserver.FreePort(t, "127.0.0.1")),
+		conf:     writeFile(t, dir, "nutcracker.yml", yml),
+		logs:     &testserver.SyncBuffer{},
+		serveErr: make(chan error, 1),
 	}
-	rig.p = startWalnut(t, dir, "-c", rig.conf, "-o", rig.logFile, "-s", strconv.Itoa(statsPort),
-		"-i", "0", "--admin-addr", rig.admin)
-	waitStarted(t, rig.p, rig.logFile)
+	file, err := config.Load(rig.conf)
+	require.NoError(t, err)
+	rig.f, err = fleet.New(file, fleet.Options{
+		Logger:    slog.New(slog.NewTextHandler(rig.logs, nil)),
+		StatsAddr: "127.0.0.1:0",
+		AdminAddr: "127.0.0.1:0",
+		Service:   "walnut",
+		Version:   "test",
+	})
+	require.NoError(t, err)
+	require.NoError(t, rig.f.Listen())
+	rig.stats = rig.f.StatsAddr().String()
+	rig.admin = rig.f.AdminAddr().String()
+	go func() { rig.serveErr <- rig.f.Serve() }()
 	t.Cleanup(func() {
-		// A clean exit, which also makes a -race build report races.
-		if !rig.p.exited() {
-			_ = syscall.Kill(rig.p.cmd.Process.Pid, syscall.SIGTERM)
-			assert.Equal(t, 0, rig.p.wait(t, 15*time.Second), "exit status; output:\n%s", rig.p.output.String())
+		// A clean stop.
+		if !rig.stopped {
+			rig.shutdown(t)
 		}
-		assert.NotContains(t, rig.p.output.String(), "DATA RACE")
 		if t.Failed() {
-			t.Logf("walnut log:\n%s", readFile(rig.logFile))
+			t.Logf("fleet log:\n%s", rig.log())
 		}
 	})
 	return rig
+}
+
+// log returns what the Fleet has logged.
+func (rig *reloadRig) log() string { return rig.logs.String() }
+
+// exited reports whether Serve has returned.
+func (rig *reloadRig) exited() bool {
+	if !rig.done {
+		select {
+		case rig.served = <-rig.serveErr:
+			rig.done = true
+		default:
+		}
+	}
+	return rig.done
+}
+
+// shutdown shuts the Fleet down, as walnut does on SIGTERM, and checks that
+// it stopped cleanly: Shutdown returns nil and Serve ErrServerClosed.
+func (rig *reloadRig) shutdown(t *testing.T) {
+	t.Helper()
+	rig.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	assert.NoError(t, rig.f.Shutdown(ctx), "shutdown")
+	if !rig.done {
+		select {
+		case rig.served = <-rig.serveErr:
+			rig.done = true
+		case <-time.After(15 * time.Second):
+			t.Fatal("Serve did not return after Shutdown")
+		}
+	}
+	assert.ErrorIs(t, rig.served, fleet.ErrServerClosed, "Serve's result")
 }
 
 // rewrite replaces the configuration file.
@@ -92,26 +141,19 @@ func (rig *reloadRig) rewrite(t *testing.T, yml string) {
 	require.NoError(t, os.WriteFile(rig.conf, []byte(yml), 0o644))
 }
 
-// reloadOutcome matches walnut's line on the outcome of a reload (the
+// reloadOutcome matches the Fleet's line on the outcome of a reload (the
 // proxy logs "configuration reloaded" per pool too, without file=).
 var reloadOutcome = regexp.MustCompile(`(?m)^.*msg="configuration (reloaded|reload failed)" file=.*$`)
 
-// sighup sends SIGHUP and returns walnut's log line on the outcome of the
-// reload it triggers.
-func (rig *reloadRig) sighup(t *testing.T) string {
+// reloadFile calls ReloadFile, as walnut does on SIGHUP, and returns the
+// Fleet's log line on the outcome.
+func (rig *reloadRig) reloadFile(t *testing.T) string {
 	t.Helper()
-	before := len(reloadOutcome.FindAllString(readFile(rig.logFile), -1))
-	rig.p.signal(t, syscall.SIGHUP)
-	var line string
-	require.Eventually(t, func() bool {
-		all := reloadOutcome.FindAllString(readFile(rig.logFile), -1)
-		if len(all) > before {
-			line = all[before]
-			return true
-		}
-		return false
-	}, 10*time.Second, 5*time.Millisecond, "no reload logged after SIGHUP")
-	return line
+	before := len(reloadOutcome.FindAllString(rig.log(), -1))
+	_ = rig.f.ReloadFile("SIGHUP")
+	all := reloadOutcome.FindAllString(rig.log(), -1)
+	require.Greater(t, len(all), before, "no reload logged after ReloadFile")
+	return all[before]
 }
 
 // post asks for a reload with POST /reload and returns the status and body.
@@ -413,9 +455,10 @@ func (c *loadClient) fail(msg string) {
 	}
 }
 
-// TestReloadUnderLoad reloads walnut three times (a server added through
-// SIGHUP, one removed through POST /reload, the weights changed through
-// SIGHUP) while go-redis clients pipeline SETs and GETs through it. No
+// TestReloadUnderLoad reloads a Fleet three times (a server added through
+// ReloadFile, one removed through POST /reload, the weights changed
+// through ReloadFile) while go-redis clients pipeline SETs and GETs
+// through it. No
 // request may fail, no client connection may drop, every GET must return
 // its own key's value, and after each reload walnut must place keys as
 // nutcracker does with the new configuration.
@@ -513,7 +556,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			require.Equal(t, http.StatusOK, code, body)
 			require.Equal(t, "ok\n", body)
 		} else {
-			line := rig.sighup(t)
+			line := rig.reloadFile(t)
 			require.Contains(t, line, `msg="configuration reloaded"`)
 			require.Contains(t, line, "changed=1")
 		}
@@ -552,7 +595,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		assert.Positive(t, c.requests.Load(), "client %d", i)
 	}
 	t.Logf("%d requests from %d clients, %d failed", total(), clients, failures)
-	require.False(t, rig.p.exited())
+	require.False(t, rig.exited())
 }
 
 // TestReloadRejected checks that a configuration walnut cannot apply
@@ -601,7 +644,7 @@ func TestReloadRejected(t *testing.T) {
 			reason: `key "hash"`,
 		},
 		{
-			// Accepted by proxy/config, rejected by proxy.Config.Validate.
+			// Accepted by package config, rejected by proxy.Config.Validate.
 			name: "invalid new pool", post: true, code: http.StatusBadRequest,
 			yml: good(listen) + "mc:\n  listen: " + hostPort(testserver.FreePort(t, "127.0.0.1")) +
 				"\n  redis_db: 1\n  servers:\n" + server(r2.Addr),
@@ -635,20 +678,20 @@ func TestReloadRejected(t *testing.T) {
 			assert.Equal(t, tt.code, code, "%s: %s", tt.name, body)
 			assert.Contains(t, body, tt.reason, tt.name)
 		} else {
-			line := rig.sighup(t)
+			line := rig.reloadFile(t)
 			assert.Contains(t, line, `msg="configuration reload failed" file=`+rig.conf, tt.name)
 		}
 		// Checked first, before a garbage collection in walnut could
 		// close a listener leaked by the failed reload.
 		_, err = net.DialTimeout("tcp", free, time.Second)
 		assert.ErrorIs(t, err, syscall.ECONNREFUSED, "%s: nothing listens on %s", tt.name, free)
-		log := readFile(rig.logFile)
+		log := rig.log()
 		assert.Regexp(t, `level=ERROR msg="configuration reload failed" file=`+regexp.QuoteMeta(rig.conf)+` trigger=[^\n]* err="[^\n]*`+
 			regexp.QuoteMeta(strings.ReplaceAll(tt.reason, `"`, `\"`)),
 			log, tt.name)
 
 		// The old configuration serves on, unchanged.
-		require.False(t, rig.p.exited(), tt.name)
+		require.False(t, rig.exited(), tt.name)
 		o.check(t, fmt.Sprintf("rejected%d", i), wal, direct)
 		mfs := rig.scrape(t)
 		assert.Equal(t, []string{"alpha"}, labelValues(mfs, "walnut_client_connections", "pool"), tt.name)
@@ -725,7 +768,7 @@ func TestReloadListenAddressChange(t *testing.T) {
 	require.Equal(t, "before", respDo(t, oldUnix, oldUnixR, "GET", "k"))
 
 	rig.rewrite(t, conf(newAddr, newSock))
-	line := rig.sighup(t)
+	line := rig.reloadFile(t)
 	require.Contains(t, line, `msg="configuration reloaded"`)
 	assert.Contains(t, line, "added=0 removed=0 changed=2")
 
@@ -753,7 +796,7 @@ func TestReloadListenAddressChange(t *testing.T) {
 
 	// The retired listeners' Serve returning is no failure.
 	time.Sleep(100 * time.Millisecond)
-	require.False(t, rig.p.exited(), "walnut exited: %s", readFile(rig.logFile))
+	require.False(t, rig.exited(), "Serve returned: %v\n%s", rig.served, rig.log())
 	mfs := rig.scrape(t)
 	assert.Equal(t, float64(2), value(metric(mfs, "walnut_client_connections", "pool", "alpha")))
 	assert.Equal(t, float64(2), value(metric(mfs, "walnut_client_connections", "pool", "sock")))
@@ -771,8 +814,7 @@ func TestReloadListenAddressChange(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "after19", got, "the first client is still connected")
 
-	rig.p.signal(t, syscall.SIGTERM)
-	assert.Equal(t, 0, rig.p.wait(t, 10*time.Second))
+	rig.shutdown(t)
 	assert.False(t, exists(newSock), "unix socket removed at exit")
 }
 
@@ -802,13 +844,13 @@ func TestReloadAddRemovePool(t *testing.T) {
 		poolYAML("gamma", addrC, weighted(r.Addr, 1)))
 	code, body := rig.post(t)
 	require.Equal(t, http.StatusOK, code, body)
-	assert.Contains(t, readFile(rig.logFile), `msg="configuration reloaded" file=`+rig.conf+` trigger="POST /reload" added=2 removed=1 changed=0 pools="[alpha delta gamma]"`)
+	assert.Contains(t, rig.log(), `msg="configuration reloaded" file=`+rig.conf+` trigger="POST /reload" added=2 removed=1 changed=0 pools="[alpha delta gamma]"`)
 
 	// The removed pool's client is closed: EOF.
 	require.NoError(t, cb.SetReadDeadline(time.Now().Add(10*time.Second)))
 	_, err = cbR.ReadByte()
 	assert.ErrorIs(t, err, io.EOF)
-	require.Eventually(t, func() bool { return strings.Contains(readFile(rig.logFile), `msg="removed pool stopped" pool=beta`) },
+	require.Eventually(t, func() bool { return strings.Contains(rig.log(), `msg="removed pool stopped" pool=beta`) },
 		10*time.Second, 10*time.Millisecond)
 
 	for _, addr := range []string{addrB, addrC} {
@@ -834,7 +876,7 @@ func TestReloadAddRemovePool(t *testing.T) {
 
 	// Remove the added pools again; the kept one serves on.
 	rig.rewrite(t, poolYAML("alpha", addrA, weighted(r.Addr, 1)))
-	line := rig.sighup(t)
+	line := rig.reloadFile(t)
 	assert.Contains(t, line, "added=0 removed=2 changed=0")
 	for _, addr := range []string{addrB, addrC} {
 		_, err := net.DialTimeout("tcp", addr, time.Second)
@@ -843,6 +885,5 @@ func TestReloadAddRemovePool(t *testing.T) {
 	got, err = ca.Do("GET", "k")
 	require.NoError(t, err)
 	assert.Equal(t, "v", got)
-	rig.p.signal(t, syscall.SIGTERM)
-	assert.Equal(t, 0, rig.p.wait(t, 10*time.Second))
+	rig.shutdown(t)
 }

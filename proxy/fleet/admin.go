@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"errors"
@@ -6,24 +6,43 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/walnutproxy/walnut/internal/metrics"
+	"github.com/walnutproxy/walnut/proxy/metrics"
 )
 
-// adminHandler serves --admin-addr: Prometheus metrics of the pools of src
-// (and of the Go runtime and the process) on /metrics, net/http/pprof on
-// /debug/pprof/, liveness on /healthz, readiness on /readyz and
-// configuration reloads (POST, which calls reload) on /reload. Nothing is
-// registered on http.DefaultServeMux.
-func adminHandler(src metrics.Source, reload func(trigger string) error) http.Handler {
+// Collector returns a Prometheus collector of the fleet's pools, read at
+// every scrape (pools added or removed by a reload appear or disappear),
+// and of its reloads; see package proxy/metrics for the metrics. A scrape
+// sees the pools of one configuration. Register it with a registry of your
+// own to serve the metrics elsewhere than AdminHandler.
+func (f *Fleet) Collector() prometheus.Collector {
+	return metrics.NewCollector(metrics.Source{
+		Pools:   f.Pools,
+		Reloads: f.ReloadStats,
+		Lock:    f.reloadMu.RLocker(),
+	})
+}
+
+// Unready returns the names of the pools none of whose servers is live
+// (every one ejected), in order; it is empty when every pool can route
+// requests. /readyz answers 503 while it is not empty.
+func (f *Fleet) Unready() []string {
+	return metrics.Unready(f.Pools())
+}
+
+// AdminHandler returns a new handler of the admin endpoints (see the
+// package documentation): the fleet's metrics with the Go runtime and
+// process collectors on /metrics, net/http/pprof on /debug/pprof/, liveness
+// on /healthz, readiness on /readyz and reloads (POST, ReloadFile("POST
+// /reload")) on /reload. Nothing is registered on http.DefaultServeMux.
+func (f *Fleet) AdminHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		metrics.NewCollector(src),
+		f.Collector(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -40,7 +59,7 @@ func adminHandler(src metrics.Source, reload func(trigger string) error) http.Ha
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if down := metrics.Unready(src.Pools()); len(down) > 0 {
+		if down := f.Unready(); len(down) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "no live server in pools: %s\n", strings.Join(down, ", "))
 			return
@@ -53,10 +72,9 @@ func adminHandler(src metrics.Source, reload func(trigger string) error) http.Ha
 			http.Error(w, "method not allowed: POST to reload the configuration", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := reload("POST /reload"); err != nil {
+		if err := f.ReloadFile("POST /reload"); err != nil {
 			code := http.StatusInternalServerError
-			var ce *configError
-			if errors.As(err, &ce) {
+			if errors.Is(err, ErrConfig) {
 				code = http.StatusBadRequest
 			}
 			http.Error(w, err.Error(), code)
@@ -66,12 +84,4 @@ func adminHandler(src metrics.Source, reload func(trigger string) error) http.Ha
 		fmt.Fprintln(w, "ok")
 	})
 	return mux
-}
-
-// newAdminServer returns the http.Server for --admin-addr.
-func newAdminServer(src metrics.Source, reload func(trigger string) error) *http.Server {
-	return &http.Server{
-		Handler:           adminHandler(src, reload),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/hashkit"
-	"github.com/walnutproxy/walnut/proxy/config"
 	"github.com/walnutproxy/walnut/shard"
 )
 
@@ -629,8 +629,10 @@ func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "nutcracker.yml")
 	require.NoError(t, os.WriteFile(path, []byte(minimal), 0o600))
-	pools, err := config.Load(path)
+	f, err := config.Load(path)
 	require.NoError(t, err)
+	assert.Equal(t, path, f.Name)
+	pools := f.Pools
 	require.Len(t, pools, 1)
 	assert.Equal(t, "alpha", pools[0].Name)
 
@@ -646,4 +648,72 @@ func TestLoad(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 	assert.False(t, errors.Is(err, config.ErrInvalid), "a file that cannot be read is not an invalid configuration")
+}
+
+func TestFilePool(t *testing.T) {
+	f, err := config.Parse("t.yml", []byte("beta:\n  listen: 127.0.0.1:22122\n  servers:\n    - 127.0.0.1:11212:1\n"+minimal))
+	require.NoError(t, err)
+	assert.Equal(t, "t.yml", f.Name)
+	assert.Equal(t, []string{"beta", "alpha"}, f.Names(), "shorter names first, then bytewise")
+	p, ok := f.Pool("alpha")
+	require.True(t, ok)
+	assert.Equal(t, "alpha", p.Name)
+	assert.Equal(t, "127.0.0.1:22121", p.ListenAddr)
+	p, ok = f.Pool("beta")
+	require.True(t, ok)
+	assert.Equal(t, "127.0.0.1:22122", p.ListenAddr)
+	p, ok = f.Pool("gamma")
+	assert.False(t, ok)
+	assert.Zero(t, p.Name)
+}
+
+// TestListenOptional checks that Loader.ListenOptional accepts pools without
+// listen, and only that: Parse still refuses them with nutcracker's rule,
+// and every other check still applies.
+func TestListenOptional(t *testing.T) {
+	const srv = "  servers:\n    - 127.0.0.1:11212:1\n"
+	clientOnly := "alpha:\n  redis: true\n" + srv + "beta:\n" + srv + "gamma:\n  listen: 127.0.0.1:22121\n" + srv
+	_, err := config.Parse("t.yml", []byte(clientOnly))
+	require.ErrorIs(t, err, config.ErrInvalid)
+	assert.Equal(t, `t.yml:1: pool "alpha": key "listen": the key is missing: every pool needs a listen address`, err.Error())
+
+	l := config.Loader{ListenOptional: true}
+	f, err := l.Parse("t.yml", []byte(clientOnly))
+	require.NoError(t, err)
+	require.Len(t, f.Pools, 3)
+	a, ok := f.Pool("alpha")
+	require.True(t, ok)
+	assert.True(t, a.Redis)
+	assert.Empty(t, a.Listen)
+	assert.Empty(t, a.ListenNetwork)
+	assert.Empty(t, a.ListenAddr)
+	assert.Len(t, a.Servers, 1)
+	g, ok := f.Pool("gamma")
+	require.True(t, ok)
+	assert.Equal(t, "127.0.0.1:22121", g.ListenAddr)
+
+	for _, tt := range []struct {
+		name, yml, want string
+	}{
+		{"servers missing", "alpha:\n  redis: true\n", `t.yml:1: pool "alpha": key "servers": the key is missing: every pool needs a list of servers`},
+		{"bad listen", "alpha:\n  listen: nowhere\n" + srv, `t.yml:2: pool "alpha": key "listen": "nowhere" is neither "host:port" nor an absolute unix socket path`},
+		{"same listen", "a:\n  listen: /tmp/s\n" + srv + "b:\n" + srv + "c:\n  listen: /tmp/s\n" + srv, `t.yml:9: pool "c": key "listen": "/tmp/s" is also the listen address of pool "a" (line 2)`},
+		{"bad hash", "alpha:\n  hash: sha1\n" + srv, `t.yml:2: pool "alpha": key "hash": "sha1" is not a valid hash; valid: ` + strings.Join(hashkit.Names(), ", ")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := l.Parse("t.yml", []byte(tt.yml))
+			require.ErrorIs(t, err, config.ErrInvalid)
+			assert.Equal(t, tt.want, err.Error())
+		})
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "clients.yml")
+	require.NoError(t, os.WriteFile(path, []byte(clientOnly), 0o600))
+	f, err = l.Load(path)
+	require.NoError(t, err)
+	assert.Equal(t, path, f.Name)
+	assert.Equal(t, []string{"beta", "alpha", "gamma"}, f.Names())
+	_, err = config.Load(path)
+	require.ErrorIs(t, err, config.ErrInvalid)
 }

@@ -64,6 +64,9 @@ func (p *parser) pools(root *yaml.Node) ([]Pool, error) {
 	listens := make(map[string]*parsedPool)
 	for i := range parsed {
 		pp := &parsed[i]
+		if pp.Listen == "" {
+			continue
+		}
 		if first, dup := listens[pp.Listen]; dup {
 			return nil, p.errorf(pp.listenLine, pp.Name, "listen", "%q is also the listen address of pool %q (line %d)", pp.Listen, first.Name, first.listenLine)
 		}
@@ -141,7 +144,7 @@ func (p *parser) pool(k, v *yaml.Node) (parsedPool, error) {
 			return pp, p.errorf(vn.Line, name, key, "%s", msg)
 		}
 	}
-	if pp.Listen == "" {
+	if pp.Listen == "" && !p.listenOptional {
 		return pp, p.errorf(k.Line, name, "listen", "the key is missing: every pool needs a listen address")
 	}
 	if len(pp.Servers) == 0 {

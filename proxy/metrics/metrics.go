@@ -1,4 +1,6 @@
 // Package metrics exposes the statistics of proxy.Servers to Prometheus.
+// It is what walnut serves on /metrics, usable by any program that embeds
+// proxy.Servers: register a Collector with a prometheus.Registry.
 //
 // A Collector reads each pool's Stats, Ring and Latencies at scrape
 // time and reports every counter of nutcracker's stats JSON (see
@@ -145,8 +147,8 @@ type Source struct {
 	Reloads func() ReloadStats
 	// Lock, if not nil, is held while the pools are read, so that a scrape
 	// sees the set of pools and their configurations of one reload (each
-	// pool's Stats is consistent by itself). The binary passes the read
-	// side of the lock its reloads take.
+	// pool's Stats is consistent by itself). package proxy/fleet passes
+	// the read side of the lock its reloads take.
 	Lock sync.Locker
 }
 

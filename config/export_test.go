@@ -3,7 +3,12 @@ package config
 import "context"
 
 // ParseWithLookup is Parse with the host resolver chosen by the test, so
-// that tests can resolve names without leaving the machine.
+// that tests can resolve names without leaving the machine. It returns the
+// file's pools.
 func ParseWithLookup(filename string, data []byte, lookup func(ctx context.Context, host string) ([]string, error)) ([]Pool, error) {
-	return parse(filename, data, lookup)
+	f, err := Loader{lookup: lookup}.Parse(filename, data)
+	if err != nil {
+		return nil, err
+	}
+	return f.Pools, nil
 }

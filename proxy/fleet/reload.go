@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"context"
@@ -9,49 +9,74 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/proxy"
-	"github.com/walnutproxy/walnut/proxy/config"
 )
 
-// A configError is a reload rejected because of the configuration file
-// itself: it cannot be read or parsed, a pool is invalid, or a pool's
-// protocol changes. The admin endpoint answers it with 400; other reload
-// failures, such as an address that cannot be bound, with 500.
+// ErrConfig is matched, through errors.Is, by every reload error caused by
+// the configuration itself: the file cannot be read or parsed, a pool is
+// invalid, or a pool's protocol changes. The admin endpoint answers such an
+// error with 400; other reload failures, such as an address that cannot be
+// bound, with 500.
+var ErrConfig = errors.New("fleet: configuration rejected")
+
+// A configError is a reload rejected because of the configuration. Its
+// text is its cause's.
 type configError struct{ err error }
 
-func (e *configError) Error() string { return e.err.Error() }
-func (e *configError) Unwrap() error { return e.err }
+func (e *configError) Error() string        { return e.err.Error() }
+func (e *configError) Unwrap() error        { return e.err }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
 
-// errShuttingDown is the reload failure once shutdown has begun.
+// errShuttingDown is the reload failure once Shutdown or Close has begun.
 var errShuttingDown = errors.New("walnut is shutting down")
 
-// reload re-reads the configuration file and applies it to the running
-// pools (see "Reloading the configuration" in doc.go). If the new
-// configuration is rejected nothing changes. trigger, such as "SIGHUP",
-// is logged. The outcome is logged and counted in the reload statistics.
-func (px *proxies) reload(trigger string) error {
-	px.reloadMu.Lock()
-	defer px.reloadMu.Unlock()
-	if px.closing {
+// ReloadFile re-reads the configuration file in force (config.Load of
+// File().Name) and applies it as Reload does. trigger, such as "SIGHUP",
+// says what asked for the reload; it is logged.
+func (f *Fleet) ReloadFile(trigger string) error {
+	return f.reload(nil, trigger)
+}
+
+// Reload makes file the configuration in force, applied to the running
+// pools (see "Reloading" in the package documentation); if it is rejected
+// nothing changes. trigger, such as "SIGHUP", says what asked for the
+// reload. The outcome is logged with file.Name and trigger and counted in
+// ReloadStats. It fails after Shutdown or Close has begun, without
+// counting. Before Serve, the listeners of added and moved pools are bound
+// and then served by Serve.
+func (f *Fleet) Reload(file *config.File, trigger string) error {
+	return f.reload(file, trigger)
+}
+
+// reload is Reload, or ReloadFile if file is nil.
+func (f *Fleet) reload(file *config.File, trigger string) error {
+	f.reloadMu.Lock()
+	defer f.reloadMu.Unlock()
+	if f.closing {
 		return errShuttingDown
 	}
-	res, err := px.apply()
-	px.mu.Lock()
-	if err != nil {
-		px.reloads.Failures++
-		px.reloads.LastOK = false
-	} else {
-		px.reloads.Successes++
-		px.reloads.LastOK = true
-		px.reloads.LastSuccess = time.Now()
+	name := f.File().Name
+	if file != nil {
+		name = file.Name
 	}
-	px.mu.Unlock()
+	res, err := f.apply(file, name)
+	f.mu.Lock()
 	if err != nil {
-		px.log.Error("configuration reload failed", "file", px.confFile, "trigger", trigger, "err", err)
+		f.reloads.Failures++
+		f.reloads.LastOK = false
+	} else {
+		f.reloads.Successes++
+		f.reloads.LastOK = true
+		f.reloads.LastSuccess = time.Now()
+	}
+	f.mu.Unlock()
+	if err != nil {
+		f.log.Error("configuration reload failed", "file", name, "trigger", trigger, "err", err)
 		return err
 	}
-	px.log.Info("configuration reloaded", "file", px.confFile, "trigger", trigger,
-		"added", res.added, "removed", res.removed, "changed", res.changed, "pools", px.names())
+	f.log.Info("configuration reloaded", "file", name, "trigger", trigger,
+		"added", res.added, "removed", res.removed, "changed", res.changed, "pools", f.Names())
 	return nil
 }
 
@@ -93,7 +118,8 @@ func (u *update) server() *proxy.Server {
 	return u.srv
 }
 
-// apply reloads the configuration. It must be called with reloadMu held.
+// apply reloads the configuration: file, or if nil the file called name,
+// loaded now. It must be called with reloadMu held.
 //
 // Everything that can fail is done first: loading the file, validating
 // every pool, refusing a protocol change, creating the added pools and
@@ -105,9 +131,15 @@ func (u *update) server() *proxy.Server {
 // removed pools are retired (closed, while their clients stay
 // connected), the addresses those held are bound for the pools that take
 // them over, and the removed pools are shut down in the background.
-func (px *proxies) apply() (reloadResult, error) {
+func (f *Fleet) apply(file *config.File, name string) (reloadResult, error) {
 	var res reloadResult
-	ups, err := px.prepare()
+	if file == nil {
+		var err error
+		if file, err = config.Load(name); err != nil {
+			return res, &configError{err}
+		}
+	}
+	ups, err := f.prepare(file)
 	if err != nil {
 		return res, err
 	}
@@ -127,7 +159,7 @@ func (px *proxies) apply() (reloadResult, error) {
 		if err := u.old.srv.Reload(u.cfg); err != nil {
 			for _, d := range undos {
 				if uerr := d.srv.Reload(d.cfg); uerr != nil {
-					px.log.Error("restoring a pool's configuration failed", "pool", d.srv.Name(), "err", uerr)
+					f.log.Error("restoring a pool's configuration failed", "pool", d.srv.Name(), "err", uerr)
 				}
 			}
 			discard(ups)
@@ -146,7 +178,9 @@ func (px *proxies) apply() (reloadResult, error) {
 		}
 		if u.ln != nil {
 			u.newLn = &listener{Listener: u.ln}
-			px.servePool(u.server(), u.newLn)
+			if f.serving {
+				f.servePool(u.server(), u.newLn)
+			}
 		}
 	}
 	for _, u := range ups {
@@ -154,9 +188,9 @@ func (px *proxies) apply() (reloadResult, error) {
 			u.old.ln.retire()
 		}
 	}
-	px.mu.Lock()
-	current := px.pools
-	px.mu.Unlock()
+	f.mu.Lock()
+	current := f.pools
+	f.mu.Unlock()
 	for _, sp := range current {
 		if names[sp.conf.Name] {
 			continue
@@ -165,7 +199,7 @@ func (px *proxies) apply() (reloadResult, error) {
 		if sp.ln != nil {
 			sp.ln.retire()
 		}
-		px.retirePool(sp.srv)
+		f.retirePool(sp.srv)
 	}
 	var bindErrs []string
 	for _, u := range ups {
@@ -178,7 +212,9 @@ func (px *proxies) apply() (reloadResult, error) {
 			continue
 		}
 		u.newLn = &listener{Listener: l}
-		px.servePool(u.server(), u.newLn)
+		if f.serving {
+			f.servePool(u.server(), u.newLn)
+		}
 	}
 
 	next := make([]*servedPool, len(ups))
@@ -189,10 +225,11 @@ func (px *proxies) apply() (reloadResult, error) {
 		}
 		next[i] = sp
 	}
-	px.mu.Lock()
-	px.pools = next
-	px.mu.Unlock()
-	px.stats.SetPools(px.servers())
+	f.mu.Lock()
+	f.pools = next
+	f.file = file
+	f.mu.Unlock()
+	f.stats.SetPools(f.Pools())
 
 	if len(bindErrs) > 0 {
 		return res, fmt.Errorf("the new configuration is in force, but %s; the pool accepts no new clients until a reload binds it",
@@ -201,28 +238,28 @@ func (px *proxies) apply() (reloadResult, error) {
 	return res, nil
 }
 
-// prepare does the fallible steps of a reload (see apply) and returns the
-// update of every pool of the new configuration, in its order. On error
-// it has closed what it made.
-func (px *proxies) prepare() (ups []*update, err error) {
-	confs, err := config.Load(px.confFile)
-	if err != nil {
-		return nil, &configError{err}
-	}
-	px.mu.Lock()
-	current := make(map[string]*servedPool, len(px.pools))
-	held := make(map[string]bool, len(px.pools)) // listen keys of our listeners
-	for _, sp := range px.pools {
+// prepare does the fallible steps of a reload to file (see apply) and
+// returns the update of every pool of the new configuration, in its order.
+// On error it has closed what it made.
+func (f *Fleet) prepare(file *config.File) (ups []*update, err error) {
+	confs := file.Pools
+	f.mu.Lock()
+	current := make(map[string]*servedPool, len(f.pools))
+	held := make(map[string]bool, len(f.pools)) // listen keys of our listeners
+	for _, sp := range f.pools {
 		current[sp.conf.Name] = sp
 		if sp.ln != nil {
 			held[listenKey(sp.conf)] = true
 		}
 	}
-	px.mu.Unlock()
+	f.mu.Unlock()
 
 	listens := make(map[string]string, len(confs)) // listen key -> pool
 	for _, c := range confs {
-		cfg := proxy.FromPool(c, px.log)
+		if c.ListenAddr == "" {
+			return nil, &configError{fmt.Errorf("pool '%s' has no listen address", c.Name)}
+		}
+		cfg := proxy.FromPool(c, f.log)
 		if err := cfg.Validate(); err != nil {
 			return nil, &configError{fmt.Errorf("pool '%s': %w", c.Name, err)}
 		}
@@ -300,18 +337,18 @@ func listenFor(s *proxy.Server, cfg proxy.Config) (net.Listener, error) {
 
 // retirePool shuts down a pool removed by a reload, in the background:
 // its clients receive the replies to what they have sent, for at most
-// shutdownTimeout, and are then disconnected.
-func (px *proxies) retirePool(s *proxy.Server) {
-	px.retiring.Add(1)
+// DrainTimeout, and are then disconnected.
+func (f *Fleet) retirePool(s *proxy.Server) {
+	f.retiring.Add(1)
 	go func() {
-		defer px.retiring.Done()
-		ctx, cancel := context.WithTimeout(px.retireCtx, shutdownTimeout)
+		defer f.retiring.Done()
+		ctx, cancel := context.WithTimeout(f.retireCtx, f.opts.DrainTimeout)
 		defer cancel()
 		if err := s.Shutdown(ctx); err != nil {
-			px.log.Warn("removed pool's shutdown cut short: connections closed", "pool", s.Name(), "err", err)
+			f.log.Warn("removed pool's shutdown cut short: connections closed", "pool", s.Name(), "err", err)
 			return
 		}
-		px.log.Info("removed pool stopped", "pool", s.Name())
+		f.log.Info("removed pool stopped", "pool", s.Name())
 	}()
 }
 
