@@ -378,6 +378,16 @@ func (c *session) appendPassed(out, reply []byte) []byte {
 	return append(out, reply...)
 }
 
+// dropBig forgets the large replies recorded after the first n, whose
+// reply is being replaced.
+func (c *session) dropBig(n int) {
+	for _, b := range c.big[n:] {
+		c.bigLen -= len(b.b)
+	}
+	clear(c.big[n:])
+	c.big = c.big[:n]
+}
+
 // assemble returns the whole output, out with big in place, as one slice:
 // for the in-process Client, which returns the replies. A lone large
 // reply is returned as it is, not copied.

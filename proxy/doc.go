@@ -154,13 +154,21 @@
 //
 // # Client limits
 //
-// A client's memory is one batch: at most one read buffer of requests and
-// their replies. Config.OutputLimit (client_output_limit, default 256 MiB)
-// bounds the replies held for pipelined requests: a client past it, such as
-// one that pipelines large reads without reading the replies, gets "-ERR
-// client output limit exceeded …" (memcached: SERVER_ERROR) and is closed;
-// a single request is not limited. A client that stops reading blocks only
-// itself: the proxy stops reading its requests. Config.ClientTimeout
+// A client's memory is one window of a batch: at most one read buffer of
+// requests, and the replies of the requests sent to the backends so far.
+// The requests read together are sent in windows of about
+// Config.OutputWatermark bytes of replies (client_output_watermark, 1 MiB
+// by default) at the client's average reply size, each written to the
+// client before the next is sent (session.loop). A client that stops
+// reading blocks only itself, is not disconnected for it, and holds about
+// one window: the proxy stops sending its requests and reading new ones
+// until it reads. Config.OutputLimit (client_output_limit, off by default)
+// is an optional hard cap on one window's replies: a client past it gets
+// "-ERR client output limit exceeded …" (memcached: SERVER_ERROR) and is
+// closed. A large value passes in a buffer of its own size: the pool reads
+// a large reply into a buffer sized for it (pool.Request.KeepLarge), the
+// proxy writes it from there, and memory let go after large values is
+// returned to the system soon after (memory.go). Config.ClientTimeout
 // (client_timeout, off by default as in twemproxy) closes a client that
 // takes longer than that to send a complete request (idle, or holding half
 // a request) or to accept its replies.

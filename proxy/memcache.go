@@ -304,7 +304,7 @@ func (c *session) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []byt
 				continue
 			}
 			bk.used = true
-			out = append(out, bk.raw...)
+			out = c.appendPassed(out, bk.raw) // a large value is not copied
 			for cl.cur < end && c.blocks[cl.cur].used {
 				cl.cur++
 			}

@@ -490,15 +490,16 @@ func (c *session) appendRedisReply(out []byte, sl *slot) []byte {
 			}
 			cl.cur = hdr
 		}
-		mark := len(out)
+		mark, nbig := len(out), len(c.big)
 		out = resp.AppendArrayHeader(out, int(sl.nkeys))
 		for _, ci := range c.keyCall[sl.key0 : sl.key0+sl.nkeys] {
 			cl := c.calls[ci]
 			n, err := resp.FrameReply(cl.reply[cl.cur:], c.g.lim)
 			if err != nil || n == 0 {
+				c.dropBig(nbig)
 				return c.invalidReply(out[:mark])
 			}
-			out = append(out, cl.reply[cl.cur:cl.cur+n]...)
+			out = c.appendPassed(out, cl.reply[cl.cur:cl.cur+n]) // a large value is not copied
 			cl.cur += n
 		}
 		return out
