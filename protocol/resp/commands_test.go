@@ -542,8 +542,7 @@ func BenchmarkLookupCommand(b *testing.B) {
 	}
 }
 
-// twemproxyCommands lists the commands twemproxy 0.5.0 accepts (spec
-// §5.2), by the number of arguments after the key it requires; -1 means
+// twemproxyCommands lists the commands twemproxy 0.5.0 accepts, by the number of arguments after the key it requires; -1 means
 // any number (or, for keyless commands, none).
 var twemproxyCommands = map[int][]string{
 	// No key: PING and QUIT (local), COMMAND and LOLWUT (keyless); AUTH is
@@ -561,8 +560,8 @@ var twemproxyCommands = map[int][]string{
 		"GEOSEARCHSTORE", "RESTORE"},
 	0: {"PERSIST", "PTTL", "TTL", "TYPE", "DUMP", "DECR", "GET", "GETDEL", "INCR", "STRLEN",
 		"HGETALL", "HKEYS", "HLEN", "HVALS", "LLEN", "SCARD", "SMEMBERS", "ZCARD", "AUTH"},
-	// MOVE is parsed here too, but twemproxy then closes the connection
-	// (§5.5), so it is left out.
+	// MOVE is parsed here too, but twemproxy then closes the connection,
+	// so it is left out.
 	1: {"EXPIRE", "EXPIREAT", "PEXPIRE", "PEXPIREAT", "APPEND", "DECRBY", "GETBIT", "GETSET",
 		"INCRBY", "INCRBYFLOAT", "SETNX", "HEXISTS", "HGET", "HSTRLEN", "LINDEX", "RPOPLPUSH",
 		"SISMEMBER", "ZRANK", "ZREVRANK", "ZSCORE"},
