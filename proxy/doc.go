@@ -28,45 +28,12 @@
 // copied), so a backend that stops reading cannot hold up a client's other
 // requests.
 //
-// # The path of one request
-//
-// A GET from a client, hop by hop, and the file that holds each hop:
-//
-//  1. server.go, accept: the client's connection gets a goroutine
-//     (clientConn.serve, client.go). Sockets are read and written with raw
-//     system calls (internal/rawio), outside the scheduler's system-call
-//     bookkeeping.
-//  2. redis.go, serveRedis (memcache.go, serveMemcache): the goroutine reads
-//     every complete request buffered (protocol/resp's Reader) and
-//     dispatches each: redisDispatch classifies the command, answers local
-//     ones, picks the server with the ring and splits multi-key commands
-//     (redisFragment). Each backend request is a call (client.go), queued
-//     on its server's pool with pool.Do, not yet written.
-//  3. client.go, wait: once the batch is dispatched, the goroutine writes
-//     its queued requests to the backends itself, one write per backend
-//     connection (pool.Waiter, pool/waiter.go; pool/link.go, writeInline
-//     and drain), unless the connection is busy with others' requests, in
-//     which case the connection's writer goroutine writes them with
-//     everyone else's. If a small batch's write found the backend
-//     connection idle, the goroutine then reads that connection's replies
-//     itself (pool/link.go, readFor), so that with one request at a time
-//     nothing but the client's goroutine runs: one read of the client, one
-//     write and one read of the backend, one write of the client. Replies
-//     read by another goroutine (a connection's reader goroutine, or
-//     another client's goroutine reading the same connection) complete the
-//     call there (call.done) and wake this goroutine when its batch is
-//     answered.
-//  4. redis.go, appendRedisReply (memcache.go, appendMemcacheReply): the
-//     replies are merged where a command was split, appended in request
-//     order, and written to the client with one write (clientConn.write).
-//     A batch of one forwarded request skips steps 3's wait and 4
-//     (async.go): its reply is written to the client, with a
-//     non-blocking write, by the goroutine that read it, and the client's
-//     goroutine goes back to reading the client at once; whatever it
-//     writes next waits for that reply first, so replies stay in order.
-//
-// The in-process Client (inprocess.go) runs steps 2 to 4 on the caller's
-// goroutine, with the caller's request bytes in place of a client socket.
+// One request at a time costs no hand-off between goroutines: when its
+// backend connection is idle, the client's goroutine writes the request and
+// reads the reply itself; when it is busy, the connection's own goroutines
+// batch everyone's requests. Sockets are read and written with raw system
+// calls. The comment after the package clause in doc.go walks one request
+// through the source files.
 //
 // # Routing (Redis)
 //
@@ -195,3 +162,44 @@
 // "walnut" and "version" walnut's; fragments counts the sub-requests of
 // split requests (nutcracker never increments it); names are JSON-escaped.
 package proxy
+
+// The path of one request, for readers of the source (the package
+// documentation above says what it does; this says where).
+//
+// A GET from a client, hop by hop, and the file that holds each hop:
+//
+//  1. server.go, accept: the client's connection gets a goroutine
+//     (clientConn.serve, client.go). Sockets are read and written with raw
+//     system calls (internal/rawio), outside the scheduler's system-call
+//     bookkeeping.
+//  2. redis.go, serveRedis (memcache.go, serveMemcache): the goroutine reads
+//     every complete request buffered (protocol/resp's Reader) and
+//     dispatches each: redisDispatch classifies the command, answers local
+//     ones, picks the server with the ring and splits multi-key commands
+//     (redisFragment). Each backend request is a call (client.go), queued
+//     on its server's pool with pool.Do, not yet written.
+//  3. client.go, wait: once the batch is dispatched, the goroutine writes
+//     its queued requests to the backends itself, one write per backend
+//     connection (pool.Waiter, pool/waiter.go; pool/link.go, writeInline
+//     and drain), unless the connection is busy with others' requests, in
+//     which case the connection's writer goroutine writes them with
+//     everyone else's. If a small batch's write found the backend
+//     connection idle, the goroutine then reads that connection's replies
+//     itself (pool/link.go, readFor), so that with one request at a time
+//     nothing but the client's goroutine runs: one read of the client, one
+//     write and one read of the backend, one write of the client. Replies
+//     read by another goroutine (a connection's reader goroutine, or
+//     another client's goroutine reading the same connection) complete the
+//     call there (call.done) and wake this goroutine when its batch is
+//     answered.
+//  4. redis.go, appendRedisReply (memcache.go, appendMemcacheReply): the
+//     replies are merged where a command was split, appended in request
+//     order, and written to the client with one write (clientConn.write).
+//     A batch of one forwarded request skips steps 3's wait and 4
+//     (async.go): its reply is written to the client, with a
+//     non-blocking write, by the goroutine that read it, and the client's
+//     goroutine goes back to reading the client at once; whatever it
+//     writes next waits for that reply first, so replies stay in order.
+//
+// The in-process Client (inprocess.go) runs steps 2 to 4 on the caller's
+// goroutine, with the caller's request bytes in place of a client socket.

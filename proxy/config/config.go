@@ -164,8 +164,8 @@ func Load(path string) ([]Pool, error) {
 // (used only in messages) and returns its pools, sorted by name the
 // twemproxy way: shorter names first, then bytewise. A rejected
 // configuration yields an *Error. Listen host names that are not IP
-// literals are resolved with net.DefaultResolver, waiting at most
-// resolveTimeout for each.
+// literals are resolved with net.DefaultResolver, waiting at most 5 seconds
+// for each.
 func Parse(filename string, data []byte) ([]Pool, error) {
 	return parse(filename, data, net.DefaultResolver.LookupHost)
 }
