@@ -36,6 +36,9 @@ import (
 // after its drain grace period. What bounds such clients is
 // client_connections (Config.MaxClients).
 func TestClientHalfRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slowloris clients held through a Shutdown grace period: slow, not part of the -short loop")
+	}
 	for _, tt := range []struct {
 		kind       protocol.Kind
 		half, rest string
@@ -271,6 +274,9 @@ func garbage(rng *rand.Rand, kind protocol.Kind) []byte {
 // well-formed replies (error replies among them) and is closed after its
 // client half-closes, if not before; the canary sees no error.
 func TestClientGarbage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("hundreds of random garbage streams: a long fault run, not part of the -short loop")
+	}
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("WALNUT_GARBAGE_SEED"); s != "" {
 		var err error
