@@ -1,4 +1,5 @@
-module github.com/walnutproxy/walnut/.ci/tools
+// The tools CI runs, pinned; a module of its own (see .ci/run).
+module walnut-ci-tools
 
 go 1.26.0
 
