@@ -542,8 +542,9 @@ func BenchmarkLookupCommand(b *testing.B) {
 	}
 }
 
-// twemproxyCommands lists the commands twemproxy 0.5.0 accepts, by the number of arguments after the key it requires; -1 means
-// any number (or, for keyless commands, none).
+// twemproxyCommands lists the commands twemproxy 0.5.0 accepts, by the
+// number of arguments after the key it requires; -1 means any number (or,
+// for keyless commands, none).
 var twemproxyCommands = map[int][]string{
 	// No key: PING and QUIT (local), COMMAND and LOLWUT (keyless); AUTH is
 	// local with its password in the key's place.
