@@ -127,6 +127,9 @@ func totalAlloc() uint64 {
 // than maxAlloc for each, while the claims are 512 MiB and more (a count
 // claims 24 bytes of argument slice per element).
 func TestClientClaimsBeyondLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("requests claiming up to 2^31 elements or bytes: part of the client-fault runs, not of the -short loop")
+	}
 	const maxAlloc = 1 << 20
 	small := protocol.Limits{MaxArgs: 10, MaxBulk: 1000}
 	big := strings.Repeat("v", 2_000_000)
