@@ -195,8 +195,8 @@ func Load(path string) (*File, error) {
 // (used only in messages) and returns it, its pools sorted by name the
 // twemproxy way: shorter names first, then bytewise. A rejected
 // configuration yields an *Error. Listen host names that are not IP
-// literals are resolved with net.DefaultResolver, waiting at most
-// resolveTimeout for each.
+// literals are resolved with net.DefaultResolver, waiting at most 5 seconds
+// for each.
 func Parse(filename string, data []byte) (*File, error) {
 	return Loader{}.Parse(filename, data)
 }

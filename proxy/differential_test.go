@@ -3,10 +3,10 @@ package proxy_test
 // Differential tests: the same bytes are sent through the real nutcracker
 // 0.5.0 and through walnut, over the same backends, and the replies are
 // compared byte for byte. Where walnut deliberately differs from nutcracker
-// (see the package documentation and the project's compatibility notes),
-// walnut's documented reply is asserted instead, together with nutcracker's
-// spec'd behaviour. TestPlacement checks the core promise: a key lands on
-// the same backend through either proxy.
+// (see the package documentation and the README), walnut's documented reply
+// is asserted instead, together with nutcracker's observed behaviour.
+// TestPlacement checks the core promise: a key lands on the same backend
+// through either proxy.
 
 import (
 	"bytes"
@@ -464,7 +464,7 @@ func dtRunDev(t *testing.T, p *dtPool, bs []backend, cases []dtDevCase) int {
 				require.NoError(t, err)
 				b, closed := dtReadToClose(c, 3*time.Second)
 				if !closed {
-					t.Errorf("%s: nutcracker kept the connection open (read %s); the spec says it closes", tc.name, dtShow(b))
+					t.Errorf("%s: nutcracker kept the connection open (read %s); nutcracker 0.5.0 closes it", tc.name, dtShow(b))
 				}
 				if !regexp.MustCompile(tc.nut).Match(b) {
 					t.Errorf("%s: nutcracker sent %s before closing, want %s", tc.name, dtShow(b), tc.nut)

@@ -23,64 +23,20 @@
 // write. There is no lock shared between clients on this path: the ring is
 // read through an atomic pointer, the pool locks per backend connection.
 // Pipelining depth is unlimited. A batch is at most what one read buffer
-// holds (16 KiB of requests, more for one long request), and its replies are
-// held until the whole batch is answered, so memory follows the replies of
-// one batch; a client that sends without reading is then slowed by TCP
-// back-pressure. Between batches a client keeps at most a few hundred KiB of
+// holds (16 KiB of requests, more for one long request), sent to the
+// backends in windows of about a megabyte of replies, each written before
+// the next is sent (see Client limits), so a client that sends without
+// reading is slowed by TCP back-pressure and holds about one window. Between batches a client keeps at most a few hundred KiB of
 // buffers. memcached noreply requests are not waited for (their bytes are
 // copied), so a backend that stops reading cannot hold up a client's other
 // requests.
 //
-// # The path of one request
-//
-// A GET from a client, hop by hop, and the file that holds each hop:
-//
-//  1. server.go, accept: the client's connection gets a goroutine and a
-//     session (session.go), whose loop (session.loop) is the same for both
-//     protocols: read a batch, run it, write its replies. What differs by
-//     protocol is the session's handler (redisHandler in redis.go,
-//     memcacheHandler in memcache.go). Sockets are read and written with
-//     raw system calls (internal/rawio), outside the scheduler's
-//     system-call bookkeeping.
-//  2. redis.go, redisHandler.read: the goroutine reads every complete
-//     request buffered (protocol/resp's Reader); batch.go, run: it
-//     dispatches each (redisHandler.dispatch → redisDispatch), which
-//     classifies the command, answers local ones, picks the server with
-//     the ring and splits multi-key commands (redisFragment). Each backend
-//     request is a call (batch.go), queued on its server's pool with
-//     pool.Do, not yet written. The batch's state (its calls, reply slots,
-//     completion count) is a batch, in batch.go.
-//  3. batch.go, wait: once the batch is dispatched, the goroutine writes
-//     its queued requests to the backends itself, one write per backend
-//     connection (pool.Waiter, pool/waiter.go; pool/write.go), unless the
-//     connection is busy with others' requests, in which case the
-//     connection's writer goroutine writes them with everyone else's. If a
-//     small batch's write found the backend connection idle, the goroutine
-//     then reads that connection's replies itself (pool/read.go, readFor;
-//     replies are cut by the framing loop of pool/frames.go), so that with
-//     one request at a time nothing but the client's goroutine runs: one
-//     read of the client, one write and one read of the backend, one write
-//     of the client. Replies read by another goroutine (a connection's
-//     reader goroutine, or another client's goroutine reading the same
-//     connection) complete the call there (call.done) and wake this
-//     goroutine when its batch is answered.
-//  4. batch.go, appendReplies → redis.go, appendRedisReply (memcache.go,
-//     appendMemcacheReply): the replies are merged where a command was
-//     split, appended in request order, and written to the client with one
-//     write (session.write). A request that failed in the pool is answered
-//     with twemproxy's words for the failure (wiretext.go). A batch of one
-//     forwarded request skips step 3's wait and step 4 (async.go): its
-//     reply is written to the client, with a non-blocking write, by the
-//     goroutine that read it, and the client's goroutine goes back to
-//     reading the client at once; whatever it writes next waits for that
-//     reply first, so replies stay in order.
-//
-// The in-process Client (inprocess.go) runs steps 2 to 4 on the caller's
-// goroutine with a session of its own: the handler parses the caller's
-// request bytes (handler.parse) in place of reading a socket, and the
-// replies are returned instead of written. What a client connection and an
-// in-process call do differently (QUIT, AUTH, client names, async replies,
-// the output limit) is set as fields of the session when it is made.
+// One request at a time costs no hand-off between goroutines: when its
+// backend connection is idle, the client's goroutine writes the request and
+// reads the reply itself; when it is busy, the connection's own goroutines
+// batch everyone's requests. Sockets are read and written with raw system
+// calls. The comment after the package clause in doc.go walks one request
+// through the source files.
 //
 // # Routing (Redis)
 //
@@ -159,7 +115,7 @@
 // The requests read together are sent in windows of about
 // Config.OutputWatermark bytes of replies (client_output_watermark, 1 MiB
 // by default) at the client's average reply size, each written to the
-// client before the next is sent (session.loop). A client that stops
+// client before the next is sent. A client that stops
 // reading blocks only itself, is not disconnected for it, and holds about
 // one window: the proxy stops sending its requests and reading new ones
 // until it reads. Config.OutputLimit (client_output_limit, off by default)
@@ -168,7 +124,7 @@
 // closed. A large value passes in a buffer of its own size: the pool reads
 // a large reply into a buffer sized for it (pool.Request.KeepLarge), the
 // proxy writes it from there, and memory let go after large values is
-// returned to the system soon after (memory.go). Config.ClientTimeout
+// returned to the system soon after. Config.ClientTimeout
 // (client_timeout, off by default as in twemproxy) closes a client that
 // takes longer than that to send a complete request (idle, or holding half
 // a request) or to accept its replies.
@@ -219,3 +175,55 @@
 // "walnut" and "version" walnut's; fragments counts the sub-requests of
 // split requests (nutcracker never increments it); names are JSON-escaped.
 package proxy
+
+// The path of one request, for readers of the source (the package
+// documentation above says what it does; this says where).
+//
+// A GET from a client, hop by hop, and the file that holds each hop:
+//
+//  1. server.go, accept: the client's connection gets a goroutine and a
+//     session (session.go), whose loop (session.loop) is the same for both
+//     protocols: read a batch, run it, write its replies. What differs by
+//     protocol is the session's handler (redisHandler in redis.go,
+//     memcacheHandler in memcache.go). Sockets are read and written with
+//     raw system calls (internal/rawio), outside the scheduler's
+//     system-call bookkeeping.
+//  2. redis.go, redisHandler.read: the goroutine reads every complete
+//     request buffered (protocol/resp's Reader); batch.go, run: it
+//     dispatches each (redisHandler.dispatch → redisDispatch), which
+//     classifies the command, answers local ones, picks the server with
+//     the ring and splits multi-key commands (redisFragment). Each backend
+//     request is a call (batch.go), queued on its server's pool with
+//     pool.Do, not yet written. The batch's state (its calls, reply slots,
+//     completion count) is a batch, in batch.go.
+//  3. batch.go, wait: once the batch is dispatched, the goroutine writes
+//     its queued requests to the backends itself, one write per backend
+//     connection (pool.Waiter, pool/waiter.go; pool/write.go), unless the
+//     connection is busy with others' requests, in which case the
+//     connection's writer goroutine writes them with everyone else's. If a
+//     small batch's write found the backend connection idle, the goroutine
+//     then reads that connection's replies itself (pool/read.go, readFor;
+//     replies are cut by the framing loop of pool/frames.go), so that with
+//     one request at a time nothing but the client's goroutine runs: one
+//     read of the client, one write and one read of the backend, one write
+//     of the client. Replies read by another goroutine (a connection's
+//     reader goroutine, or another client's goroutine reading the same
+//     connection) complete the call there (call.done) and wake this
+//     goroutine when its batch is answered.
+//  4. batch.go, appendReplies → redis.go, appendRedisReply (memcache.go,
+//     appendMemcacheReply): the replies are merged where a command was
+//     split, appended in request order, and written to the client with one
+//     write (session.write). A request that failed in the pool is answered
+//     with twemproxy's words for the failure (wiretext.go). A batch of one
+//     forwarded request skips step 3's wait and step 4 (async.go): its
+//     reply is written to the client, with a non-blocking write, by the
+//     goroutine that read it, and the client's goroutine goes back to
+//     reading the client at once; whatever it writes next waits for that
+//     reply first, so replies stay in order.
+//
+// The in-process Client (inprocess.go) runs steps 2 to 4 on the caller's
+// goroutine with a session of its own: the handler parses the caller's
+// request bytes (handler.parse) in place of reading a socket, and the
+// replies are returned instead of written. What a client connection and an
+// in-process call do differently (QUIT, AUTH, client names, async replies,
+// the output limit) is set as fields of the session when it is made.

@@ -344,7 +344,7 @@ func isRedisFailure(reply []byte) bool {
 // Live reports whether server i (in ring order, as in Stats) is in
 // service: false while the pool has it ejected. Unlike Ring().Live, it is
 // false for every ejected server even when all of them are ejected and the
-// full ring is routed with (see backendChanged).
+// full ring is routed with.
 func (s *Server) Live(i int) bool {
 	g := s.gen.Load()
 	return i >= 0 && i < len(g.backends) && g.backends[i].live.Load()
