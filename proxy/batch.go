@@ -81,30 +81,30 @@ type call struct {
 	t0       int64       // async call: nanotime when its batch began
 }
 
-func (c *call) done(reply []byte, err error) {
-	if c.async {
-		c.doneAsync(reply, err)
+func (cl *call) done(reply []byte, err error) {
+	if cl.async {
+		cl.doneAsync(reply, err)
 		return
 	}
-	if c.detached {
-		c.cc.freeDetached(c)
+	if cl.detached {
+		cl.cc.freeDetached(cl)
 		return
 	}
-	c.err = err
-	if lim := c.cc.outLimit; lim > 0 && c.cc.held.Add(int64(len(reply))) > lim {
-		c.cc.overflow.Store(true)
-		c.err, reply = errOutputLimit, nil
+	cl.err = err
+	if lim := cl.cc.outLimit; lim > 0 && cl.cc.held.Add(int64(len(reply))) > lim {
+		cl.cc.overflow.Store(true)
+		cl.err, reply = errOutputLimit, nil
 	}
 	if len(reply) >= pool.LargeReply {
-		c.reply = reply // a buffer of its own (KeepLarge): kept, not copied
+		cl.reply = reply // a buffer of its own (KeepLarge): kept, not copied
 	} else {
-		c.reply = append(c.reply[:0], reply...)
+		cl.reply = append(cl.reply[:0], reply...)
 	}
 	if err == nil {
-		c.cc.g.backends[c.server].rtt.observe(nanotime() - c.cc.t0)
+		cl.cc.g.backends[cl.server].rtt.observe(nanotime() - cl.cc.t0)
 	}
-	if c.cc.pending.Add(-1) == 0 {
-		c.cc.finish()
+	if cl.cc.pending.Add(-1) == 0 {
+		cl.cc.finish()
 	}
 }
 
