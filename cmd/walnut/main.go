@@ -306,18 +306,10 @@ func writePidFile(path string) error {
 	return err
 }
 
-// cause returns the system error under err, such as "address already in
-// use", for messages that already name the operation and the address, as
-// nutcracker's strerror messages do.
+// cause returns the system error under a file operation's err, such as
+// "permission denied", for messages that already name the operation and
+// the file, as nutcracker's strerror messages do.
 func cause(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) {
-		err = op.Err
-	}
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		return se.Err
-	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
