@@ -241,7 +241,8 @@ var errReloadClosed = errors.New("proxy: reload of a closed server")
 // configuration, or changed, are closed once the requests on them are
 // answered. Connected clients stay connected, and stay authenticated if
 // the password changes. MaxClients and TCPKeepAlive apply to clients
-// accepted afterwards, Limits to connections accepted afterwards.
+// accepted afterwards, Limits to connections accepted afterwards;
+// RefuseCommands to requests read afterwards.
 //
 // Network, Addr, SocketPerm and ReusePort are only stored: the next Listen
 // uses them, and listeners already serving are not touched (close them to
