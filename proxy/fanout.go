@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/walnutproxy/walnut/protocol/resp"
+	"github.com/walnutproxy/walnut/shard"
 )
 
 // This file is the Redis fan-out: commands that concern every key or every
@@ -117,14 +118,13 @@ var (
 // callEach queues one call per server of the batch's generation, each
 // sending data (the same bytes for all, not copied: they must last until
 // the batch ends), and returns the index of the first call and the number
-// of calls. With ringOnly, servers out of the ring (ejected) are left out.
-// It is the one way a fan-out reaches every server; calls are made in ring
-// order.
-func (c *session) callEach(ringOnly bool, data []byte) (first, n int32) {
-	r := c.ring()
+// of calls. With a ring (the batch's, c.ring()), servers out of it
+// (ejected) are left out; with nil, every server gets a call. It is the
+// one way a fan-out reaches every server; calls are made in ring order.
+func (c *session) callEach(r *shard.Ring, data []byte) (first, n int32) {
 	first = int32(c.ncalls)
 	for i := range c.g.backends {
-		if ringOnly && !r.Live(i) {
+		if r != nil && !r.Live(i) {
 			continue
 		}
 		cl, _ := c.newCall(i)
@@ -147,7 +147,11 @@ func (c *session) fanOut(cmd *resp.Command, ringOnly bool, m fanMerge) {
 	if cmd.Inline {
 		data = resp.AppendCommand(nil, cmd.Args...)
 	}
-	first, n := c.callEach(ringOnly, data)
+	var r *shard.Ring
+	if ringOnly {
+		r = c.ring()
+	}
+	first, n := c.callEach(r, data)
 	c.slots = append(c.slots, slot{kind: slotFan, fan: m, call: first, ncall: n})
 }
 
@@ -171,8 +175,9 @@ func (c *session) redisFanout(cmd *resp.Command, ci *resp.CommandInfo, op fanOp)
 	case fanScan:
 		c.scan(cmd.Args)
 	case fanRandomKey:
-		first, n := c.callEach(true, cmdRandomKey)
-		_, n2 := c.callEach(true, cmdDBSize)
+		r := c.ring() // the same servers for both
+		first, n := c.callEach(r, cmdRandomKey)
+		_, n2 := c.callEach(r, cmdDBSize)
 		c.slots = append(c.slots, slot{kind: slotFan, fan: mergeRandom, call: first, ncall: n + n2})
 	case fanInfo:
 		c.info(cmd.Args)
@@ -433,7 +438,7 @@ func (c *session) info(args [][]byte) {
 	}
 	n := fromServer
 	if want&infoKeyspace != 0 {
-		_, nk := c.callEach(true, cmdInfoKeyspace)
+		_, nk := c.callEach(c.ring(), cmdInfoKeyspace)
 		n += nk
 	}
 	c.slots = append(c.slots, slot{kind: slotFan, fan: mergeInfo, call: first, ncall: n,
@@ -637,7 +642,13 @@ func appendRandom(out []byte, calls []*call) ([]byte, bool) {
 	weights := make([]int64, half)
 	keys := make([][]byte, half)
 	found := 0
+	if len(calls) != 2*half {
+		return out, false
+	}
 	for i := range half {
+		if calls[i].server != calls[half+i].server {
+			return out, false
+		}
 		k, m := parseBulk(calls[i].reply)
 		size, hdr := parseHeader(calls[half+i].reply, resp.TypeInt)
 		if m != len(calls[i].reply) || m == 0 || hdr != len(calls[half+i].reply) || hdr == 0 {

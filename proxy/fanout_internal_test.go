@@ -83,7 +83,11 @@ func testSession(t testing.TB, n int) *session {
 func (c *session) mergeForTest(m fanMerge, key0, nkeys int32, replies ...string) string {
 	c.calls = c.calls[:0]
 	for i, r := range replies {
-		c.calls = append(c.calls, &call{cc: c, reply: []byte(r), server: i % len(c.g.backends)})
+		srv := i % len(c.g.backends)
+		if m == mergeRandom {
+			srv = i % max(len(replies)/2, 1) // RANDOMKEY replies, then DBSIZE, server by server
+		}
+		c.calls = append(c.calls, &call{cc: c, reply: []byte(r), server: srv})
 	}
 	return string(c.appendFanReply(nil, &slot{kind: slotFan, fan: m, ncall: int32(len(replies)), key0: key0, nkeys: nkeys}))
 }

@@ -53,6 +53,7 @@ func TestRedisRoutesConsistent(t *testing.T) {
 				assert.Empty(t, rt.refusal, "refusal on a supported command")
 			}
 			assert.Equal(t, ci.HasSubcommands(), rt.class == classContainer, "container")
+			assert.Equal(t, rt.class == classFanout, rt.fan != fanNone, "fan-out")
 
 			keyless := ci.FirstKey == 0 && ci.NumKeysIndex == 0
 			switch rt.class {
