@@ -100,6 +100,13 @@ type Pool struct {
 	// one client: past it the client gets an error reply and is closed;
 	// 0 (the default): none. walnut's key client_output_limit.
 	ClientOutputLimit int
+	// RedisRefuseCommands lists the Redis commands the proxy refuses,
+	// beyond those it refuses anyway, as written under the key
+	// redis_refuse_commands, in lower case, a subcommand after '|'
+	// ("flushall", "script|flush"); nil (the default): none. Only a redis
+	// pool may have it. walnut's key; the proxy checks the names
+	// (proxy.Config.RefuseCommands).
+	RedisRefuseCommands []string
 
 	// Servers are the pool's servers sorted as twemproxy sorts them: by
 	// ID, shorter first, then bytewise. Indexes into Servers are

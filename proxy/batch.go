@@ -136,6 +136,7 @@ const (
 	slotMSet                // Redis MSET fragments, +OK when all succeed
 	slotMcGet               // memcached get/gets/gat/gats fragments, VALUE blocks merged
 	slotAsync               // written by the async call's completer (see async.go)
+	slotFan                 // Redis fan-out replies, merged as fan says (see fanout.go)
 )
 
 // A bigReply is a large reply passed through: b goes at offset at of the
@@ -150,7 +151,8 @@ type slot struct {
 	kind        uint8
 	lo, hi      int   // slotLocal: local[lo:hi]
 	call, ncall int32 // calls[call : call+ncall]
-	key0, nkeys int32 // keyCall[key0 : key0+nkeys]
+	key0, nkeys int32 // keyCall[key0 : key0+nkeys]; slotFan: see fanout.go
+	fan         fanMerge
 }
 
 // begin starts a batch of n requests, with the configuration in force.

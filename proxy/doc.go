@@ -60,10 +60,27 @@
 //     SETNAME/GETNAME/SETINFO are answered by the proxy. QUIT is answered
 //     +OK, as redis-server 7 does (twemproxy sends nothing), then the
 //     connection is closed once the earlier replies are written;
-//   - other commands (KEYS, SCAN, MULTI, SUBSCRIBE, SELECT n, …) get an
-//     error reply that names the command and says why, and the connection
-//     stays open (twemproxy closes it without a word). Unknown commands and
-//     wrong argument counts get redis-server's own error replies.
+//   - commands over the whole keyspace or every server are fanned out and
+//     their replies merged into what one redis-server holding every key
+//     would answer (fanout.go has the rules): FLUSHALL and FLUSHDB run on
+//     every server (+OK when all say +OK); DBSIZE adds the counts; KEYS
+//     unites the keys; SCAN walks the servers in ring order with a cursor
+//     that is server<<48 | that server's cursor; RANDOMKEY picks a server
+//     in proportion to its key count; INFO gives one server's Server
+//     section, the Keyspace section added up and a Walnut section (INFO
+//     <server-name> gives that server's own INFO); SCRIPT LOAD, SCRIPT
+//     FLUSH and FUNCTION LOAD, FLUSH, DELETE and RESTORE run on every
+//     server, SCRIPT EXISTS answers 1 where every server has the script.
+//     TIME and LASTSAVE come from one server. Commands that change data go
+//     to every configured server, and one that is down or ejected fails
+//     the request with an error naming it; reads go to the servers of the
+//     ring, skipping ejected ones. twemproxy refuses all of these;
+//   - other commands (MULTI, SUBSCRIBE, SELECT n, CONFIG, …) get an error
+//     reply that names the command and says why, and the connection stays
+//     open (twemproxy closes it without a word), and so do the commands a
+//     pool refuses by configuration (Config.RefuseCommands, the key
+//     redis_refuse_commands). Unknown commands and wrong argument counts
+//     get redis-server's own error replies.
 //
 // Malformed framing gets redis-server's protocol error reply, then the
 // connection is closed, as redis-server does. Inline commands are accepted.
@@ -158,7 +175,7 @@
 // A request whose backend fails gets "-ERR <reason>" (memcached:
 // "SERVER_ERROR <reason>") with twemproxy's reason texts ("Connection
 // refused", "Connection timed out", "unknown" for a closed connection, …),
-// and counts in forward_error. A split request with a failed part gets one
+// and counts in forward_error; a Redis fan-out adds the server's name. A split request with a failed part gets one
 // error reply, and the connection stays usable (twemproxy closes it after a
 // failed MGET or multi-key get). An error reply from a backend to a part of
 // a split request is passed on as it is. With pool ejection enabled the
@@ -173,7 +190,8 @@
 // client_connections, server_ejects, forward_error, fragments and one object
 // per server named as nutcracker names it. Differences: "service" is
 // "walnut" and "version" walnut's; fragments counts the sub-requests of
-// split requests (nutcracker never increments it); names are JSON-escaped.
+// split and fanned-out requests (nutcracker never increments it); names are
+// JSON-escaped.
 package proxy
 
 // The path of one request, for readers of the source (the package

@@ -22,7 +22,7 @@ import (
 // listens with the system's maximum backlog (net.core.somaxconn).
 // reuseport → ReusePort. walnut's keys: client_timeout → ClientTimeout;
 // client_output_watermark → OutputWatermark; client_output_limit →
-// OutputLimit.
+// OutputLimit; redis_refuse_commands → RefuseCommands.
 func FromPool(p config.Pool, log *slog.Logger) Config {
 	cfg := Config{
 		Name:         p.Name,
@@ -42,6 +42,7 @@ func FromPool(p config.Pool, log *slog.Logger) Config {
 		ClientTimeout:   p.ClientTimeout,
 		OutputWatermark: p.ClientOutputWatermark,
 		OutputLimit:     p.ClientOutputLimit,
+		RefuseCommands:  p.RedisRefuseCommands,
 	}
 	if p.Redis {
 		cfg.Protocol = protocol.Redis

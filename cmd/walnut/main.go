@@ -80,7 +80,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 // testConf is -t: it reports whether the configuration file is valid, and
 // if not, why (nutcracker -t does not say why).
 func testConf(file string, stderr io.Writer) int {
-	if _, err := config.Load(file); err != nil {
+	f, err := config.Load(file)
+	if err == nil {
+		// What the proxy checks beyond the file's syntax, such as the
+		// command names of redis_refuse_commands.
+		for _, p := range f.Pools {
+			if err = proxy.FromPool(p, nil).Validate(); err != nil {
+				err = fmt.Errorf("%s:%d: %w", file, p.Line, err)
+				break
+			}
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		fmt.Fprintf(stderr, "walnut: configuration file '%s' syntax is invalid\n", file)
 		return 1
