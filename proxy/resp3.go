@@ -40,7 +40,7 @@ import (
 // A server that does not know HELLO 3 (redis-server before 6) answers it
 // with an error, which is counted in the server's InitErrors and logged
 // once; its connections stay in RESP2, so RESP3 clients get RESP2 replies
-// from it, which RESP3 clients also read.
+// from it (which most RESP3 clients also read).
 //
 // Push messages need a server connection of the client's own (Pub/Sub,
 // client-side caching), so the commands that cause them are refused, as
