@@ -56,7 +56,7 @@ func (c *session) asyncCall(server int) *call {
 // server.
 func (c *session) sendAsync(cl *call) {
 	cl.req.Data = cl.buf
-	c.g.backends[cl.server].pool.Do(&cl.req)
+	c.do(cl)
 }
 
 // doneAsync completes the async call: it writes the reply (or the error

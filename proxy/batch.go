@@ -287,7 +287,7 @@ func (c *session) group(keys [][]byte) (first, ncall, key0 int32, one int) {
 // send queues a call on its server.
 func (c *session) send(cl *call) {
 	c.pending.Add(1)
-	c.g.backends[cl.server].pool.Do(&cl.req)
+	c.do(cl)
 }
 
 // maxWaiterBatch is the largest batch whose client goroutine reads its

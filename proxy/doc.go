@@ -56,10 +56,17 @@
 //     first key, and are refused with -CROSSSLOT when their keys live on
 //     different servers (twemproxy sends them anyway); EVAL with numkeys 0
 //     goes to the server of the key "placeholder", like COMMAND and LOLWUT;
-//   - PING [msg], ECHO, QUIT, AUTH, SELECT 0, HELLO [2], RESET and CLIENT
+//   - PING [msg], ECHO, QUIT, AUTH, SELECT 0, HELLO [2|3], RESET and CLIENT
 //     SETNAME/GETNAME/SETINFO are answered by the proxy. QUIT is answered
 //     +OK, as redis-server 7 does (twemproxy sends nothing), then the
 //     connection is closed once the earlier replies are written;
+//   - HELLO 3 switches the client to RESP3 (twemproxy refuses HELLO): its
+//     requests go to backend connections in RESP3 mode, made for RESP3
+//     clients when first needed, and their replies (maps, sets, doubles,
+//     booleans, big numbers, verbatim strings, nulls) pass through; split
+//     commands merge RESP3 replies. HELLO 2 and RESET switch back. The
+//     requests sent before a switch are answered before those after it
+//     are sent. The in-process Client answers HELLO 3 with NOPROTO;
 //   - commands over the whole keyspace or every server are fanned out and
 //     their replies merged into what one redis-server holding every key
 //     would answer (fanout.go has the rules): FLUSHALL and FLUSHDB run on
@@ -89,7 +96,7 @@
 // "-NOAUTH Authentication required" (twemproxy's text); the password is
 // compared in constant time; a wrong one answers "-ERR invalid password" and
 // de-authenticates, as in twemproxy. AUTH default <password> and HELLO 2
-// AUTH default <password> also work.
+// (or 3) AUTH default <password> also work.
 //
 // # Routing (memcached)
 //

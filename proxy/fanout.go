@@ -494,7 +494,7 @@ func (c *session) appendFanReply(out []byte, sl *slot) []byte {
 	case mergeScan:
 		out, ok = appendScan(out, calls[0].reply, int(sl.key0), int(sl.nkeys))
 	case mergeRandom:
-		out, ok = appendRandom(out, calls)
+		out, ok = appendRandom(out, calls, c.appendNull)
 	case mergeInfo:
 		out, ok = c.appendInfo(out, calls, int(sl.key0), sl.nkeys == 1)
 	}
@@ -506,9 +506,18 @@ func (c *session) appendFanReply(out []byte, sl *slot) []byte {
 
 // parseBulk parses the bulk string at the start of b: its contents (nil
 // for a nil bulk) and the length of the whole reply, or n 0 if b does not
-// start with a complete bulk string.
+// start with a complete bulk string. RESP3's forms from a RESP3 backend
+// connection are taken too: the null "_" as a nil bulk, and a verbatim
+// string as its text without the format prefix ("txt:").
 func parseBulk(b []byte) (s []byte, n int) {
-	l, hdr := parseHeader(b, resp.TypeBulk)
+	if len(b) >= 3 && b[0] == '_' && b[1] == '\r' && b[2] == '\n' {
+		return nil, 3
+	}
+	typ := byte(resp.TypeBulk)
+	if len(b) > 0 && b[0] == '=' {
+		typ = '='
+	}
+	l, hdr := parseHeader(b, typ)
 	switch {
 	case hdr <= 0 || l < -1:
 		return nil, 0
@@ -517,7 +526,28 @@ func parseBulk(b []byte) (s []byte, n int) {
 	case int64(len(b)-hdr) < l+2 || b[hdr+int(l)] != '\r' || b[hdr+int(l)+1] != '\n':
 		return nil, 0
 	}
-	return b[hdr : hdr+int(l)], hdr + int(l) + 2
+	s = b[hdr : hdr+int(l)]
+	if typ == '=' {
+		if len(s) < 4 || s[3] != ':' {
+			return nil, 0
+		}
+		s = s[4:]
+	}
+	return s, hdr + int(l) + 2
+}
+
+// appendText appends s as the client's protocol has a text reply: a
+// verbatim string in RESP3 (as redis-server answers INFO), a bulk string
+// in RESP2.
+func (c *session) appendText(out, s []byte) []byte {
+	if !c.resp3 {
+		return resp.AppendBulk(out, s)
+	}
+	out = append(out, '=')
+	out = strconv.AppendInt(out, int64(len(s)+4), 10)
+	out = append(out, "\r\ntxt:"...)
+	out = append(out, s...)
+	return append(out, '\r', '\n')
 }
 
 // bulks parses an array of bulk strings (its header at the start of b,
@@ -636,7 +666,7 @@ func appendScan(out, reply []byte, srv, next int) ([]byte, bool) {
 // appendRandom appends one of the keys of the RANDOMKEY replies (the first
 // half of calls), chosen with the weight of its server's DBSIZE (the
 // second half).
-func appendRandom(out []byte, calls []*call) ([]byte, bool) {
+func appendRandom(out []byte, calls []*call, appendNull func([]byte) []byte) ([]byte, bool) {
 	half := len(calls) / 2
 	var total int64
 	weights := make([]int64, half)
@@ -663,7 +693,7 @@ func appendRandom(out []byte, calls []*call) ([]byte, bool) {
 		found++
 	}
 	if found == 0 {
-		return append(out, "$-1\r\n"...), true
+		return appendNull(out), true
 	}
 	x := rand.Int64N(total)
 	for i, w := range weights {
@@ -705,7 +735,7 @@ func (c *session) appendInfo(out []byte, calls []*call, want int, fromServer boo
 		}
 		body = c.appendWalnutInfo(body, from)
 	}
-	return resp.AppendBulk(out, body), true
+	return c.appendText(out, body), true
 }
 
 // appendWalnutInfo appends the Walnut section of INFO; from names the

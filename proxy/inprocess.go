@@ -108,7 +108,8 @@ func (c *Client) Close() error {
 //
 // The Client has no connection of its own, so commands that set connection
 // state do not: AUTH and HELLO answer as the proxy would but the Client
-// stays authenticated, and CLIENT SETNAME and GETNAME are refused.
+// stays authenticated, HELLO 3 is refused with NOPROTO (the Client speaks
+// RESP2), and CLIENT SETNAME and GETNAME are refused.
 //
 // Do copies req, so the caller may reuse it at once, and returns a new
 // slice. It is safe to call from many goroutines.

@@ -21,7 +21,7 @@ import (
 // 0.5.0, which also closes the connection on every command it refuses.
 // In short:
 //   - Answered by the proxy: PING, ECHO, QUIT, AUTH, SELECT (0 only),
-//     HELLO (RESP2 only unless the proxy speaks RESP3), RESET, and CLIENT
+//     HELLO (RESP2 or RESP3; see resp3.go), RESET, and CLIENT
 //     SETNAME, GETNAME and SETINFO, so that go-redis v9's connection
 //     handshake (v9.22.0 initConn: HELLO 3, then AUTH, SELECT, CLIENT
 //     SETNAME, CLIENT SETINFO as configured) works.
@@ -67,13 +67,16 @@ const (
 	//     switch database (a pool's redis_db applies to every client).
 	//     twemproxy closes the connection on any SELECT.
 	//   - HELLO [protover [AUTH username password] [SETNAME name]]: the
-	//     proxy chooses the client's protocol, since server connections
-	//     are shared. HELLO 3 is answered "-NOPROTO unsupported protocol
-	//     version" unless the proxy speaks RESP3 to clients; go-redis v9,
-	//     which sends HELLO 3 on every new connection, then falls back to
-	//     RESP2 and AUTH. HELLO and HELLO 2 get redis-server's RESP2 reply.
-	//     AUTH and SETNAME act as the commands of the same name.
-	//   - RESET: forget the client name and authentication; +RESET.
+	//     proxy answers in the client's place, since server connections
+	//     are shared: HELLO 3 switches the client to RESP3, whose requests
+	//     then use RESP3 server connections (resp3.go), and HELLO 2 back;
+	//     the reply is redis-server's, a map in RESP3 and an array in
+	//     RESP2. go-redis v9 sends HELLO 3 on every new connection. The
+	//     in-process Client answers HELLO 3 "-NOPROTO unsupported protocol
+	//     version", and go-redis then falls back to RESP2 and AUTH. AUTH
+	//     and SETNAME act as the commands of the same name.
+	//   - RESET: forget the client name and authentication, back to RESP2;
+	//     +RESET.
 	//   - CLIENT SETNAME name, CLIENT GETNAME: a name kept per client
 	//     connection. CLIENT SETINFO: +OK, and nothing is kept; go-redis v9
 	//     sends CLIENT SETINFO LIB-NAME and LIB-VER on every new connection

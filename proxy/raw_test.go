@@ -188,7 +188,7 @@ func TestRedisLocalAndUnsupported(t *testing.T) {
 		{cmd("GET"), "-ERR wrong number of arguments for 'get' command\r\n"},
 		{cmd("CLIENT", "SETNAME", "me"), "+OK\r\n"},
 		{cmd("CLIENT", "GETNAME"), "$2\r\nme\r\n"},
-		{cmd("HELLO", "3"), "-NOPROTO unsupported protocol version\r\n"},
+		{cmd("HELLO", "4"), "-NOPROTO unsupported protocol version\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {

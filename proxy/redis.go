@@ -307,6 +307,7 @@ func (c *session) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool) {
 		c.hello(args)
 	case "reset":
 		c.name = c.name[:0]
+		c.setProtocol(false) // as redis-server: back to RESP2
 		if c.g.cfg.Auth != "" && !c.trusted {
 			c.authed = false
 		}
@@ -318,7 +319,9 @@ func (c *session) redisLocal(ci *resp.CommandInfo, args [][]byte) (quit bool) {
 		}
 		if ci.Name == "client|getname" {
 			if len(c.name) == 0 {
-				c.addLocal([]byte("$-1\r\n"))
+				lo := len(c.local)
+				c.local = c.appendNull(c.local)
+				c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: len(c.local)})
 			} else {
 				c.addBulk(c.name)
 			}
@@ -380,20 +383,27 @@ func (c *session) auth(user, password []byte) {
 	c.addLocal([]byte("+OK\r\n"))
 }
 
-// hello answers HELLO [protover [AUTH user pass] [SETNAME name]] with
-// redis-server's RESP2 reply. RESP3 is refused, so clients such as go-redis
-// fall back to RESP2.
+// hello answers HELLO [protover [AUTH user pass] [SETNAME name]] as
+// redis-server does: protover 3 switches the client to RESP3 (see
+// resp3.go) and 2 back to RESP2, and the reply, in the protocol now in
+// force, describes the connection. The in-process Client refuses 3, so
+// that clients such as go-redis fall back to RESP2.
 func (c *session) hello(args [][]byte) {
+	proto := 2
+	if c.resp3 {
+		proto = 3
+	}
 	if len(args) >= 2 {
 		v, err := strconv.Atoi(string(args[1]))
 		if err != nil {
 			c.addError("ERR Protocol version is not an integer or out of range")
 			return
 		}
-		if v != 2 {
+		if v != 2 && (v != 3 || !c.resp3OK) {
 			c.addError(replyNoProto)
 			return
 		}
+		proto = v
 	}
 	var name, user, password []byte
 	setName, auth := false, false
@@ -424,23 +434,9 @@ func (c *session) hello(args [][]byte) {
 	if setName && c.named {
 		c.name = append(c.name[:0], name...)
 	}
+	c.setProtocol(proto == 3)
 	lo := len(c.local)
-	b := resp.AppendArrayHeader(c.local, 14)
-	b = resp.AppendBulkString(b, "server")
-	b = resp.AppendBulkString(b, "redis")
-	b = resp.AppendBulkString(b, "version")
-	b = resp.AppendBulkString(b, "7.0.0")
-	b = resp.AppendBulkString(b, "proto")
-	b = resp.AppendInt(b, 2)
-	b = resp.AppendBulkString(b, "id")
-	b = resp.AppendInt(b, 1)
-	b = resp.AppendBulkString(b, "mode")
-	b = resp.AppendBulkString(b, "standalone")
-	b = resp.AppendBulkString(b, "role")
-	b = resp.AppendBulkString(b, "master")
-	b = resp.AppendBulkString(b, "modules")
-	b = resp.AppendArrayHeader(b, 0)
-	c.local = b
+	c.local = appendHello(c.local, proto)
 	c.slots = append(c.slots, slot{kind: slotLocal, lo: lo, hi: len(c.local)})
 }
 
@@ -479,7 +475,8 @@ func (c *session) appendRedisReply(out []byte, sl *slot) []byte {
 	}
 	calls := c.calls[sl.call : sl.call+sl.ncall]
 	// Any failed fragment fails the request with one error reply; an error
-	// reply from a server is passed on.
+	// reply from a server is passed on. A RESP3 attribute before a
+	// fragment's reply is skipped (cur): it cannot be merged.
 	for _, cl := range calls {
 		if cl.err != nil {
 			c.s.stats.forwardError.Add(1)
@@ -487,18 +484,22 @@ func (c *session) appendRedisReply(out []byte, sl *slot) []byte {
 		}
 	}
 	for _, cl := range calls {
-		if len(cl.reply) > 0 && cl.reply[0] == resp.TypeError {
-			return append(out, cl.reply...)
+		cl.cur = attributeLen(cl.reply, c.g.lim)
+		if cl.cur < 0 {
+			return c.invalidReply(out)
+		}
+		if isErrorReply(cl.reply[cl.cur:]) {
+			return append(out, cl.reply[cl.cur:]...)
 		}
 	}
 	switch sl.kind {
 	case slotMGet:
 		for _, cl := range calls {
-			n, hdr := parseHeader(cl.reply, resp.TypeArray)
+			n, hdr := parseHeader(cl.reply[cl.cur:], resp.TypeArray)
 			if hdr <= 0 || n != int64(cl.nkeys) {
 				return c.invalidReply(out)
 			}
-			cl.cur = hdr
+			cl.cur += hdr
 		}
 		mark, nbig := len(out), len(c.big)
 		out = resp.AppendArrayHeader(out, int(sl.nkeys))
@@ -516,7 +517,7 @@ func (c *session) appendRedisReply(out []byte, sl *slot) []byte {
 	case slotSum:
 		var sum int64
 		for _, cl := range calls {
-			n, hdr := parseHeader(cl.reply, resp.TypeInt)
+			n, hdr := parseHeader(cl.reply[cl.cur:], resp.TypeInt)
 			if hdr <= 0 {
 				return c.invalidReply(out)
 			}
@@ -525,7 +526,7 @@ func (c *session) appendRedisReply(out []byte, sl *slot) []byte {
 		return resp.AppendInt(out, sum)
 	case slotMSet:
 		for _, cl := range calls {
-			if len(cl.reply) == 0 || cl.reply[0] != resp.TypeSimple {
+			if len(cl.reply) == cl.cur || cl.reply[cl.cur] != resp.TypeSimple {
 				return c.invalidReply(out)
 			}
 		}

@@ -42,6 +42,8 @@ type backend struct {
 	pool *pool.Pool
 	live atomic.Bool
 	rtt  histogram
+	// resp3 is the server's RESP3 pool, made for RESP3 clients (resp3.go).
+	resp3 resp3Conns
 }
 
 // backendKey is what identifies a backend across a Reload: everything that
@@ -100,7 +102,7 @@ func (s *Server) newGeneration(cfg Config, old *generation) (*generation, error)
 			go func() {
 				defer s.retiring.Done()
 				for _, b := range made {
-					b.pool.Close()
+					b.close()
 				}
 			}()
 			return nil, fmt.Errorf("proxy: pool %q: %w", cfg.Name, err)
@@ -137,11 +139,13 @@ func (g *generation) liveRing() *shard.Ring {
 	return r
 }
 
-// backendChanged records a backend's ejection or reinstatement and swaps
-// in the ring twemproxy would rebuild. It runs on a pool goroutine.
-func (s *Server) backendChanged(b *backend, ejected bool) {
+// backendChanged records a backend's ejection or reinstatement by one of
+// its pools (the RESP3 one if resp3) and swaps in the ring twemproxy would
+// rebuild. The server is live while neither pool has it ejected. It runs
+// on a pool goroutine.
+func (s *Server) backendChanged(b *backend, resp3, ejected bool) {
 	s.genMu.Lock()
-	b.live.Store(!ejected)
+	b.live.Store(b.resp3.markEjected(resp3, ejected))
 	g := s.gen.Load()
 	if g != nil && slices.Contains(g.backends, b) {
 		g.ring.Store(g.liveRing())
@@ -204,7 +208,7 @@ func (s *Server) retire(g *generation) {
 	go func() {
 		defer s.retiring.Done()
 		for _, b := range gone {
-			b.pool.Close()
+			b.close()
 		}
 	}()
 }
@@ -220,7 +224,7 @@ func (s *Server) closeBackends() {
 	}
 	s.genMu.Unlock()
 	for _, b := range all {
-		b.pool.Close()
+		b.close()
 	}
 	s.retiring.Wait()
 }

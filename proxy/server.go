@@ -292,7 +292,7 @@ func (s *Server) newBackendPool(cfg *Config, b *backend, srv pool.Server, lim pr
 		RetryTimeout: o.RetryTimeout,
 		Preconnect:   o.Preconnect,
 		Logger:       s.log,
-		OnChange:     func(ejected bool) { s.backendChanged(b, ejected) },
+		OnChange:     func(ejected bool) { s.backendChanged(b, false, ejected) },
 	}
 	dial := cfg.Dial
 	if dial == nil {
@@ -328,6 +328,9 @@ func (s *Server) newBackendPool(cfg *Config, b *backend, srv pool.Server, lim pr
 		if cfg.Auth != "" {
 			opts.Init = append(opts.Init, resp.AppendCommandString(nil, "AUTH", cfg.Auth))
 		}
+		// The backend's RESP3 pool, for RESP3 clients, is made from the
+		// same options when first needed (resp3.go).
+		b.resp3.srv, b.resp3.opts = srv, opts
 	case protocol.Memcache:
 		opts.Framer = func(b []byte, req *pool.Request) (int, error) {
 			cmd := memcache.Command(req.Tag)

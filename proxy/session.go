@@ -36,6 +36,7 @@ type session struct {
 	trusted     bool            // asked no password: Auth is only sent to the servers, and AUTH cannot lose it
 	quitEnds    bool            // QUIT ends the session once answered
 	named       bool            // CLIENT SETNAME/GETNAME and HELLO SETNAME name the session
+	resp3OK     bool            // HELLO 3 may switch the session to RESP3 (resp3.go)
 	replyAsync  bool            // a batch of one forwarded request is answered by whoever reads its reply (async.go)
 	limitOutput bool            // Config.OutputLimit applies to pipelined batches
 	recycle     func(*session)  // takes back a session whose caller gave up its batch
@@ -78,6 +79,7 @@ type session struct {
 	// Redis session state.
 	authed bool
 	name   []byte
+	resp3  bool // the client speaks RESP3 (HELLO 3)
 }
 
 // A handler is one protocol's part of a session: how requests are read,
@@ -122,7 +124,7 @@ func newSession(s *Server, nc net.Conn) *session {
 		c.h = &memcacheHandler{}
 	}
 	if nc != nil {
-		c.quitEnds, c.named, c.replyAsync, c.limitOutput = true, true, true, true
+		c.quitEnds, c.named, c.replyAsync, c.limitOutput, c.resp3OK = true, true, true, true, true
 	}
 	return c
 }

@@ -62,7 +62,7 @@ func (s *Server) Stats() PoolStats {
 		Servers:           make([]ServerStats, len(g.backends)),
 	}
 	for i, b := range g.backends {
-		ss := b.pool.Stats()
+		ss := b.stats()
 		st.Servers[i] = ServerStats{Name: b.name, ServerStats: ss, Live: b.live.Load(), RTT: b.rtt.snapshot()}
 		st.ServerEjects += ss.Ejects
 	}

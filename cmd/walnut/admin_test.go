@@ -128,9 +128,9 @@ func TestParseAdminAddr(t *testing.T) {
 }
 
 // TestReloadSignalAndPost checks walnut's wiring of reloads (the reload
-// itself is tested in package proxy/fleet): SIGHUP and POST /reload on
-// --admin-addr both re-read the -c file and apply it, the outcome is logged
-// with its trigger, and /metrics counts both.
+// itself is tested in package proxy/fleet): SIGHUP, SIGUSR1 and POST
+// /reload on --admin-addr all re-read the -c file and apply it, the
+// outcome is logged with its trigger, and /metrics counts them.
 func TestReloadSignalAndPost(t *testing.T) {
 	r := testserver.StartRedis(t, testserver.RedisOptions{})
 	dir := t.TempDir()
@@ -168,9 +168,19 @@ func TestReloadSignalAndPost(t *testing.T) {
 	assert.Equal(t, "ok\n", string(body))
 	assert.Contains(t, readFile(logFile), `trigger="POST /reload" added=0 removed=1 changed=0 pools=[alpha]`)
 
+	// SIGUSR1, the reload signal twemproxy planned.
+	writeFile(t, dir, "nutcracker.yml", poolA+poolB)
+	p.signal(t, syscall.SIGUSR1)
+	want = `msg="configuration reloaded" file=` + conf + ` trigger=SIGUSR1 added=1 removed=0 changed=0 pools="[beta alpha]"`
+	require.Eventually(t, func() bool { return strings.Contains(readFile(logFile), want) },
+		10*time.Second, 10*time.Millisecond, "log:\n%s", readFile(logFile))
+	got, err = testserver.DialRedis(t, addrB).Do("GET", "k")
+	require.NoError(t, err)
+	assert.Equal(t, "v", got, "the pool added again serves")
+
 	code, metrics := httpGet(t, "http://"+admin+"/metrics")
 	require.Equal(t, http.StatusOK, code)
-	assert.Contains(t, metrics, "\nwalnut_config_reloads_total 2\n")
+	assert.Contains(t, metrics, "\nwalnut_config_reloads_total 3\n")
 	assert.Contains(t, metrics, "\nwalnut_config_reload_failures_total 0\n")
 	got, err = c.Do("GET", "k")
 	require.NoError(t, err)

@@ -130,7 +130,7 @@ func TestDaemonize(t *testing.T) {
 	got, err = rc.Do("GET", "daemon")
 	require.NoError(t, err)
 	assert.Equal(t, "yes", got)
-	assert.Contains(t, readFile(filepath.Join(dir, "walnut.log")), `msg="walnut started" version=0.0.0-dev pid=`+strconv.Itoa(pid))
+	assert.Contains(t, readFile(filepath.Join(dir, "walnut.log")), `msg="walnut started" version=`+version+` pid=`+strconv.Itoa(pid))
 
 	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
 	reaped = true // by reap, even when it fails

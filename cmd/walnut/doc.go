@@ -132,7 +132,17 @@
 //	                 so is written to the old file), then reload the
 //	                 configuration
 //	SIGTTIN, SIGTTOU raise or lower the verbosity by one, within 0..11
-//	SIGUSR1, SIGUSR2 logged; nothing else
+//	SIGUSR1          reload the configuration (the reload signal twemproxy
+//	                 planned); the log file is not reopened
+//	SIGUSR2          logged; nothing else
+//	SIGSEGV, SIGBUS, SIGFPE
+//	                 sent to walnut (by kill): with -o, the stacks of every
+//	                 goroutine are written to the log; then "signal received,
+//	                 crashing" is logged and walnut dies without cleaning up,
+//	                 the Go runtime writing the stacks to stderr and exiting
+//	                 with status 2 (GOTRACEBACK=crash: abort with a core
+//	                 dump). A real fault inside walnut is the Go runtime's,
+//	                 reported on stderr only
 //	SIGTERM          graceful shutdown, exit status 0
 //	SIGINT           graceful shutdown, exit status 1 (nutcracker exits 1)
 //	SIGPIPE          ignored
@@ -142,6 +152,16 @@
 // until a second SIGTERM or SIGINT) before closing the remaining
 // connections, closes the stats server, removes the unix sockets and the
 // pid file, and logs "walnut stopped".
+//
+// # Version
+//
+// -V prints "This is walnut-MAJOR.MINOR.PATCH", the shape of nutcracker's
+// "This is nutcracker-0.5.0". A release build sets the version with
+//
+//	go build -ldflags "-X main.version=1.2.3" ./cmd/walnut
+//
+// go install of a tagged release reports the tag; any other build reports
+// the version of the source tree, 0.2.0.
 //
 // # Daemon
 //
@@ -159,6 +179,7 @@
 // 0 after -h, -V, -D, a valid -t, or SIGTERM. 1 after a bad option, an
 // invalid configuration, a failure to start (log file, bind, pid file), a
 // listener failing while serving (not one closed by a reload), or SIGINT.
+// 2 after SIGSEGV, SIGBUS or SIGFPE.
 //
 // # Differences from nutcracker 0.5.0
 //
@@ -183,8 +204,12 @@
 //   - walnut -d reports the daemon's startup errors and exit status;
 //     nutcracker's parent exits 0 before the daemon binds anything. The
 //     daemon is started once in a new session rather than forked twice.
-//   - SIGHUP also reloads the configuration, and so does POST /reload;
-//     nutcracker must be restarted, which disconnects every client.
+//   - SIGHUP also reloads the configuration, and so do SIGUSR1 and POST
+//     /reload; nutcracker must be restarted, which disconnects every client.
+//   - SIGBUS and SIGFPE sent to walnut are logged as SIGSEGV is; nutcracker
+//     dies of them without a line. Its SIGSEGV line is "signal 11 (SIGSEGV)
+//     received, core dumping" and it dies of the signal (status 139 in a
+//     shell); walnut exits with status 2 unless GOTRACEBACK=crash.
 //   - Log lines are log/slog text (time=… level=… msg=… key=value), not
 //     nutcracker's "[date] file.c:LINE message".
 //

@@ -71,11 +71,11 @@ func TestInformationalBinary(t *testing.T) {
 	dir := t.TempDir()
 	code, out := runWalnut(t, dir, "-V")
 	assert.Equal(t, 0, code)
-	assert.Equal(t, "This is walnut-0.0.0-dev\n", out)
+	assert.Equal(t, "This is walnut-"+version+"\n", out)
 
 	code, out = runWalnut(t, dir, "-h")
 	assert.Equal(t, 0, code)
-	assert.True(t, strings.HasPrefix(out, "This is walnut-0.0.0-dev\n\nUsage: walnut [-?hVdDt]"), out)
+	assert.True(t, strings.HasPrefix(out, "This is walnut-"+version+"\n\nUsage: walnut [-?hVdDt]"), out)
 
 	code, out = runWalnut(t, dir, "-D")
 	assert.Equal(t, 0, code)
@@ -165,7 +165,7 @@ func TestRun(t *testing.T) {
 			return
 		}
 		assert.Equal(c, "walnut", doc["service"])
-		assert.Equal(c, "0.0.0-dev", doc["version"])
+		assert.Equal(c, version, doc["version"])
 		for pool, names := range servers {
 			ps, ok := doc[pool].(map[string]any)
 			if !assert.True(c, ok, "pool %s in %v", pool, doc) {
@@ -191,6 +191,14 @@ func TestRun(t *testing.T) {
 	assert.Contains(t, readFile(logFile+".1"), `msg="signal received, reopening log file" signal=SIGHUP`)
 	assert.NotContains(t, readFile(logFile+".1"), "log file reopened")
 
+	// SIGUSR1 reloads (the file is unchanged) without reopening the log.
+	p.signal(t, syscall.SIGUSR1)
+	require.Eventually(t, func() bool {
+		return strings.Contains(readFile(logFile), `trigger=SIGUSR1 added=0 removed=0 changed=0`)
+	}, 5*time.Second, 10*time.Millisecond, "log:\n%s", readFile(logFile))
+	assert.Contains(t, readFile(logFile), `msg="signal received, reloading configuration" signal=SIGUSR1`)
+	assert.Equal(t, 1, strings.Count(readFile(logFile), "log file reopened"), "SIGUSR1 does not reopen the log")
+
 	// Log level signals.
 	p.signal(t, syscall.SIGTTIN)
 	require.Eventually(t, func() bool {
@@ -203,8 +211,8 @@ func TestRun(t *testing.T) {
 		require.Eventually(t, func() bool { return strings.Contains(readFile(logFile), want) },
 			5*time.Second, 10*time.Millisecond, "log:\n%s", readFile(logFile))
 	}
-	p.signal(t, syscall.SIGUSR1)
-	require.Eventually(t, func() bool { return strings.Contains(readFile(logFile), `msg="signal received" signal=SIGUSR1`) },
+	p.signal(t, syscall.SIGUSR2)
+	require.Eventually(t, func() bool { return strings.Contains(readFile(logFile), `msg="signal received" signal=SIGUSR2`) },
 		5*time.Second, 10*time.Millisecond, "log:\n%s", readFile(logFile))
 	require.False(t, p.exited(), "walnut exited on a signal it should only log: %s", p.output.String())
 
@@ -257,7 +265,7 @@ func TestRunLogsToStderr(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(p.output.String(), "walnut started") || p.exited() },
 		10*time.Second, 10*time.Millisecond)
 	require.False(t, p.exited(), p.output.String())
-	assert.Contains(t, p.output.String(), "level=INFO msg=\"walnut started\" version=0.0.0-dev pid="+strconv.Itoa(p.cmd.Process.Pid)+" pools=[alpha] conf="+conf)
+	assert.Contains(t, p.output.String(), "level=INFO msg=\"walnut started\" version="+version+" pid="+strconv.Itoa(p.cmd.Process.Pid)+" pools=[alpha] conf="+conf)
 	p.signal(t, syscall.SIGTERM)
 	assert.Equal(t, 0, p.wait(t, 5*time.Second))
 	assert.Contains(t, p.output.String(), `msg="walnut stopped" status=0`)

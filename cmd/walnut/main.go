@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -19,9 +21,6 @@ import (
 	"github.com/walnutproxy/walnut/proxy"
 	"github.com/walnutproxy/walnut/proxy/fleet"
 )
-
-// version is printed by -V, -h and -D and reported by the stats server.
-const version = "0.0.0-dev"
 
 // shutdownTimeout bounds how long SIGTERM or SIGINT waits for clients to
 // receive the replies to the requests they have sent before connections
@@ -109,7 +108,15 @@ var signalNames = map[os.Signal]string{
 	syscall.SIGTTOU: "SIGTTOU",
 	syscall.SIGUSR1: "SIGUSR1",
 	syscall.SIGUSR2: "SIGUSR2",
+	syscall.SIGSEGV: "SIGSEGV",
+	syscall.SIGBUS:  "SIGBUS",
+	syscall.SIGFPE:  "SIGFPE",
 }
+
+// fatalSignals are the signals that, sent to walnut, are logged and then
+// crash it. A real fault (a bad memory access in walnut) is reported by
+// the Go runtime itself and never reaches the signal channel.
+var fatalSignals = []os.Signal{syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE}
 
 // serve runs the proxy until SIGTERM or SIGINT and returns the exit status.
 // Startup errors are written to errOut; the log goes to logOut unless -o
@@ -154,6 +161,7 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM,
 		syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, fatalSignals...)
 	defer signal.Stop(sigs)
 	// nutcracker ignores SIGPIPE; Go already does for sockets, this also
 	// covers a closed stderr.
@@ -190,7 +198,7 @@ func serve(o options, errOut, logOut io.Writer, ds *daemonStatus) int {
 	ds.ready()
 
 	code := waitForExit(sigs, serveErr, log, verb, lf, f.ReloadFile)
-	shutdown(f, sigs, log)
+	shutdown(f, sigs, log, lf)
 	if o.pidFile != "" {
 		if err := os.Remove(o.pidFile); err != nil {
 			log.Warn("removing pid file failed", "file", o.pidFile, "err", err)
@@ -235,7 +243,7 @@ func open(file *config.File, o options, log *slog.Logger) (*fleet.Fleet, error) 
 // another SIGTERM or SIGINT arrives on sigs; then it closes everything and
 // waits for the serving goroutines. Pools removed by a reload and still
 // draining get no more time than the others.
-func shutdown(f *fleet.Fleet, sigs <-chan os.Signal, log *slog.Logger) {
+func shutdown(f *fleet.Fleet, sigs <-chan os.Signal, log *slog.Logger, lf *logFile) {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	var watcher sync.WaitGroup
@@ -245,6 +253,9 @@ func shutdown(f *fleet.Fleet, sigs <-chan os.Signal, log *slog.Logger) {
 		for {
 			select {
 			case sig := <-sigs:
+				if isFatal(sig) {
+					crash(log, lf, sig)
+				}
 				if sig == syscall.SIGINT || sig == syscall.SIGTERM {
 					always(log, "signal received again, closing connections now", "signal", signalNames[sig])
 					cancel()
@@ -262,7 +273,8 @@ func shutdown(f *fleet.Fleet, sigs <-chan os.Signal, log *slog.Logger) {
 
 // waitForExit handles signals until SIGTERM (status 0) or SIGINT (status
 // 1, as nutcracker), or until a server fails (status 1). SIGHUP reopens
-// the log file and then reloads the configuration with reload.
+// the log file and then reloads the configuration with reload; SIGUSR1
+// only reloads. SIGSEGV, SIGBUS and SIGFPE crash walnut (see crash).
 func waitForExit(sigs <-chan os.Signal, serveErr <-chan error, log *slog.Logger, verb *verbosity, lf *logFile, reload func(trigger string) error) int {
 	for {
 		select {
@@ -284,6 +296,13 @@ func waitForExit(sigs <-chan os.Signal, serveErr <-chan error, log *slog.Logger,
 				}
 				// reload logs the outcome; walnut serves on either way.
 				_ = reload("SIGHUP")
+			case syscall.SIGUSR1:
+				// The reload signal twemproxy planned (it never shipped):
+				// the configuration only, the log file stays open.
+				always(log, "signal received, reloading configuration", "signal", name)
+				_ = reload("SIGUSR1")
+			case syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE:
+				crash(log, lf, sig)
 			case syscall.SIGTTIN:
 				always(log, "signal received, up logging level", "signal", name, "verbosity", verb.add(1))
 			case syscall.SIGTTOU:
@@ -294,11 +313,37 @@ func waitForExit(sigs <-chan os.Signal, serveErr <-chan error, log *slog.Logger,
 			case syscall.SIGINT:
 				always(log, "signal received, exiting", "signal", name)
 				return 1
-			default: // SIGUSR1, SIGUSR2: logged only, as by nutcracker
+			default: // SIGUSR2: logged only, as by nutcracker
 				always(log, "signal received", "signal", name)
 			}
 		}
 	}
+}
+
+func isFatal(sig os.Signal) bool {
+	return sig == syscall.SIGSEGV || sig == syscall.SIGBUS || sig == syscall.SIGFPE
+}
+
+// crash handles SIGSEGV, SIGBUS or SIGFPE sent to walnut as nutcracker
+// handles SIGSEGV: it logs the signal, then dies of it without any
+// cleanup. With a log file (lf not nil) the stacks of every goroutine are
+// written to it first, as nutcracker writes its stack to its log. The
+// signal is then given back to the Go runtime, which writes the stacks to
+// stderr and exits with status 2, or, with GOTRACEBACK=crash, aborts with
+// a core dump. crash does not return.
+func crash(log *slog.Logger, lf *logFile, sig os.Signal) {
+	if lf != nil {
+		buf := make([]byte, 1<<20)
+		_, _ = lf.Write(buf[:runtime.Stack(buf, true)])
+	}
+	always(log, "signal received, crashing", "signal", signalNames[sig])
+	debug.SetTraceback("all")
+	signal.Reset(sig)
+	_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+	// The runtime handles the signal on another thread; should it not end
+	// the process, exit as it would have.
+	time.Sleep(5 * time.Second)
+	os.Exit(2)
 }
 
 // writePidFile writes the process id, in decimal and a newline, to path.

@@ -30,7 +30,7 @@ var statsFields = []string{
 }
 
 func TestRunInformational(t *testing.T) {
-	const versionLine = "This is walnut-0.0.0-dev\n"
+	versionLine := "This is walnut-" + version + "\n"
 	tests := []struct {
 		give       []string
 		wantStdout string
