@@ -152,6 +152,7 @@ func checkRequest(t *testing.T, frame []byte, lim protocol.Limits, req *memcache
 	enc := memcache.AppendRequest(nil, req)
 	encLim := lim.WithDefaults()
 	encLim.MaxLine++ // a line ended by "\n" alone is re-encoded with "\r\n"
+	encLim.MaxRequest++
 	n, err := memcache.ParseRequest(enc, encLim, &other)
 	if err != nil || n != len(enc) {
 		t.Fatalf("re-encoded %q from %q: n=%d err=%v", enc, frame, n, err)
