@@ -70,6 +70,8 @@
 //	client_timeout        none (milliseconds; 0 also means none); walnut's key
 //	client_output_watermark  1048576 (bytes; 0 also means 1048576); walnut's key
 //	client_output_limit   none (bytes; 0 also means none); walnut's key
+//	client_request_limit  67108864 (bytes; 0 also means 67108864): the longest
+//	                      memcached get/gets/gat/gats line; walnut's key
 //	servers               "host:port:weight [name]" or "/path:weight [name]"
 //	                      entries (see shard.ParseServer); required
 //
@@ -110,8 +112,10 @@
 //
 //   - reuseport (a key of twemproxy's development branch, after 0.5.0) is
 //     accepted; nutcracker 0.5.0 rejects it as unknown.
-//   - client_timeout and client_output_limit are walnut's own keys (see
-//     proxy.Config.ClientTimeout and OutputLimit); nutcracker rejects them.
+//   - client_timeout, client_output_watermark, client_output_limit and
+//     client_request_limit are walnut's own keys (see
+//     proxy.Config.ClientTimeout, OutputWatermark, OutputLimit and
+//     Limits.MaxRequest); nutcracker rejects them.
 //   - hash: farm (hashkit.Farm) is accepted; nutcracker has no such hash.
 //   - A number that does not fit in an int32 is rejected with a message
 //     naming the maximum, 2147483647. nutcracker accumulates digits in a C

@@ -136,6 +136,7 @@ const (
 	slotMSet                // Redis MSET fragments, +OK when all succeed
 	slotMcGet               // memcached get/gets/gat/gats fragments, VALUE blocks merged
 	slotAsync               // written by the async call's completer (see async.go)
+	slotMcAll               // memcached flush_all/verbosity/stats: one call per server, merged (mcfanout.go)
 )
 
 // A bigReply is a large reply passed through: b goes at offset at of the
@@ -280,6 +281,19 @@ func (c *session) group(keys [][]byte) (first, ncall, key0 int32, one int) {
 		return first, 0, key0, one
 	}
 	return first, ncall, key0, -1
+}
+
+// fanOut adds one call per server of the batch's configuration, in ring
+// order, each set up by build and then sent; it returns the index of the
+// first (the calls are consecutive) and their number.
+func (c *session) fanOut(build func(cl *call)) (first, n int32) {
+	first = int32(c.ncalls)
+	for srv := range c.g.backends {
+		cl, _ := c.newCall(srv)
+		build(cl)
+		c.send(cl)
+	}
+	return first, int32(c.ncalls) - first
 }
 
 // send queues a call on its server.

@@ -125,15 +125,39 @@
 // and gats with keys on several servers are split and merged into one reply
 // with the values in request-key order and one END (nutcracker can put a
 // found value before another when a missing key lies between them on one
-// server; walnut keeps request order, as a single memcached does); version goes to the
-// server of "placeholder"; quit closes. stats, flush_all and verbosity get
-// a CLIENT_ERROR naming the command, meta commands a CLIENT_ERROR (mn is
-// answered MN), unknown commands ERROR; the connection stays open
-// (twemproxy closes it). Requests are read as memcached 1.6 reads them,
-// where twemproxy is stricter and closes the connection: a negative exptime
-// and "delete <key> 0" are forwarded, a data block without its CRLF gets
-// "CLIENT_ERROR bad data chunk" and reading goes on, and an HTTP request
-// line gets ERROR.
+// server; walnut keeps request order, as a single memcached does). A get
+// line may hold any number of keys: it is bounded only by
+// Limits.MaxRequest (client_request_limit, 64 MiB by default; other lines
+// by Limits.MaxLine, 64 KiB) and Limits.MaxArgs keys. Keys are refused only
+// where memcached cannot take them (a space, CR, LF or NUL, or more than
+// 250 bytes); keys with other control bytes are forwarded, as nutcracker
+// forwards them.
+//
+// flush_all [delay] [noreply], verbosity <level> [noreply] and stats (and
+// stats reset) are sent to every server of the pool (mcfanout.go). The
+// reply is the first failure in server order (an error line a server
+// answered, or SERVER_ERROR with twemproxy's words for a server that
+// could not be reached, an ejected one included); without one it is OK
+// (RESET) for flush_all, verbosity and stats reset, and for stats the
+// servers' STAT lines merged: in the first server's order, every value
+// that is a decimal number on every server summed (cmd_get, get_hits,
+// curr_items, bytes, curr_connections, total_connections, limit_maxbytes,
+// rusage_user, …), except pid, uptime, time, version, libevent,
+// pointer_size, threads, reserved_fds, hash_power_level and the 0/1 state
+// flags (accepting_conns, hash_is_expanding, slab_reassign_running,
+// lru_crawler_running), which, like any value that is not a number, are
+// the first server's. noreply requests are sent to every server and not
+// answered. stats with another argument (slabs, items, settings, …)
+// describes one server and gets a CLIENT_ERROR. version is answered by
+// walnut itself: "VERSION 1.6.18", the memcached release whose protocol
+// it speaks, as clients parse the reply as a memcached version
+// (nutcracker forwards it to one server). quit closes. Meta commands get
+// a CLIENT_ERROR (mn is answered MN), unknown commands ERROR; the
+// connection stays open (twemproxy closes it). Requests are read as
+// memcached 1.6 reads them, where twemproxy is stricter and closes the
+// connection: a negative exptime and "delete <key> 0" are forwarded, a
+// data block without its CRLF gets "CLIENT_ERROR bad data chunk" and
+// reading goes on, and an HTTP request line gets ERROR.
 //
 // # Backend connections
 //

@@ -22,7 +22,7 @@ import (
 // listens with the system's maximum backlog (net.core.somaxconn).
 // reuseport → ReusePort. walnut's keys: client_timeout → ClientTimeout;
 // client_output_watermark → OutputWatermark; client_output_limit →
-// OutputLimit.
+// OutputLimit; client_request_limit → Limits.MaxRequest.
 func FromPool(p config.Pool, log *slog.Logger) Config {
 	cfg := Config{
 		Name:         p.Name,
@@ -43,6 +43,7 @@ func FromPool(p config.Pool, log *slog.Logger) Config {
 		OutputWatermark: p.ClientOutputWatermark,
 		OutputLimit:     p.ClientOutputLimit,
 	}
+	cfg.Limits.MaxRequest = p.ClientRequestLimit
 	if p.Redis {
 		cfg.Protocol = protocol.Redis
 	}

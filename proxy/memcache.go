@@ -107,7 +107,7 @@ func (h *memcacheHandler) dispatch(c *session, i int) bool {
 }
 
 func (h *memcacheHandler) appendReply(c *session, out []byte, i int) []byte {
-	return c.appendMemcacheReply(out, &c.slots[i], h.reqs[c.first+i].Keys)
+	return c.appendMemcacheReply(out, &c.slots[i], &h.reqs[c.first+i])
 }
 
 func (h *memcacheHandler) appendError(out []byte, msg string) []byte {
@@ -151,17 +151,13 @@ func (c *session) memcacheDispatch(req *memcache.Request) (quit bool) {
 		cmd == memcache.Touch, cmd == memcache.Delete:
 		c.memcacheForward(req, c.ring().Pick(req.Keys[0]))
 	case cmd == memcache.Version:
-		c.memcacheForward(req, c.ring().Pick(placeholderKey))
+		c.addLocal([]byte("VERSION " + memcacheVersion + "\r\n"))
+	case cmd == memcache.FlushAll, cmd == memcache.Verbosity, cmd == memcache.Stats:
+		c.memcacheFanOut(req)
 	case cmd == memcache.MetaNoop:
 		c.addLocal([]byte("MN\r\n"))
 	case cmd.IsMeta():
 		c.addLocal(memcache.AppendClientError(nil, "meta commands are not supported by walnut; use the text commands"))
-	default: // verbosity, flush_all, stats
-		if req.Noreply {
-			c.slots = append(c.slots, slot{kind: slotNone, ncall: 0})
-		} else {
-			c.addLocal(memcache.AppendClientError(nil, cmd.String()+" is not supported through a sharding proxy: it would reach only one of the servers"))
-		}
 	}
 	return false
 }
@@ -237,9 +233,9 @@ func (c *session) memcacheFragment(req *memcache.Request) {
 	}
 }
 
-// appendMemcacheReply appends the reply of slot sl, the slot of the request
-// with the given keys.
-func (c *session) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []byte {
+// appendMemcacheReply appends the reply of slot sl, the slot of req.
+func (c *session) appendMemcacheReply(out []byte, sl *slot, req *memcache.Request) []byte {
+	keys := req.Keys
 	switch sl.kind {
 	case slotLocal:
 		return append(out, c.local[sl.lo:sl.hi]...)
@@ -252,6 +248,8 @@ func (c *session) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []byt
 			return memcache.AppendServerError(out, wireText(cl.err))
 		}
 		return c.appendPassed(out, cl.reply)
+	case slotMcAll:
+		return c.appendMemcacheAll(out, sl, req)
 	}
 	calls := c.calls[sl.call : sl.call+sl.ncall]
 	for _, cl := range calls {
