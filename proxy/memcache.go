@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"slices"
 
 	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
@@ -194,6 +195,12 @@ func (c *session) memcacheForward(req *memcache.Request, srv int) {
 	c.send(cl)
 }
 
+// presizeFragments is the length of a retrieval request from which
+// memcacheFragment sizes the fragments' buffers before filling them:
+// appending a long line's keys one at a time would leave about twice the
+// line in discarded buffers.
+const presizeFragments = 4 << 10
+
 // memcacheFragment splits a multi-key retrieval into one request per
 // server; a request whose keys all live on one server is forwarded whole.
 func (c *session) memcacheFragment(req *memcache.Request) {
@@ -208,6 +215,17 @@ func (c *session) memcacheFragment(req *memcache.Request) {
 		return
 	}
 	gat := req.Command == memcache.Gat || req.Command == memcache.Gats
+	if len(req.Raw) >= presizeFragments {
+		// Size each fragment first: cur, the merge's cursor, counts its
+		// bytes until the merge sets it.
+		for i, k := range req.Keys {
+			c.calls[c.keyCall[int(key0)+i]].cur += 1 + len(k)
+		}
+		for _, cl := range c.calls[first:c.ncalls] {
+			cl.buf = slices.Grow(cl.buf[:0], len("gats -9223372036854775808  \r\n")+cl.cur)
+			cl.cur = 0
+		}
+	}
 	for _, cl := range c.calls[first:c.ncalls] {
 		if gat {
 			cl.buf = memcache.AppendGat(cl.buf[:0], req.Command, req.Exptime)

@@ -3,6 +3,7 @@ package memcache
 import (
 	"bytes"
 	"math"
+	"slices"
 
 	"github.com/walnutproxy/walnut/protocol"
 )
@@ -447,8 +448,23 @@ func hasQuietFlag(line []byte, p, skip int) bool {
 	}
 }
 
+// presizeKeys is the length of keys from which parseKeys counts them
+// first and grows req.Keys once: appending to a slice of many keys one at
+// a time would leave several times its size in discarded arrays.
+const presizeKeys = 4 << 10
+
 // parseKeys appends the keys in line from p on to req.Keys.
 func parseKeys(line []byte, p int, lim protocol.Limits, req *Request) error {
+	if len(line)-p >= presizeKeys {
+		n := 0
+		for q := p; ; n++ {
+			var tok []byte
+			if tok, q = nextToken(line, q); len(tok) == 0 {
+				break
+			}
+		}
+		req.Keys = slices.Grow(req.Keys, max(0, min(n, lim.MaxArgs)-len(req.Keys)))
+	}
 	for {
 		var key []byte
 		key, p = nextToken(line, p)
