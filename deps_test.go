@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -203,4 +205,35 @@ func TestImportPolicyRejects(t *testing.T) {
 	require.False(t, benchOnly("bench", "github.com/redis/rueidis"))
 	_, ok := policyFor("newpkg")
 	require.False(t, ok)
+}
+
+// TestReadmeLayout: the README's Layout table has a row for every package
+// of the module, and no row for a package that is gone.
+func TestReadmeLayout(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	readme := string(b)
+	i := strings.Index(readme, "## Layout")
+	require.GreaterOrEqual(t, i, 0, "README.md has no Layout section")
+	section := readme[i:]
+	if j := strings.Index(section[3:], "\n## "); j >= 0 {
+		section = section[:j+3]
+	}
+	rows := map[string]bool{}
+	for line := range strings.SplitSeq(section, "\n") {
+		if f := strings.Split(line, "|"); len(f) > 2 && strings.HasPrefix(strings.TrimSpace(f[1]), "`") {
+			name := strings.Trim(strings.TrimSpace(f[1]), "`")
+			name, _, _ = strings.Cut(name, "`") // "`.` (the module root)"
+			rows[name] = true
+		}
+	}
+	for _, p := range listPackages(t) {
+		name := rel(p.ImportPath)
+		if name == "" {
+			name = "."
+		}
+		assert.True(t, rows[name], "README Layout has no row for package %s", name)
+		delete(rows, name)
+	}
+	assert.Empty(t, rows, "README Layout lists packages that do not exist")
 }

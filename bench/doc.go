@@ -3,27 +3,73 @@
 // are comparable: key → server placement by shard.Ring (ketama over
 // fnv1a_64, twemproxy's default), by go-redis's Ring (rendezvous hashing over
 // xxhash, its default ConsistentHash) and by gomemcache's ServerList (CRC-32
-// modulo the server count).
+// modulo the server count); how evenly each placement spreads keys; and
+// walnut's in-process client against go-redis and rueidis.
 //
-// The package has no non-test code. Run it with
+// The package has no non-test code. Nothing may import it: the module's
+// import policy, checked by deps_test.go at its root, allows bench/ any
+// import and no importer. Its three benchmarks differ in cost and in what
+// they need, so run them one at a time ('^$' runs no tests), and compare
+// runs of the same sub-benchmark with benchstat. A -bench pattern is split
+// at each slash and each part matched against one level of the name, so
+// 'Pick//servers=16$' selects every implementation at 16 servers.
 //
-//	go test ./bench -run '^$' -bench . -benchtime=200ms -count=3
+// # Placement: BenchmarkPick
 //
-// and compare sub-benchmarks of the same servers= and key= with benchstat.
-// Nothing may import it: the module's import policy, checked by
-// deps_test.go at its root, allows bench/ any import and no importer.
+// BenchmarkPick measures one key → server lookup per operation, on
+// in-memory rings (no servers needed). Its sub-benchmarks are named
+// impl=IMPL/servers=N/key=BYTES:
+//
+//   - IMPL is walnut-ketama, walnut-ketama-farm, walnut-ketama-string,
+//     goredis-rendezvous, goredis-ring or gomemcache (placement_test.go
+//     says what each measures);
+//   - N, the number of servers, is 4, 16, 64 or 256;
+//   - BYTES is the length of each key in bytes: 8, 16, 64 or 256 (key=, the
+//     key size; BenchmarkDistribution's keys= names a key set).
+//
+// Implementations alternate within each servers=/key= pair, so that they are
+// measured side by side on a noisy machine:
+//
+//	go test ./bench -run '^$' -bench '^BenchmarkPick$' -benchtime 200ms -count 3
+//	go test ./bench -run '^$' -bench 'Pick//servers=16$/key=16$' -count 5
+//
+// # Spread: BenchmarkDistribution
+//
+// BenchmarkDistribution reports how evenly each placement scheme spreads a
+// fixed set of 100,000 keys and how many keys move when a server is added or
+// removed (metrics max/mean, stddev/mean, moved-add, moved-remove and their
+// /ideal ratios, defined in distribution_test.go). Its sub-benchmarks are named
+// servers=N/keys=SET/hash=HASH/dist=DIST:
+//
+//   - N is 4, 16, 64 or 256;
+//   - SET is the key set: seq (key:0, key:1, …), random (16 random bytes),
+//     user (user:{id}:field) or user-hashtag (the same keys in a pool with
+//     hash_tag "{}");
+//   - HASH/DIST is every hashkit name (one_at_a_time, md5, crc16, crc32,
+//     crc32a, fnv1_64, fnv1a_64, fnv1_32, fnv1a_32, hsieh, murmur, jenkins,
+//     farm) with dist ketama or modula, plus hash=xxhash/dist=goredis-rendezvous
+//     and hash=crc32-ieee/dist=gomemcache-modula.
+//
+// The metrics are computed once per sub-benchmark, so one iteration is
+// enough:
+//
+//	go test ./bench -run '^$' -bench Distribution -benchtime 1x
+//	go test ./bench -run '^$' -bench 'Distribution/servers=16$/keys=random$' -benchtime 1x
 //
 // # In process: BenchmarkInProcess
 //
 // BenchmarkInProcess measures walnut's in-process client (proxy.Client)
 // against go-redis (one *redis.Client to one server, and its Ring over four)
 // and rueidis (one client per server, placed by shard.Ring) on four real
-// redis-servers. Its sub-benchmarks are named OP/gN/IMPL: OP is GET, SET,
-// MGET10 or MGET10-spread; gN is g1 (one goroutine, call after call) or g64
-// (64 goroutines); IMPL is walnut, walnut-do, goredis, goredis-ring or
-// rueidis (its doc comment says what each means). It needs redis-server:
+// redis-servers it starts on loopback ports, so it needs redis-server. Its
+// sub-benchmarks are named OP/gN/IMPL: OP is GET, SET, MGET10 or
+// MGET10-spread; gN is g1 (one goroutine, call after call) or g64 (64
+// goroutines); IMPL is walnut, walnut-do, goredis, goredis-ring or rueidis
+// (MGET10-spread: walnut and walnut-do only; inprocess_test.go says what
+// each means):
 //
 //	go test ./bench -run '^$' -bench InProcess -benchtime 2s -count 3
+//	go test ./bench -run '^$' -bench 'InProcess/GET$/g1$' -count 3
 //
 // rueidis is a benchmark baseline only: no package outside bench/ may
 // import it, not even from its tests (the import-policy test at the root
@@ -61,10 +107,11 @@
 //	go run ./bench/compare -c 1,10,50 -P 1,16 -n 20000 -t get,set,mcget -repeat 3 \
 //	    -walnut gmp1:GOMAXPROCS=1 -out /tmp/compare.md
 //
-// System calls per request, and two request paths selected by environment:
+// System calls per request, with walnut also run with another garbage
+// collector target set through its environment:
 //
 //	go run ./bench/compare -c 1,10 -n 20000 -t get,mcget -strace \
-//	    -walnut v1:WALNUT_IOPATH=v1 -walnut v2:WALNUT_IOPATH=v2 -out /tmp/compare.md
+//	    -walnut gogc400:GOGC=400 -out /tmp/compare.md
 //
 // An older build and a two-process prefork approximation:
 //

@@ -107,6 +107,13 @@ type Pool struct {
 	// used by redis pools. 0 (the default): 64 MiB. walnut's key
 	// client_request_limit.
 	ClientRequestLimit int
+	// RedisRefuseCommands lists the Redis commands the proxy refuses,
+	// beyond those it refuses anyway, as written under the key
+	// redis_refuse_commands, in lower case, a subcommand after '|'
+	// ("flushall", "script|flush"); nil (the default): none. Only a redis
+	// pool may have it. walnut's key; the proxy checks the names
+	// (proxy.Config.RefuseCommands).
+	RedisRefuseCommands []string
 
 	// Servers are the pool's servers sorted as twemproxy sorts them: by
 	// ID, shorter first, then bytewise. Indexes into Servers are
@@ -202,8 +209,8 @@ func Load(path string) (*File, error) {
 // (used only in messages) and returns it, its pools sorted by name the
 // twemproxy way: shorter names first, then bytewise. A rejected
 // configuration yields an *Error. Listen host names that are not IP
-// literals are resolved with net.DefaultResolver, waiting at most
-// resolveTimeout for each.
+// literals are resolved with net.DefaultResolver, waiting at most 5 seconds
+// for each.
 func Parse(filename string, data []byte) (*File, error) {
 	return Loader{}.Parse(filename, data)
 }

@@ -102,6 +102,8 @@ cache:
   reuseport: true
   client_timeout: 30000
   client_output_limit: 1048576
+  redis_refuse_commands:
+    - flushall
   servers:
     - 127.0.0.1:6380:2 b
     - 127.0.0.1:6379:1 a
@@ -109,36 +111,37 @@ cache:
 	pools, err := parse(yml)
 	require.NoError(t, err)
 	require.Equal(t, []config.Pool{{
-		Name:               "cache",
-		Line:               2,
-		Listen:             "/tmp/walnut.sock 0660",
-		ListenNetwork:      "unix",
-		ListenAddr:         "/tmp/walnut.sock",
-		ListenPerm:         0o660,
-		Hash:               "murmur",
-		HashTag:            "{}",
-		Distribution:       shard.Modula,
-		DistributionName:   "modula",
-		Timeout:            400 * time.Millisecond,
-		Backlog:            1024,
-		ClientConnections:  100,
-		Redis:              true,
-		RedisAuth:          "hunter2",
-		RedisDB:            3,
-		Preconnect:         true,
-		AutoEjectHosts:     true,
-		ServerConnections:  4,
-		ServerRetryTimeout: 2 * time.Second,
-		ServerFailureLimit: 5,
-		TCPKeepalive:       true,
-		Reuseport:          true,
-		ClientTimeout:      30 * time.Second,
-		ClientOutputLimit:  1 << 20,
+		Name:                "cache",
+		Line:                2,
+		Listen:              "/tmp/walnut.sock 0660",
+		ListenNetwork:       "unix",
+		ListenAddr:          "/tmp/walnut.sock",
+		ListenPerm:          0o660,
+		Hash:                "murmur",
+		HashTag:             "{}",
+		Distribution:        shard.Modula,
+		DistributionName:    "modula",
+		Timeout:             400 * time.Millisecond,
+		Backlog:             1024,
+		ClientConnections:   100,
+		Redis:               true,
+		RedisAuth:           "hunter2",
+		RedisDB:             3,
+		Preconnect:          true,
+		AutoEjectHosts:      true,
+		ServerConnections:   4,
+		ServerRetryTimeout:  2 * time.Second,
+		ServerFailureLimit:  5,
+		TCPKeepalive:        true,
+		Reuseport:           true,
+		ClientTimeout:       30 * time.Second,
+		ClientOutputLimit:   1 << 20,
+		RedisRefuseCommands: []string{"flushall"},
 		Servers: []shard.Server{
 			{Addr: "127.0.0.1:6379", Weight: 1, Name: "a"},
 			{Addr: "127.0.0.1:6380", Weight: 2, Name: "b"},
 		},
-		ServerLines: []int{24, 23},
+		ServerLines: []int{26, 25},
 	}}, strip(t, pools))
 }
 
@@ -205,6 +208,16 @@ func TestParseRedisValues(t *testing.T) {
 			assert.True(t, pools[0].Redis)
 		})
 	}
+}
+
+func TestParseRefuseCommands(t *testing.T) {
+	pools, err := parse(minimal + "  redis: true\n  redis_refuse_commands:\n    - FlushAll\n    - flushdb\n    - script flush\n    - \"client|kill\"\n")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"flushall", "flushdb", "script|flush", "client|kill"}, pools[0].RedisRefuseCommands)
+
+	pools, err = parse(minimal + "  redis: true\n")
+	require.NoError(t, err)
+	assert.Nil(t, pools[0].RedisRefuseCommands, "default: none")
 }
 
 func TestParseSortsPools(t *testing.T) {
@@ -455,7 +468,15 @@ func TestParseRejects(t *testing.T) {
 		{"pool name empty", "\"\":\n  listen: 127.0.0.1:22121\n" + srv, 1, "", "", "a pool name must be a non-empty string"},
 		{"pool name list", "? - a\n: b\n", 1, "", "", "a pool name must be a non-empty string, not a list"},
 		{"depth three", pool + "  hash:\n    name: md5\n" + srv, 4, "alpha", "hash", "depth greater than 2"},
-		{"key list", pool + "  hash:\n    - md5\n" + srv, 4, "alpha", "hash", `not a list (only "servers" is a list)`},
+		{"key list", pool + "  hash:\n    - md5\n" + srv, 4, "alpha", "hash", `not a list (only "servers" and "redis_refuse_commands" are lists)`},
+		{"refuse scalar", pool + "  redis: true\n  redis_refuse_commands: flushall\n" + srv, 4, "alpha", "redis_refuse_commands", `the value must be a list, one "- command" entry per line`},
+		{"refuse flow list", pool + "  redis: true\n  redis_refuse_commands: [flushall]\n" + srv, 4, "alpha", "redis_refuse_commands", `flow sequences ("[a, b]") are not allowed`},
+		{"refuse empty", pool + "  redis: true\n  redis_refuse_commands:\n" + srv, 4, "alpha", "redis_refuse_commands", "the list is empty"},
+		{"refuse empty entry", pool + "  redis: true\n  redis_refuse_commands:\n    - ''\n" + srv, 5, "alpha", "redis_refuse_commands", "each entry must be a command name, not nothing"},
+		{"refuse three words", pool + "  redis: true\n  redis_refuse_commands:\n    - client kill now\n" + srv, 5, "alpha", "redis_refuse_commands", `"client kill now" is not a command name`},
+		{"refuse twice", pool + "  redis: true\n  redis_refuse_commands:\n    - flushall\n    - FLUSHALL\n" + srv, 6, "alpha", "redis_refuse_commands", `"FLUSHALL" is listed twice (first on line 5)`},
+		{"refuse twice, two spellings", pool + "  redis: true\n  redis_refuse_commands:\n    - script flush\n    - script|flush\n" + srv, 6, "alpha", "redis_refuse_commands", "listed twice"},
+		{"refuse memcached", pool + "  redis_refuse_commands:\n    - flushall\n" + srv, 3, "alpha", "redis_refuse_commands", "the key is only valid in a redis pool"},
 		{"listen list, servers scalar", "alpha:\n  listen:\n    - 127.0.0.1:22121\n  servers: 127.0.0.1:11212:1\n", 3, "alpha", "listen", "not a list"},
 		{"key empty", pool + "  \"\": md5\n" + srv, 3, "alpha", "", "a key must be a non-empty string, not nothing"},
 		{"key list key", pool + "  ? - a\n  : b\n" + srv, 3, "alpha", "", "a key must be a non-empty string, not a list"},

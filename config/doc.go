@@ -26,7 +26,8 @@
 // # What is read
 //
 // The file is one YAML document: a mapping from pool names to pools, each
-// pool a mapping from keys to plain values, with one list, "servers":
+// pool a mapping from keys to plain values, with one list, "servers" (and
+// walnut's optional redis_refuse_commands):
 //
 //	alpha:
 //	  listen: 127.0.0.1:22121
@@ -40,7 +41,8 @@
 // (an empty or comment-only file), more than one document, explicit document
 // markers ("---", "..."), directives ("%YAML", "%TAG"), flow collections
 // ("[a, b]", "{a: b}"), anchors, aliases and tags (including "!"), mappings
-// nested deeper than pool → key, lists under any key but "servers", unknown
+// nested deeper than pool → key, lists under any key but "servers" (and
+// redis_refuse_commands), unknown
 // or duplicate keys, duplicate pool names and empty values (`hash_tag: ""`).
 // Quoting does not matter: `redis: "true"` is true and `timeout: "400"` is
 // 400. The words YAML reads as null are plain text: `redis_auth: null` is the
@@ -72,6 +74,10 @@
 //	client_output_limit   none (bytes; 0 also means none); walnut's key
 //	client_request_limit  67108864 (bytes; 0 also means 67108864): the longest
 //	                      memcached get/gets/gat/gats line; walnut's key
+//	redis_refuse_commands none; else a list of Redis commands the proxy
+//	                      refuses, one "- command" or "- command subcommand"
+//	                      per line ("- flushall", "- script flush"), in any
+//	                      case; only with redis: true; walnut's key
 //	servers               "host:port:weight [name]" or "/path:weight [name]"
 //	                      entries (see shard.ParseServer); required
 //
@@ -112,10 +118,13 @@
 //
 //   - reuseport (a key of twemproxy's development branch, after 0.5.0) is
 //     accepted; nutcracker 0.5.0 rejects it as unknown.
-//   - client_timeout, client_output_watermark, client_output_limit and
-//     client_request_limit are walnut's own keys (see
-//     proxy.Config.ClientTimeout, OutputWatermark, OutputLimit and
-//     Limits.MaxRequest); nutcracker rejects them.
+//   - client_timeout, client_output_watermark, client_output_limit,
+//     client_request_limit and redis_refuse_commands are walnut's own keys
+//     (see proxy.Config.ClientTimeout, OutputWatermark, OutputLimit,
+//     Limits.MaxRequest and RefuseCommands); nutcracker rejects them.
+//     redis_refuse_commands is a list; whether its names are Redis
+//     commands is checked by the proxy (proxy.Config.Validate, which
+//     walnut -t runs too).
 //   - hash: farm (hashkit.Farm) is accepted; nutcracker has no such hash.
 //   - A number that does not fit in an int32 is rejected with a message
 //     naming the maximum, 2147483647. nutcracker accumulates digits in a C
@@ -134,9 +143,10 @@
 //     passes the brackets to getaddrinfo, which fails. The bare form
 //     "::1:22121" is accepted by both. Pool.ListenAddr is always in the form
 //     net.Listen expects.
-//   - Only "servers" may be a list. nutcracker merely requires exactly one
-//     list per pool, so it accepts a pool whose listen value is a one-item
-//     list and whose servers value is a single string.
+//   - Only "servers" (and redis_refuse_commands) may be a list. nutcracker
+//     merely requires exactly one list per pool, so it accepts a pool whose
+//     listen value is a one-item list and whose servers value is a single
+//     string.
 //   - A server entry ending in a space ("127.0.0.1:6379:1 ", quoted) is
 //     rejected; nutcracker names that server "" (see shard.ParseServer).
 //   - Listen host names are resolved with Go's resolver

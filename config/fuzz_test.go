@@ -25,6 +25,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(minimal))
 	f.Add([]byte("a:\n  listen: /s 0644\n  servers:\n    - /m.sock:1 x\n    - ::1:1:2\n"))
+	f.Add([]byte(minimal + "  redis: true\n  redis_refuse_commands:\n    - FLUSHALL\n    - script  flush\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pools, err := config.ParseWithLookup("fuzz.yml", data, fakeLookup)
 		if err != nil {
@@ -91,6 +92,16 @@ func checkPools(t testing.TB, pools []config.Pool) {
 		require.GreaterOrEqual(t, p.ServerFailureLimit, 0)
 		require.GreaterOrEqual(t, p.ServerConnections, 1)
 		require.True(t, p.RedisAuth == "" || p.Redis, "redis_auth in a memcached pool")
+		require.True(t, p.RedisRefuseCommands == nil || p.Redis, "redis_refuse_commands in a memcached pool")
+		for _, c := range p.RedisRefuseCommands {
+			words := strings.Split(c, "|")
+			require.True(t, len(words) <= 2, "refused command %q", c)
+			for _, w := range words {
+				require.NotEmpty(t, w, "refused command %q", c)
+				require.Equal(t, strings.ToLower(w), w, "refused command %q", c)
+				require.False(t, strings.ContainsAny(w, " \t\r\n"), "refused command %q", c)
+			}
+		}
 
 		require.NotEmpty(t, p.Servers)
 		require.Len(t, p.ServerLines, len(p.Servers))

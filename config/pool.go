@@ -21,6 +21,7 @@ var keyNames = []string{
 	// walnut's own keys; nutcracker rejects them.
 	"client_timeout", "client_output_watermark", "client_output_limit",
 	"client_request_limit",
+	"redis_refuse_commands",
 }
 
 // Defaults of the keys, as in twemproxy's nc_conf.h.
@@ -106,7 +107,7 @@ func (p *parser) pool(k, v *yaml.Node) (parsedPool, error) {
 		return pp, p.errorf(v.Line, name, "", "a pool must be a mapping of keys (listen, servers, ...), not %s", describe(v))
 	}
 	seen := make(map[string]int) // key -> line
-	var authLine int
+	var authLine, refuseLine int
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		kn, vn := v.Content[i], v.Content[i+1]
 		if kn.Kind != yaml.ScalarNode || kn.Value == "" {
@@ -126,9 +127,16 @@ func (p *parser) pool(k, v *yaml.Node) (parsedPool, error) {
 			}
 			continue
 		}
+		if key == "redis_refuse_commands" {
+			refuseLine = kn.Line
+			if err := p.refuseCommands(&pp.Pool, kn, vn); err != nil {
+				return pp, err
+			}
+			continue
+		}
 		switch vn.Kind {
 		case yaml.SequenceNode:
-			return pp, p.errorf(vn.Line, name, key, `the value must be a single value, not a list (only "servers" is a list)`)
+			return pp, p.errorf(vn.Line, name, key, `the value must be a single value, not a list (only "servers" and "redis_refuse_commands" are lists)`)
 		case yaml.MappingNode:
 			return pp, p.errorf(vn.Line, name, key, "the value must be a single value; a mapping here nests deeper than pool and key (depth greater than 2)")
 		}
@@ -153,6 +161,9 @@ func (p *parser) pool(k, v *yaml.Node) (parsedPool, error) {
 	}
 	if pp.RedisAuth != "" && !pp.Redis {
 		return pp, p.errorf(authLine, name, "redis_auth", "the key is only valid in a redis pool (add redis: true)")
+	}
+	if refuseLine > 0 && !pp.Redis {
+		return pp, p.errorf(refuseLine, name, "redis_refuse_commands", "the key is only valid in a redis pool (add redis: true)")
 	}
 	// What is left for shard.NewRing to refuse is a weight too large for
 	// its continuum arithmetic; nutcracker accepts any int32 weight.
@@ -301,6 +312,47 @@ func (p *parser) servers(pool *Pool, k, v *yaml.Node) error {
 	for _, e := range entries {
 		pool.Servers = append(pool.Servers, e.server)
 		pool.ServerLines = append(pool.ServerLines, e.line)
+	}
+	return nil
+}
+
+// refuseCommands parses the redis_refuse_commands list v of pool; k is
+// its key. Each entry is a command name, or a command and a subcommand
+// separated by a space or '|' ("script flush"), stored in lower case with
+// '|' ("script|flush"). Whether the command exists is checked by the proxy
+// (proxy.Config.Validate), which knows Redis's commands.
+func (p *parser) refuseCommands(pool *Pool, k, v *yaml.Node) error {
+	const form = `one "- command" entry per line, such as "- flushall" or "- script flush"`
+	switch {
+	case v.Kind == yaml.ScalarNode && v.Value == "":
+		return p.errorf(k.Line, pool.Name, "redis_refuse_commands", "the list is empty: write %s below it, or leave the key out", form)
+	case v.Kind != yaml.SequenceNode:
+		return p.errorf(v.Line, pool.Name, "redis_refuse_commands", "the value must be a list, %s, not %s", form, describe(v))
+	}
+	seen := make(map[string]int)
+	for _, e := range v.Content {
+		if e.Kind != yaml.ScalarNode || e.Value == "" {
+			return p.errorf(e.Line, pool.Name, "redis_refuse_commands", "each entry must be a command name, not %s", describe(e))
+		}
+		words := strings.FieldsFunc(strings.ToLower(e.Value), func(r rune) bool { return r == ' ' || r == '|' })
+		valid := len(words) == 1 || len(words) == 2
+		for _, w := range words {
+			for _, r := range w {
+				valid = valid && r > ' ' && r < 0x7f
+			}
+		}
+		if !valid {
+			return p.errorf(e.Line, pool.Name, "redis_refuse_commands", "%s is not a command name: write a command (\"flushall\") or a command and a subcommand (\"script flush\")", quote(e.Value))
+		}
+		name := strings.Join(words, "|")
+		if first, dup := seen[name]; dup {
+			return p.errorf(e.Line, pool.Name, "redis_refuse_commands", "%s is listed twice (first on line %d)", quote(e.Value), first)
+		}
+		seen[name] = e.Line
+		pool.RedisRefuseCommands = append(pool.RedisRefuseCommands, name)
+	}
+	if len(pool.RedisRefuseCommands) == 0 {
+		return p.errorf(v.Line, pool.Name, "redis_refuse_commands", "the list is empty")
 	}
 	return nil
 }

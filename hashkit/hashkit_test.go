@@ -15,8 +15,8 @@ import (
 	"github.com/walnutproxy/walnut/hashkit"
 )
 
-// specKeys are the columns of the test-vector table in the compatibility
-// spec (§3.3).
+// specKeys are the columns of a small table of twemproxy's raw hash outputs:
+// short keys, a hash-tagged key and UTF-8 bytes.
 var specKeys = []string{"", "a", "foo", "hello", "123456789", "key:1", "user:{1000}:name", "\xc3\xa9t\xc3\xa9"}
 
 // specVectors are the rows of that table: raw function outputs.

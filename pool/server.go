@@ -211,9 +211,10 @@ var (
 )
 
 // maxProbeReply is the longest reply to an Init request or the probe that
-// tryProbe reads: its read buffer grows no further, and a longer reply
+// tryProbe reads (4 MiB: PING, version and the Init requests answer in a few
+// bytes): its read buffer grows no further, and a longer reply
 // (or a Framer's size hint beyond it) fails the probe.
-const maxProbeReply = 64 << 20
+const maxProbeReply = 4 << 20
 
 // tryProbe opens a fresh connection, sends Init and Probe, and checks the
 // replies. Connection failures are counted in ServerEOF, ServerErr and

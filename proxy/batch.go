@@ -81,30 +81,30 @@ type call struct {
 	t0       int64       // async call: nanotime when its batch began
 }
 
-func (c *call) done(reply []byte, err error) {
-	if c.async {
-		c.doneAsync(reply, err)
+func (cl *call) done(reply []byte, err error) {
+	if cl.async {
+		cl.doneAsync(reply, err)
 		return
 	}
-	if c.detached {
-		c.cc.freeDetached(c)
+	if cl.detached {
+		cl.cc.freeDetached(cl)
 		return
 	}
-	c.err = err
-	if lim := c.cc.outLimit; lim > 0 && c.cc.held.Add(int64(len(reply))) > lim {
-		c.cc.overflow.Store(true)
-		c.err, reply = errOutputLimit, nil
+	cl.err = err
+	if lim := cl.cc.outLimit; lim > 0 && cl.cc.held.Add(int64(len(reply))) > lim {
+		cl.cc.overflow.Store(true)
+		cl.err, reply = errOutputLimit, nil
 	}
 	if len(reply) >= pool.LargeReply {
-		c.reply = reply // a buffer of its own (KeepLarge): kept, not copied
+		cl.reply = reply // a buffer of its own (KeepLarge): kept, not copied
 	} else {
-		c.reply = append(c.reply[:0], reply...)
+		cl.reply = append(cl.reply[:0], reply...)
 	}
 	if err == nil {
-		c.cc.g.backends[c.server].rtt.observe(nanotime() - c.cc.t0)
+		cl.cc.g.backends[cl.server].rtt.observe(nanotime() - cl.cc.t0)
 	}
-	if c.cc.pending.Add(-1) == 0 {
-		c.cc.finish()
+	if cl.cc.pending.Add(-1) == 0 {
+		cl.cc.finish()
 	}
 }
 
@@ -136,6 +136,7 @@ const (
 	slotMSet                // Redis MSET fragments, +OK when all succeed
 	slotMcGet               // memcached get/gets/gat/gats fragments, VALUE blocks merged
 	slotAsync               // written by the async call's completer (see async.go)
+	slotFan                 // Redis fan-out replies, merged as fan says (see fanout.go)
 	slotMcAll               // memcached flush_all/verbosity/stats: one call per server, merged (mcfanout.go)
 )
 
@@ -151,7 +152,8 @@ type slot struct {
 	kind        uint8
 	lo, hi      int   // slotLocal: local[lo:hi]
 	call, ncall int32 // calls[call : call+ncall]
-	key0, nkeys int32 // keyCall[key0 : key0+nkeys]
+	key0, nkeys int32 // keyCall[key0 : key0+nkeys]; slotFan: see fanout.go
+	fan         fanMerge
 }
 
 // begin starts a batch of n requests, with the configuration in force.
@@ -283,19 +285,6 @@ func (c *session) group(keys [][]byte) (first, ncall, key0 int32, one int) {
 	return first, ncall, key0, -1
 }
 
-// fanOut adds one call per server of the batch's configuration, in ring
-// order, each set up by build and then sent; it returns the index of the
-// first (the calls are consecutive) and their number.
-func (c *session) fanOut(build func(cl *call)) (first, n int32) {
-	first = int32(c.ncalls)
-	for srv := range c.g.backends {
-		cl, _ := c.newCall(srv)
-		build(cl)
-		c.send(cl)
-	}
-	return first, int32(c.ncalls) - first
-}
-
 // send queues a call on its server.
 func (c *session) send(cl *call) {
 	c.pending.Add(1)
@@ -390,6 +379,16 @@ func (c *session) appendPassed(out, reply []byte) []byte {
 		return out
 	}
 	return append(out, reply...)
+}
+
+// dropBig forgets the large replies recorded after the first n, whose
+// reply is being replaced.
+func (c *session) dropBig(n int) {
+	for _, b := range c.big[n:] {
+		c.bigLen -= len(b.b)
+	}
+	clear(c.big[n:])
+	c.big = c.big[:n]
 }
 
 // assemble returns the whole output, out with big in place, as one slice:

@@ -36,6 +36,9 @@ import (
 // after its drain grace period. What bounds such clients is
 // client_connections (Config.MaxClients).
 func TestClientHalfRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slowloris clients held through a Shutdown grace period: slow, not part of the -short loop")
+	}
 	for _, tt := range []struct {
 		kind       protocol.Kind
 		half, rest string
@@ -124,6 +127,9 @@ func totalAlloc() uint64 {
 // than maxAlloc for each, while the claims are 512 MiB and more (a count
 // claims 24 bytes of argument slice per element).
 func TestClientClaimsBeyondLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("requests claiming up to 2^31 elements or bytes: part of the client-fault runs, not of the -short loop")
+	}
 	const maxAlloc = 1 << 20
 	small := protocol.Limits{MaxArgs: 10, MaxBulk: 1000}
 	big := strings.Repeat("v", 2_000_000)
@@ -277,6 +283,9 @@ func garbage(rng *rand.Rand, kind protocol.Kind) []byte {
 // well-formed replies (error replies among them) and is closed after its
 // client half-closes, if not before; the canary sees no error.
 func TestClientGarbage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("hundreds of random garbage streams: a long fault run, not part of the -short loop")
+	}
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("WALNUT_GARBAGE_SEED"); s != "" {
 		var err error

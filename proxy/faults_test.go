@@ -131,6 +131,9 @@ var killErrors = []string{"unknown", "Connection reset by peer", "Broken pipe", 
 // by the other servers without a single error, while the pool's probes of
 // the dead server keep failing and leave it ejected.
 func TestFaultKillBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault matrix under continuous load: not part of the -short loop")
+	}
 	for _, kind := range faultKinds {
 		for _, eject := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%v/eject=%v", kind, eject), func(t *testing.T) {
@@ -221,6 +224,9 @@ func stopVictimUnderLoad(t *testing.T, kind protocol.Kind, timeout time.Duration
 // anyone's help, and the connections that timed out are gone on both
 // sides.
 func TestFaultStopBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault matrix under continuous load: not part of the -short loop")
+	}
 	for _, kind := range faultKinds {
 		t.Run(kind.String(), func(t *testing.T) {
 			t.Cleanup(func() { goleak.VerifyNone(t) })
@@ -269,6 +275,9 @@ func TestFaultStopBackend(t *testing.T) {
 // RetryTimeout. Either way its keys are served by the new server again
 // with no operator action, and the time that takes is bounded.
 func TestFaultRestartBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault matrix under continuous load: not part of the -short loop")
+	}
 	for _, kind := range faultKinds {
 		for _, eject := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%v/eject=%v", kind, eject), func(t *testing.T) {
@@ -383,6 +392,9 @@ func TestFaultRestartBackend(t *testing.T) {
 // open, and once the fake behaves again the pool reconnects to it by
 // itself. The proxy is then closed with Close.
 func TestFaultMisbehavingBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault matrix under continuous load: not part of the -short loop")
+	}
 	const timeout = 400 * time.Millisecond
 	modes := []struct {
 		mode    fakeMode
@@ -486,6 +498,9 @@ func TestFaultMisbehavingBackend(t *testing.T) {
 // requests are not forwarded. Once the backend resumes, no backend counts
 // a connection from the proxy.
 func TestFaultShutdownUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault matrix under continuous load: not part of the -short loop")
+	}
 	for _, kind := range faultKinds {
 		t.Run(kind.String(), func(t *testing.T) {
 			t.Cleanup(func() { goleak.VerifyNone(t) })

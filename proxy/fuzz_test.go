@@ -26,7 +26,8 @@ func pipeDial(serve func(net.Conn)) func(context.Context, string, string) (net.C
 
 // pipeRedis answers every command with a reply of the right shape for its
 // routing: an array of nils for MGET, an integer for DEL/UNLINK/TOUCH/
-// EXISTS, +OK otherwise.
+// EXISTS and DBSIZE, a key or a list of keys for the fan-out reads, +OK
+// otherwise.
 func pipeRedis(nc net.Conn) {
 	defer nc.Close()
 	rd := resp.NewReader(nc, protocol.Limits{})
@@ -44,6 +45,16 @@ func pipeRedis(nc net.Conn) {
 			}
 		case "del", "unlink", "touch", "exists":
 			out = resp.AppendInt(nil, int64(len(cmd.Args)-1))
+		case "dbsize":
+			out = resp.AppendInt(nil, 1)
+		case "keys":
+			out = resp.AppendBulkString(resp.AppendArrayHeader(nil, 1), "k")
+		case "randomkey":
+			out = resp.AppendBulkString(nil, "k")
+		case "scan":
+			out = resp.AppendArrayHeader(resp.AppendBulkString(resp.AppendArrayHeader(nil, 2), "0"), 0)
+		case "info":
+			out = resp.AppendBulkString(nil, "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n")
 		default:
 			out = resp.AppendSimple(nil, "OK")
 		}
@@ -122,6 +133,10 @@ func FuzzClientRedis(f *testing.F) {
 		"*3\r\n$6\r\nSUNION\r\n$4\r\n{t}a\r\n$4\r\n{t}b\r\n",
 		"PING hello\r\n", "*1\r\n$4\r\nQUIT\r\n", "*2\r\n$4\r\nAUTH\r\n$1\r\nx\r\n",
 		"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$1\r\nx\r\n", "*1\r\n$4\r\nKEYS\r\n", "*-1\r\n", "",
+		"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n", "*1\r\n$6\r\nDBSIZE\r\n", "*4\r\n$4\r\nSCAN\r\n$1\r\n0\r\n$5\r\nCOUNT\r\n$1\r\n5\r\n",
+		"*1\r\n$9\r\nRANDOMKEY\r\n", "*1\r\n$4\r\nINFO\r\n", "*2\r\n$4\r\nINFO\r\n$3\r\na:1\r\n", "*1\r\n$8\r\nFLUSHALL\r\n",
+		"*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$8\r\nreturn 1\r\n", "*3\r\n$8\r\nFUNCTION\r\n$6\r\nDELETE\r\n$1\r\nx\r\n",
+		"SCAN 281474976710656\r\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -67,7 +67,7 @@ func TestClientRedis(t *testing.T) {
 		assert.Equal(t, "v"+k, got)
 	}
 	// Error replies are replies.
-	v, err = c.Command(ctx, "KEYS", "*")
+	v, err = c.Command(ctx, "CONFIG", "GET", "maxmemory")
 	require.NoError(t, err)
 	assert.Equal(t, resp.TypeError, v.Type)
 	// DoMulti pipelines and keeps the order.

@@ -6,7 +6,41 @@ import (
 	"strconv"
 
 	"github.com/walnutproxy/walnut/protocol/memcache"
+	"github.com/walnutproxy/walnut/shard"
 )
+
+// This file is the memcached fan-out: flush_all, verbosity and stats,
+// which concern every server, are sent to several servers and their
+// replies merged, as the Redis fan-out (fanout.go) does for FLUSHALL, INFO
+// and the like:
+//
+//   - flush_all [delay] [noreply], verbosity <level> [noreply] and stats
+//     reset change the servers: they go to every configured server,
+//     ejected or not, and the reply is OK (RESET) when every server says
+//     so;
+//   - stats reads: it goes to the servers of the ring (with
+//     auto_eject_hosts an ejected server is skipped; when every server is
+//     ejected the full ring stays), and the reply is their STAT lines
+//     merged, in the first server's order (a stat only later servers have
+//     comes after, in order of first appearance). A stat is summed when
+//     every server's value is a decimal number (digits with an optional
+//     fraction, such as rusage_user's 0.019099) and it is not in
+//     statsFromFirst, which lists the values that describe one server
+//     (pid, uptime, time, version, libevent, pointer_size, threads,
+//     reserved_fds, hash_power_level and the 0/1 state flags): those, and
+//     any value that is not a number, are the first server's;
+//   - stats with another argument (slabs, items, settings, …) describes
+//     one server's internals and is refused with a CLIENT_ERROR;
+//   - noreply requests are sent to every server and not answered.
+//
+// Failures: a part that fails (connection refused, timed out, ejected, …)
+// fails the request with "SERVER_ERROR <reason> (server <name>)", with
+// "; the command was sent to every server" for a command that changes
+// the servers. Otherwise an error line from any server (ERROR,
+// CLIENT_ERROR, SERVER_ERROR; the first in ring order) is the reply, as
+// it is: flush_all on a memcached started with -F answers "CLIENT_ERROR
+// flush_all not allowed", and the other servers have been flushed. Each
+// part counts as a fragment in the stats.
 
 // memcacheVersion is the version walnut answers memcached's version
 // command with, itself: the memcached release whose text protocol it
@@ -14,31 +48,6 @@ import (
 // rejects a major version of 0 or one that is not a number), so it is a
 // memcached version, not walnut's own.
 const memcacheVersion = "1.6.18"
-
-// Commands sent to every server (memcacheFanOut) and how their replies are
-// merged (appendMemcacheAll):
-//
-//   - if a server failed, the reply is the first failure in server (ring)
-//     order: an error line the server answered with (ERROR, CLIENT_ERROR,
-//     SERVER_ERROR) as it is, or, for a server that could not be reached
-//     or did not answer, SERVER_ERROR with twemproxy's words for the
-//     failure ("Connection refused", …). Ejected servers are servers of
-//     the pool too: while one is ejected, the reply is SERVER_ERROR
-//     Connection refused;
-//   - flush_all, verbosity and stats reset: otherwise every server said
-//     OK (RESET), and so does the proxy;
-//   - stats: otherwise the servers' STAT lines are merged into one list,
-//     in the first server's order (a stat only later servers have comes
-//     after, in order of first appearance). A stat is summed when every
-//     server's value is a decimal number (digits with an optional
-//     fraction, such as rusage_user's 0.019099) and it is not in
-//     statsFromFirst, which lists the values that describe one server
-//     (pid, uptime, time, version, libevent, pointer_size, threads,
-//     reserved_fds, hash_power_level and the 0/1 state flags): those,
-//     and any value that is not a number, are the first server's.
-//
-// stats with an argument other than reset (stats slabs, items, settings,
-// …) describes one server's internals and is refused.
 
 // statsFromFirst are the general stats that describe one server rather
 // than count something: the merged reply carries the first server's.
@@ -49,9 +58,8 @@ var statsFromFirst = map[string]bool{
 	"lru_crawler_running": true,
 }
 
-// memcacheFanOut sends req, a flush_all, verbosity or stats, to every
-// server of the pool. A noreply request is sent to each and not waited
-// for, as a noreply request to one server.
+// memcacheFanOut sends req, a flush_all, verbosity or stats, to the
+// servers its command concerns (see the rules above).
 func (c *session) memcacheFanOut(req *memcache.Request) {
 	if req.Command == memcache.Stats {
 		if arg := statsArg(req.Raw); arg != "" && arg != "reset" {
@@ -78,11 +86,41 @@ func (c *session) memcacheFanOut(req *memcache.Request) {
 		c.slots = append(c.slots, slot{kind: slotNone})
 		return
 	}
-	first, n := c.fanOut(func(cl *call) {
-		cl.req.Data = req.Raw
-		cl.req.Tag = uint8(req.Command)
-	})
+	var r *shard.Ring
+	if !mcChangesServers(req) {
+		r = c.ring()
+	}
+	first, n := c.mcCallEach(r, req)
 	c.slots = append(c.slots, slot{kind: slotMcAll, call: first, ncall: n})
+}
+
+// mcChangesServers reports whether req, a fanned-out request, changes the
+// servers (flush_all, verbosity, stats reset) rather than reads them.
+func mcChangesServers(req *memcache.Request) bool {
+	return req.Command != memcache.Stats || statsArg(req.Raw) == "reset"
+}
+
+// mcCallEach is callEach for memcached: one call per server (with a ring,
+// only the servers in it), each sending req as it is, tagged with its
+// command for the server's reply framer.
+func (c *session) mcCallEach(r *shard.Ring, req *memcache.Request) (first, n int32) {
+	first = int32(c.ncalls)
+	for i := range c.g.backends {
+		if r != nil && !r.Live(i) {
+			continue
+		}
+		cl, _ := c.newCall(i)
+		cl.req.Data = req.Raw // not copied: the batch ends before the next read
+		cl.req.Tag = uint8(req.Command)
+	}
+	n = int32(c.ncalls) - first
+	if n > 1 {
+		c.s.stats.fragments.Add(int64(n))
+	}
+	for _, cl := range c.calls[first:c.ncalls] {
+		c.send(cl)
+	}
+	return first, n
 }
 
 // statsArg returns the first argument of a stats request line, "" if none
@@ -95,14 +133,20 @@ func statsArg(raw []byte) string {
 }
 
 // appendMemcacheAll appends the merged reply of a slotMcAll slot, the slot
-// of req (see memcacheFanOut for the rules).
+// of req (see the rules above).
 func (c *session) appendMemcacheAll(out []byte, sl *slot, req *memcache.Request) []byte {
 	calls := c.calls[sl.call : sl.call+sl.ncall]
 	for _, cl := range calls {
 		if cl.err != nil {
 			c.s.stats.forwardError.Add(1)
-			return memcache.AppendServerError(out, wireText(cl.err))
+			msg := wireText(cl.err) + " (server " + c.g.backends[cl.server].name
+			if mcChangesServers(req) {
+				msg += "; the command was sent to every server"
+			}
+			return memcache.AppendServerError(out, msg+")")
 		}
+	}
+	for _, cl := range calls {
 		if memcache.ClassifyResponse(cl.reply).IsError() {
 			return append(out, cl.reply...)
 		}

@@ -188,29 +188,59 @@ func TestMemcacheFlushAllFailures(t *testing.T) {
 		assert.Equal(t, "1", parseStats(t, d.do(memcache.Stats, "stats\r\n")).values["cmd_flush"])
 	}
 
-	// A server that is down as well: the first failure in server order.
-	idx := func(m *testserver.Server) int {
-		for i := range 3 {
-			if s.Ring().Server(i).Addr == m.Addr {
-				return i
-			}
-		}
-		return -1
-	}
+	// A server that is down as well: its failure is the reply, naming it,
+	// before any server's error line; stats (a read) fails the same way
+	// without auto_eject_hosts, as the server is still in the ring.
 	mcs[2].Stop()
-	want := `^SERVER_ERROR (Connection refused|unknown|Connection reset by peer)\r\n$`
-	if idx(mcs[1]) < idx(mcs[2]) {
-		want = "^CLIENT_ERROR flush_all not allowed\r\n$"
-	}
+	name := regexp.QuoteMeta(mcs[2].Addr)
 	before := s.Stats().ForwardError
-	assert.Regexp(t, want, c.do(memcache.FlushAll, "flush_all\r\n"))
-	assert.Regexp(t, `^SERVER_ERROR (Connection refused|unknown|Connection reset by peer)\r\n$`, c.do(memcache.Stats, "stats\r\n"))
+	assert.Regexp(t, `^SERVER_ERROR (Connection refused|unknown|Connection reset by peer) \(server `+name+`; the command was sent to every server\)\r\n$`,
+		c.do(memcache.FlushAll, "flush_all\r\n"))
+	assert.Regexp(t, `^SERVER_ERROR (Connection refused|unknown|Connection reset by peer) \(server `+name+`\)\r\n$`, c.do(memcache.Stats, "stats\r\n"))
 	assert.Greater(t, s.Stats().ForwardError, before)
 	assert.Equal(t, "VERSION 1.6.18\r\n", c.do(memcache.Version, "version\r\n"))
 	// noreply to a pool with a dead server: nothing, the connection goes on.
 	_, err := c.nc.Write([]byte("flush_all noreply\r\n"))
 	require.NoError(t, err)
 	assert.Equal(t, "VERSION 1.6.18\r\n", c.do(memcache.Version, "version\r\n"))
+}
+
+// TestMemcacheFanOutEjected: with auto_eject_hosts, an ejected server
+// fails flush_all (sent to every server, the others flushed), while stats
+// merges the servers left in the ring.
+func TestMemcacheFanOutEjected(t *testing.T) {
+	bs := startBackends(t, protocol.Memcache, 3)
+	s, addr := startProxy(t, protocol.Memcache, bs, func(c *proxy.Config) {
+		c.Backend.AutoEject = true
+		c.Backend.FailureLimit = 1
+		c.Backend.RetryTimeout = time.Hour
+	})
+	order := ringOrder(s, bs)
+	c := dialMc(t, addr)
+	keys := make([]string, 3) // keys[i] lives on server i
+	for _, k := range keysOnDistinctServers(t, s, 3) {
+		keys[s.Ring().PickString(k)] = k
+		require.Equal(t, "STORED\r\n", c.do(memcache.Set, "set "+k+" 0 0 1\r\nx\r\n"))
+	}
+	order[1].Stop()
+	// The closed connection, or a request that fails, ejects the server.
+	require.Eventually(t, func() bool {
+		c.do(memcache.Get, "get "+keys[1]+"\r\n")
+		return !s.Ring().Live(1)
+	}, 5*time.Second, 10*time.Millisecond)
+
+	assert.Equal(t, "SERVER_ERROR Connection refused (server "+s.Ring().ID(1)+"; the command was sent to every server)\r\n",
+		c.do(memcache.FlushAll, "flush_all\r\n"))
+	for _, i := range []int{0, 2} {
+		assert.Equal(t, "END\r\n", dialMc(t, order[i].Addr).do(memcache.Get, "get "+keys[i]+"\r\n"), "server %d flushed", i)
+	}
+	st := parseStats(t, c.do(memcache.Stats, "stats\r\n"))
+	var want uint64
+	for _, i := range []int{0, 2} {
+		want += parseStats(t, dialMc(t, order[i].Addr).do(memcache.Stats, "stats\r\n")).num(t, "cmd_flush")
+	}
+	assert.Equal(t, want, st.num(t, "cmd_flush"), "the live servers' cmd_flush")
+	assert.Equal(t, uint64(2), st.num(t, "cmd_flush"))
 }
 
 // TestMemcacheStats: stats is the servers' stats merged, each counter the

@@ -320,7 +320,7 @@ func (c *session) appendMemcacheReply(out []byte, sl *slot, req *memcache.Reques
 				continue
 			}
 			bk.used = true
-			out = append(out, bk.raw...)
+			out = c.appendPassed(out, bk.raw) // a large value is not copied
 			for cl.cur < end && c.blocks[cl.cur].used {
 				cl.cur++
 			}

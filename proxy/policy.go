@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -24,16 +25,19 @@ import (
 //     SETNAME, GETNAME and SETINFO, so that go-redis v9's connection
 //     handshake (v9.22.0 initConn: HELLO 3, then AUTH, SELECT, CLIENT
 //     SETNAME, CLIENT SETINFO as configured) works.
-//   - COMMAND, LOLWUT and TIME go to one fixed server.
+//   - COMMAND, LOLWUT, TIME and LASTSAVE go to one fixed server.
+//   - Commands over the whole keyspace or every server (FLUSHALL, FLUSHDB,
+//     DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SCRIPT, FUNCTION) are fanned
+//     out to the servers and their replies merged (fanout.go).
 //   - Several-key commands that cannot be split (SDIFF …, COPY, RENAME,
 //     MSETNX, BITOP, EVAL …) go to the first key's server; their keys must
 //     share it.
 //   - Stream commands on one key are supported, as are XGROUP and XINFO;
 //     XREAD and XREADGROUP are not (BLOCK, and keys after STREAMS).
-//   - Blocking commands, transactions, Pub/Sub, keyspace-wide commands
-//     (KEYS, SCAN, RANDOMKEY, DBSIZE, FLUSHALL, FLUSHDB), scripts and
-//     functions management, replication, cluster and per-server
-//     administration commands are refused, and the connection stays open.
+//   - Blocking commands, transactions, Pub/Sub, replication, cluster and
+//     per-server administration commands are refused, and the connection
+//     stays open. A pool can refuse more (Config.RefuseCommands, the
+//     nutcracker.yml key redis_refuse_commands).
 
 // A commandClass says how the proxy routes a Redis command.
 type commandClass uint8
@@ -77,8 +81,8 @@ const (
 	classLocal
 
 	// classKeyless marks a command without keys that any server can
-	// answer: COMMAND (every subcommand), LOLWUT, TIME (which twemproxy
-	// refuses) and the HELP subcommands of OBJECT, MEMORY, XGROUP and
+	// answer: COMMAND (every subcommand), LOLWUT, TIME and LASTSAVE (which
+	// twemproxy refuses) and the HELP subcommands of OBJECT, MEMORY, XGROUP and
 	// XINFO. twemproxy sends COMMAND and LOLWUT to the server of the
 	// literal key "placeholder", so always to the same server, and so does
 	// the proxy (placeholderKey). The answer describes that server, not
@@ -135,8 +139,16 @@ const (
 	// resolves the subcommand, which has a class of its own, before the
 	// proxy routes anything, so a container is never routed itself. The
 	// other containers of redis-server are decided as a whole: COMMAND is
-	// keyless, CONFIG, SCRIPT, FUNCTION, ACL, CLUSTER, … are refused.
+	// keyless, SCRIPT and FUNCTION fan out (by subcommand, see fanout.go),
+	// CONFIG, ACL, CLUSTER, … are refused.
 	classContainer
+
+	// classFanout marks a command without keys that concerns every key
+	// or every server: FLUSHALL, FLUSHDB, DBSIZE, KEYS, SCAN, RANDOMKEY,
+	// INFO, SCRIPT and FUNCTION. The route's fan says which servers it is
+	// sent to and how their replies merge (fanout.go). twemproxy refuses
+	// all of them.
+	classFanout
 )
 
 var commandClassNames = [...]string{
@@ -149,6 +161,7 @@ var commandClassNames = [...]string{
 	classMultiKey:      "multi-key",
 	classMultiKeyValue: "multi-key-value",
 	classContainer:     "container",
+	classFanout:        "fan-out",
 }
 
 // String returns the class name in lower case, such as "single-key".
@@ -165,15 +178,9 @@ func (c commandClass) String() string {
 // ("CLIENT KILL" for a subcommand).
 const (
 	// refuseServerAdmin: configuration, persistence, replication,
-	// introspection and debugging of one server (CONFIG, INFO, SAVE,
-	// REPLICAOF, SLOWLOG, MEMORY STATS, …).
+	// introspection and debugging of one server (CONFIG, SAVE,
+	// REPLICAOF, SLOWLOG, MEMORY STATS, FUNCTION STATS, …).
 	refuseServerAdmin = "it concerns one server, not the data; send it to the servers directly"
-	// refuseKeyspace: commands over every key (KEYS, SCAN, RANDOMKEY).
-	refuseKeyspace = "keys live on many servers"
-	// refuseKeyCount: DBSIZE.
-	refuseKeyCount = "keys live on many servers; ask each server"
-	// refuseEveryServer: FLUSHALL, FLUSHDB.
-	refuseEveryServer = "it would have to run on every server; run it on each server directly"
 	// refuseDatabase: MOVE, SWAPDB. SELECT is answered by the proxy.
 	refuseDatabase = "the proxy offers database 0 only"
 	// refusePlacement: MIGRATE.
@@ -192,8 +199,10 @@ const (
 	refuseSubscribe = "Pub/Sub needs a server connection of its own, and the proxy shares server connections between clients"
 	// refusePublish: PUBLISH, SPUBLISH, PUBSUB.
 	refusePublish = "Pub/Sub is not available through the proxy"
-	// refuseScripting: SCRIPT, FUNCTION.
-	refuseScripting = "scripts and functions are loaded per server; load them on each server directly (EVAL loads its script itself)"
+	// refuseScriptKill: SCRIPT KILL, FUNCTION KILL (refused in fanout.go).
+	refuseScriptKill = "a script that runs too long blocks its server for every client; kill it on that server directly"
+	// refuseScriptDebug: SCRIPT DEBUG (refused in fanout.go).
+	refuseScriptDebug = "the Lua debugger needs a server connection of its own, and the proxy shares server connections between clients"
 	// refuseClientTracking: CLIENT TRACKING, CACHING, GETREDIR,
 	// TRACKINGINFO.
 	refuseClientTracking = "client-side caching needs invalidation messages on a server connection of the client's own"
@@ -210,6 +219,8 @@ const (
 // A redisRoute is the proxy's decision for one command of resp's table.
 type redisRoute struct {
 	class commandClass
+	// fan says how a classFanout command reaches the servers (fanout.go).
+	fan fanOp
 	// reason says why a classUnsupported command is refused: one of the
 	// refuse constants.
 	reason string
@@ -245,6 +256,7 @@ var redisDecisions = map[string]redisRoute{
 	"lolwut":      {class: classKeyless},
 	"memory|help": {class: classKeyless},
 	"object|help": {class: classKeyless},
+	"lastsave":    {class: classKeyless}, // twemproxy refuses it
 	"time":        {class: classKeyless}, // twemproxy refuses it
 	"xgroup|help": {class: classKeyless},
 	"xinfo|help":  {class: classKeyless},
@@ -257,6 +269,18 @@ var redisDecisions = map[string]redisRoute{
 	"unlink": {class: classMultiKey},
 	"mset":   {class: classMultiKeyValue},
 
+	// Sent to several servers, replies merged (classFanout, fanout.go);
+	// twemproxy refuses them all.
+	"dbsize":    {class: classFanout, fan: fanDBSize},
+	"flushall":  {class: classFanout, fan: fanEvery},
+	"flushdb":   {class: classFanout, fan: fanEvery},
+	"function":  {class: classFanout, fan: fanFunction},
+	"info":      {class: classFanout, fan: fanInfo},
+	"keys":      {class: classFanout, fan: fanKeys},
+	"randomkey": {class: classFanout, fan: fanRandomKey},
+	"scan":      {class: classFanout, fan: fanScan},
+	"script":    {class: classFanout, fan: fanScript},
+
 	// Refused (classUnsupported), by reason.
 	"acl":                 refuse(refuseServerAdmin),
 	"bgrewriteaof":        refuse(refuseServerAdmin),
@@ -264,8 +288,6 @@ var redisDecisions = map[string]redisRoute{
 	"config":              refuse(refuseServerAdmin),
 	"debug":               refuse(refuseServerAdmin),
 	"failover":            refuse(refuseServerAdmin),
-	"info":                refuse(refuseServerAdmin),
-	"lastsave":            refuse(refuseServerAdmin),
 	"latency":             refuse(refuseServerAdmin),
 	"memory|doctor":       refuse(refuseServerAdmin),
 	"memory|malloc-stats": refuse(refuseServerAdmin),
@@ -285,15 +307,9 @@ var redisDecisions = map[string]redisRoute{
 	"slowlog":             refuse(refuseServerAdmin),
 	"sync":                refuse(refuseServerAdmin),
 
-	"keys":      refuse(refuseKeyspace),
-	"randomkey": refuse(refuseKeyspace),
-	"scan":      refuse(refuseKeyspace),
-	"dbsize":    refuse(refuseKeyCount),
-	"flushall":  refuse(refuseEveryServer),
-	"flushdb":   refuse(refuseEveryServer),
-	"move":      refuse(refuseDatabase), // twemproxy parses it, then closes the connection
-	"swapdb":    refuse(refuseDatabase),
-	"migrate":   refuse(refusePlacement),
+	"move":    refuse(refuseDatabase), // twemproxy parses it, then closes the connection
+	"swapdb":  refuse(refuseDatabase),
+	"migrate": refuse(refusePlacement),
 
 	"asking":         refuse(refuseCluster),
 	"cluster":        refuse(refuseCluster),
@@ -329,9 +345,6 @@ var redisDecisions = map[string]redisRoute{
 	"publish":      refuse(refusePublish),
 	"pubsub":       refuse(refusePublish),
 	"spublish":     refuse(refusePublish),
-
-	"function": refuse(refuseScripting),
-	"script":   refuse(refuseScripting),
 
 	"client|caching":      refuse(refuseClientTracking),
 	"client|getredir":     refuse(refuseClientTracking),
@@ -376,6 +389,9 @@ func buildRedisRoutes(cmds []resp.CommandInfo, decisions map[string]redisRoute) 
 			decided++
 		} else {
 			rt.class = routeByKeys(ci)
+		}
+		if (rt.class == classFanout) != (rt.fan != fanNone) {
+			panic("proxy: Redis command " + ci.Name + " has a fan-out without the fan-out class, or the class without one")
 		}
 		if rt.class == classUnsupported {
 			if rt.reason == "" {
@@ -423,4 +439,56 @@ func isRedisCommand(cmds []resp.CommandInfo, name string) bool {
 		}
 	}
 	return false
+}
+
+// buildRefusals returns the error replies to the commands an operator
+// refuses (Config.RefuseCommands), by resp's name ("flushall",
+// "client|kill"), and for the subcommands of SCRIPT and FUNCTION by
+// "script|flush" and the like; nil if names is empty. Each name is a
+// command ("flushall", which for a container such as CLIENT refuses every
+// subcommand) or a command and a subcommand ("script flush" or
+// "script|flush"), in any case.
+func buildRefusals(names []string) (map[string]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string)
+	cmds := resp.Commands()
+	for _, name := range names {
+		lower := strings.ToLower(strings.TrimSpace(name))
+		cmd, sub, hasSub := strings.Cut(strings.Replace(lower, " ", "|", 1), "|")
+		ci, ok := resp.LookupCommand([]byte(cmd))
+		if !ok || cmd == "" || strings.ContainsAny(sub, " |") {
+			return nil, fmt.Errorf("%q is not a Redis command", name)
+		}
+		var full []string // resp's names of what name refuses
+		switch {
+		case !hasSub && ci.HasSubcommands():
+			full = append(full, cmd)
+			for i := range cmds {
+				if strings.HasPrefix(cmds[i].Name, cmd+"|") {
+					full = append(full, cmds[i].Name)
+				}
+			}
+		case !hasSub:
+			full = append(full, cmd)
+		case ci.HasSubcommands():
+			sci, ok := ci.Subcommand([]byte(sub))
+			if !ok {
+				return nil, fmt.Errorf("%q is not a Redis command: %s has no subcommand %s", name, strings.ToUpper(cmd), strings.ToUpper(sub))
+			}
+			full = append(full, sci.Name)
+		case cmd == "script" || cmd == "function":
+			if lookupScriptSub(cmd == "function", []byte(sub)) == nil {
+				return nil, fmt.Errorf("%q is not a Redis command walnut can refuse: %s %s is not one of walnut's SCRIPT and FUNCTION subcommands", name, strings.ToUpper(cmd), strings.ToUpper(sub))
+			}
+			full = append(full, cmd+"|"+sub)
+		default:
+			return nil, fmt.Errorf("%q is not a Redis command: %s has no subcommands", name, strings.ToUpper(cmd))
+		}
+		for _, f := range full {
+			m[f] = "ERR " + strings.ToUpper(strings.ReplaceAll(f, "|", " ")) + " is refused by this pool's configuration (redis_refuse_commands)"
+		}
+	}
+	return m, nil
 }

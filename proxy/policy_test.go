@@ -25,6 +25,7 @@ func TestCommandClassString(t *testing.T) {
 		{classMultiKey, "multi-key"},
 		{classMultiKeyValue, "multi-key-value"},
 		{classContainer, "container"},
+		{classFanout, "fan-out"},
 		{commandClass(200), "commandClass(200)"},
 	}
 	for _, tt := range tests {
@@ -52,10 +53,11 @@ func TestRedisRoutesConsistent(t *testing.T) {
 				assert.Empty(t, rt.refusal, "refusal on a supported command")
 			}
 			assert.Equal(t, ci.HasSubcommands(), rt.class == classContainer, "container")
+			assert.Equal(t, rt.class == classFanout, rt.fan != fanNone, "fan-out")
 
 			keyless := ci.FirstKey == 0 && ci.NumKeysIndex == 0
 			switch rt.class {
-			case classLocal, classKeyless, classContainer:
+			case classLocal, classKeyless, classContainer, classFanout:
 				assert.True(t, keyless, "%v command with keys", rt.class)
 			case classSingleKey:
 				assert.Positive(t, ci.FirstKey)
@@ -125,7 +127,12 @@ func TestRedisRouteClass(t *testing.T) {
 		{[]string{"COMMAND"}, classKeyless},
 		{[]string{"LOLWUT"}, classKeyless},
 		{[]string{"Client"}, classContainer},
-		{[]string{"KEYS"}, classUnsupported},
+		{[]string{"KEYS"}, classFanout},
+		{[]string{"flushall"}, classFanout},
+		{[]string{"Script"}, classFanout},
+		{[]string{"FUNCTION"}, classFanout},
+		{[]string{"lastsave"}, classKeyless},
+		{[]string{"CONFIG"}, classUnsupported},
 		{[]string{"BLPOP"}, classUnsupported},
 		{[]string{"XADD"}, classSingleKey},
 		{[]string{"HEXPIRE"}, classSingleKey},

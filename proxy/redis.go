@@ -142,6 +142,12 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 			return false
 		}
 	}
+	if c.g.refuse != nil {
+		if msg, ok := c.g.refuse[ci.Name]; ok {
+			c.addError(msg)
+			return false
+		}
+	}
 	switch rt := redisRouteOf(ci); rt.class {
 	case classUnsupported:
 		c.addError(rt.refusal)
@@ -170,6 +176,8 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 			}
 		}
 		c.forward(cmd, srv)
+	case classFanout:
+		c.redisFanout(cmd, ci, rt.fan)
 	case classMultiKey, classMultiKeyValue:
 		pos, err := ci.Keys(args, c.pos[:0])
 		c.pos = pos
@@ -459,6 +467,8 @@ func (c *session) appendRedisReply(out []byte, sl *slot) []byte {
 		return append(out, c.local[sl.lo:sl.hi]...)
 	case slotAsync:
 		return out
+	case slotFan:
+		return c.appendFanReply(out, sl)
 	case slotSingle:
 		cl := c.calls[sl.call]
 		if cl.err != nil {
@@ -490,15 +500,16 @@ func (c *session) appendRedisReply(out []byte, sl *slot) []byte {
 			}
 			cl.cur = hdr
 		}
-		mark := len(out)
+		mark, nbig := len(out), len(c.big)
 		out = resp.AppendArrayHeader(out, int(sl.nkeys))
 		for _, ci := range c.keyCall[sl.key0 : sl.key0+sl.nkeys] {
 			cl := c.calls[ci]
 			n, err := resp.FrameReply(cl.reply[cl.cur:], c.g.lim)
 			if err != nil || n == 0 {
+				c.dropBig(nbig)
 				return c.invalidReply(out[:mark])
 			}
-			out = append(out, cl.reply[cl.cur:cl.cur+n]...)
+			out = c.appendPassed(out, cl.reply[cl.cur:cl.cur+n]) // a large value is not copied
 			cl.cur += n
 		}
 		return out

@@ -22,6 +22,9 @@ type generation struct {
 	ring     atomic.Pointer[shard.Ring]
 	backends []*backend        // ring order
 	authSum  [sha256.Size]byte // SHA-256 of cfg.Auth, which AUTH compares with
+	// refuse holds the replies to the commands cfg.RefuseCommands refuses,
+	// by resp's name (see buildRefusals); nil when none.
+	refuse map[string]string
 
 	// refs counts the batches using the generation, plus one while it is
 	// the server's. At zero it is retired.
@@ -61,7 +64,12 @@ func (s *Server) newGeneration(cfg Config, old *generation) (*generation, error)
 		return nil, err
 	}
 	cfg.Servers = append([]shard.Server(nil), cfg.Servers...)
-	g := &generation{cfg: cfg, lim: cfg.Limits.WithDefaults(), base: ring, authSum: sha256.Sum256([]byte(cfg.Auth))}
+	cfg.RefuseCommands = slices.Clone(cfg.RefuseCommands)
+	refuse, err := buildRefusals(cfg.RefuseCommands)
+	if err != nil {
+		return nil, err // validate has checked it
+	}
+	g := &generation{cfg: cfg, lim: cfg.Limits.WithDefaults(), base: ring, authSum: sha256.Sum256([]byte(cfg.Auth)), refuse: refuse}
 	kept := make(map[backendKey]*backend)
 	if old != nil {
 		for _, b := range old.backends {
@@ -233,7 +241,8 @@ var errReloadClosed = errors.New("proxy: reload of a closed server")
 // configuration, or changed, are closed once the requests on them are
 // answered. Connected clients stay connected, and stay authenticated if
 // the password changes. MaxClients and TCPKeepAlive apply to clients
-// accepted afterwards, Limits to connections accepted afterwards.
+// accepted afterwards, Limits to connections accepted afterwards;
+// RefuseCommands to requests read afterwards.
 //
 // Network, Addr, SocketPerm and ReusePort are only stored: the next Listen
 // uses them, and listeners already serving are not touched (close them to

@@ -215,6 +215,9 @@ func scaleConns() int {
 // a GC, and fails if that exceeds maxIdleConnKiB once idle after the
 // traffic and a GC.
 func TestScale10kConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 client connections: a scale test, not part of the -short loop")
+	}
 	n := scaleConns()
 	// The child holds n client sockets and the test n more, in separate
 	// processes; leave room for backends, pipes and the test binary.

@@ -78,6 +78,17 @@ type Config struct {
 	// and a new walnut during a restart, can accept on one port.
 	ReusePort bool
 
+	// RefuseCommands lists Redis commands the pool refuses, which it would
+	// otherwise serve, such as FLUSHALL and FLUSHDB (which fan out to
+	// every server): each is answered "-ERR <NAME> is refused by this
+	// pool's configuration (redis_refuse_commands)" and the connection
+	// stays open. An entry is a command ("flushall"; a container such as
+	// "client" refuses each of its subcommands) or a command and one of
+	// its subcommands ("script flush" or "script|flush"), in any case.
+	// Redis only; empty (the default): none beyond those walnut refuses
+	// anyway. walnut's key redis_refuse_commands.
+	RefuseCommands []string
+
 	// Limits bound what clients may send. Zero fields take
 	// protocol's defaults. Limits.MaxRequest, the longest memcached get,
 	// gets, gat or gats line, is walnut's client_request_limit.
@@ -232,6 +243,14 @@ func (cfg *Config) validate() (*shard.Ring, error) {
 	if cfg.Protocol == protocol.Memcache && (cfg.Auth != "" || cfg.DB != 0) {
 		return nil, fmt.Errorf("proxy: pool %q: redis_auth and redis_db need a redis pool", cfg.Name)
 	}
+	if len(cfg.RefuseCommands) > 0 {
+		if cfg.Protocol != protocol.Redis {
+			return nil, fmt.Errorf("proxy: pool %q: RefuseCommands (redis_refuse_commands) needs a redis pool", cfg.Name)
+		}
+		if _, err := buildRefusals(cfg.RefuseCommands); err != nil {
+			return nil, fmt.Errorf("proxy: pool %q: redis_refuse_commands: %w", cfg.Name, err)
+		}
+	}
 	if cfg.MaxClients < 0 || cfg.DB < 0 {
 		return nil, fmt.Errorf("proxy: pool %q: negative MaxClients or DB", cfg.Name)
 	}
@@ -345,7 +364,7 @@ func isRedisFailure(reply []byte) bool {
 // Live reports whether server i (in ring order, as in Stats) is in
 // service: false while the pool has it ejected. Unlike Ring().Live, it is
 // false for every ejected server even when all of them are ejected and the
-// full ring is routed with (see backendChanged).
+// full ring is routed with.
 func (s *Server) Live(i int) bool {
 	g := s.gen.Load()
 	return i >= 0 && i < len(g.backends) && g.backends[i].live.Load()

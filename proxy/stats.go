@@ -33,7 +33,7 @@ type PoolStats struct {
 	ClientConnections int64 // gauge: open client connections
 	ServerEjects      int64 // server ejections
 	ForwardError      int64 // error replies the proxy made up because a backend failed
-	Fragments         int64 // sub-requests created by splitting multi-key requests (nutcracker: always 0)
+	Fragments         int64 // sub-requests created by splitting multi-key requests and by Redis fan-out (nutcracker: always 0)
 	Servers           []ServerStats
 }
 

@@ -69,7 +69,7 @@ func TestSpecMappings(t *testing.T) {
 }
 
 func TestHashTag(t *testing.T) {
-	// Spec §3.1 examples: which bytes are hashed.
+	// Which bytes of a key are hashed, as twemproxy extracts a hash tag.
 	tests := []struct{ give, want string }{
 		{"user:{42}:a", "42"},
 		{"x}{y}", "y"},

@@ -182,6 +182,9 @@ func TestAgainstNutcracker(t *testing.T) {
 	}
 	for name, spec := range specs {
 		t.Run(name, func(t *testing.T) {
+			if testing.Short() && name != "ketama-auth-db" {
+				t.Skip("-short runs one pool of this differential check (ketama-auth-db)")
+			}
 			lp := startPool(t, spec)
 			ctx := context.Background()
 			ring, err := goredis.NewRingFromPool(lp.pool, goredis.Options{})
@@ -291,6 +294,9 @@ func TestNoHashTagAgainstNutcracker(t *testing.T) {
 // requires nutcracker, the go-redis Ring (after its heartbeat drops the
 // shard) and shard.Ring.WithLive to agree on where every key goes.
 func TestEjection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for nutcracker and go-redis to eject a stopped server: slow, not part of the -short loop")
+	}
 	const n, dead = 1000, 2 // s2 has weight 3: the most keys move
 	for _, dist := range []string{"ketama", "modula"} {
 		t.Run(dist, func(t *testing.T) {

@@ -20,6 +20,9 @@ import (
 // checks that every target has figures in the table and that no process it
 // started survives.
 func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole benchmark tool against real servers: not part of the -short loop")
+	}
 	testserver.RequireBinary(t, "redis-server")
 	testserver.RequireBinary(t, "memcached")
 	targets := []string{"direct", "walnut"}
@@ -76,6 +79,9 @@ func TestRun(t *testing.T) {
 // TestRunCancelled checks that cancelling the context (as Ctrl-C does)
 // stops the run and every process it started.
 func TestRunCancelled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole benchmark tool against real servers: not part of the -short loop")
+	}
 	testserver.RequireBinary(t, "redis-server")
 	testserver.RequireBinary(t, "memcached")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -125,6 +131,9 @@ func (s *syncBuffer) String() string {
 // pass when strace is installed, and checks that every target has
 // figures and that no process the tool started survives.
 func TestRunVariants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole benchmark tool against real servers: not part of the -short loop")
+	}
 	testserver.RequireBinary(t, "redis-server")
 	testserver.RequireBinary(t, "memcached")
 	args := []string{"-servers", "1", "-n", "1000", "-c", "1,3", "-t", "get", "-repeat", "2",

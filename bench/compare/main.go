@@ -41,7 +41,7 @@
 // with the same configuration:
 //
 //	-walnut gmp1:GOMAXPROCS=1          # walnut on one P
-//	-walnut v1:WALNUT_IOPATH=v1        # a request path chosen by environment
+//	-walnut gogc400:GOGC=400           # walnut with another GC target
 //	-walnut pf2:WORKERS=2              # two single-P processes sharing the ports
 //	-walnut-bin old=/tmp/walnut-old    # a prebuilt binary, e.g. an older commit
 //

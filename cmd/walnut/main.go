@@ -80,7 +80,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 // testConf is -t: it reports whether the configuration file is valid, and
 // if not, why (nutcracker -t does not say why).
 func testConf(file string, stderr io.Writer) int {
-	if _, err := config.Load(file); err != nil {
+	f, err := config.Load(file)
+	if err == nil {
+		// What the proxy checks beyond the file's syntax, such as the
+		// command names of redis_refuse_commands.
+		for _, p := range f.Pools {
+			if err = proxy.FromPool(p, nil).Validate(); err != nil {
+				err = fmt.Errorf("%s:%d: %w", file, p.Line, err)
+				break
+			}
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		fmt.Fprintf(stderr, "walnut: configuration file '%s' syntax is invalid\n", file)
 		return 1
@@ -306,18 +317,10 @@ func writePidFile(path string) error {
 	return err
 }
 
-// cause returns the system error under err, such as "address already in
-// use", for messages that already name the operation and the address, as
-// nutcracker's strerror messages do.
+// cause returns the system error under a file operation's err, such as
+// "permission denied", for messages that already name the operation and
+// the file, as nutcracker's strerror messages do.
 func cause(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) {
-		err = op.Err
-	}
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		return se.Err
-	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err

@@ -218,6 +218,15 @@ beta:
   servers:
     - 127.0.0.1:6379:1
 `)
+	badRefuse := writeFile(t, dir, "bad_refuse.yml", `alpha:
+  listen: 127.0.0.1:22121
+  redis: true
+  redis_refuse_commands:
+    - flushall
+    - nosuch
+  servers:
+    - 127.0.0.1:6379:1
+`)
 	missing := filepath.Join(dir, "missing.yml")
 	tests := []struct {
 		name     string
@@ -241,6 +250,13 @@ beta:
 			want: []string{
 				`^` + badKey + `:7: pool "beta": key "bogus": `,
 				`^walnut: configuration file '` + badKey + `' syntax is invalid$`,
+			},
+		},
+		{
+			name: "unknown refused command", give: badRefuse, wantCode: 1,
+			want: []string{
+				`^` + badRefuse + `:1: proxy: pool "alpha": redis_refuse_commands: "nosuch" is not a Redis command$`,
+				`^walnut: configuration file '` + badRefuse + `' syntax is invalid$`,
 			},
 		},
 		{

@@ -14,7 +14,7 @@ func TestRun(t *testing.T) {
 		"-server", "127.0.0.1:6381:1", "-server", "127.0.0.1:6379:1", "-server", "127.0.0.1:6380:1",
 		"foo", "user:{1000}:name"}, &out)
 	require.NoError(t, err)
-	// Spec §4.1's derived mapping for this pool.
+	// Where nutcracker puts these keys in this pool (ketama, fnv1a_64).
 	assert.Equal(t, "foo\t127.0.0.1:6381\t127.0.0.1:6381\nuser:{1000}:name\t127.0.0.1:6380\t127.0.0.1:6380\n", out.String())
 
 	for _, bad := range [][]string{

@@ -469,6 +469,9 @@ func (c *loadClient) fail(msg string) {
 // GET routed anywhere finds its key's value, and a reply that is not its
 // own request's is caught. Placement is checked with fresh keys.
 func TestReloadUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reloads under go-redis load, compared with nutcracker: a long load run, not part of the -short loop (proxy's TestReloadUnderLoad still runs)")
+	}
 	testserver.RequireBinary(t, "nutcracker")
 	var addrs []string
 	direct := map[string]*redis.Client{}
