@@ -100,6 +100,13 @@ type Pool struct {
 	// one client: past it the client gets an error reply and is closed;
 	// 0 (the default): none. walnut's key client_output_limit.
 	ClientOutputLimit int
+	// ClientRequestLimit bounds, in bytes, the requests that no other
+	// limit bounds: in a memcached pool, the line of a get, gets, gat or
+	// gats, which memcached reads whatever its length (a multi-get of
+	// thousands of keys); other memcached lines stay within 64 KiB. Not
+	// used by redis pools. 0 (the default): 64 MiB. walnut's key
+	// client_request_limit.
+	ClientRequestLimit int
 	// RedisRefuseCommands lists the Redis commands the proxy refuses,
 	// beyond those it refuses anyway, as written under the key
 	// redis_refuse_commands, in lower case, a subcommand after '|'

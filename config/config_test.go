@@ -175,6 +175,8 @@ func TestParseValues(t *testing.T) {
 		{"tcpkeepalive", "tcpkeepalive: true", func(t *testing.T, p config.Pool) { assert.True(t, p.TCPKeepalive) }},
 		{"client_connections kept", "client_connections: 7", func(t *testing.T, p config.Pool) { assert.Equal(t, 7, p.ClientConnections) }},
 		{"trailing comment", "hash: md5   # the comment", func(t *testing.T, p config.Pool) { assert.Equal(t, "md5", p.Hash) }},
+		{"client_request_limit", "client_request_limit: 134217728", func(t *testing.T, p config.Pool) { assert.Equal(t, 128<<20, p.ClientRequestLimit) }},
+		{"client_request_limit 0", "client_request_limit: 0", func(t *testing.T, p config.Pool) { assert.Zero(t, p.ClientRequestLimit) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,6 +72,8 @@
 //	client_timeout        none (milliseconds; 0 also means none); walnut's key
 //	client_output_watermark  1048576 (bytes; 0 also means 1048576); walnut's key
 //	client_output_limit   none (bytes; 0 also means none); walnut's key
+//	client_request_limit  67108864 (bytes; 0 also means 67108864): the longest
+//	                      memcached get/gets/gat/gats line; walnut's key
 //	redis_refuse_commands none; else a list of Redis commands the proxy
 //	                      refuses, one "- command" or "- command subcommand"
 //	                      per line ("- flushall", "- script flush"), in any
@@ -116,12 +118,13 @@
 //
 //   - reuseport (a key of twemproxy's development branch, after 0.5.0) is
 //     accepted; nutcracker 0.5.0 rejects it as unknown.
-//   - client_timeout, client_output_watermark, client_output_limit and
-//     redis_refuse_commands are walnut's own keys (see
-//     proxy.Config.ClientTimeout, OutputWatermark, OutputLimit and
-//     RefuseCommands); nutcracker rejects them. redis_refuse_commands is
-//     a list; whether its names are Redis commands is checked by the proxy
-//     (proxy.Config.Validate, which walnut -t runs too).
+//   - client_timeout, client_output_watermark, client_output_limit,
+//     client_request_limit and redis_refuse_commands are walnut's own keys
+//     (see proxy.Config.ClientTimeout, OutputWatermark, OutputLimit,
+//     Limits.MaxRequest and RefuseCommands); nutcracker rejects them.
+//     redis_refuse_commands is a list; whether its names are Redis
+//     commands is checked by the proxy (proxy.Config.Validate, which
+//     walnut -t runs too).
 //   - hash: farm (hashkit.Farm) is accepted; nutcracker has no such hash.
 //   - A number that does not fit in an int32 is rejected with a message
 //     naming the maximum, 2147483647. nutcracker accumulates digits in a C

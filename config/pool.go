@@ -20,6 +20,7 @@ var keyNames = []string{
 	"server_retry_timeout", "server_failure_limit", "servers",
 	// walnut's own keys; nutcracker rejects them.
 	"client_timeout", "client_output_watermark", "client_output_limit",
+	"client_request_limit",
 	"redis_refuse_commands",
 }
 
@@ -264,6 +265,8 @@ func (p *parser) set(pool *Pool, key, value string) string {
 			pool.ClientOutputWatermark = n
 		case "client_output_limit":
 			pool.ClientOutputLimit = n
+		case "client_request_limit":
+			pool.ClientRequestLimit = n
 		}
 	}
 	return ""

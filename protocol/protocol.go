@@ -39,14 +39,19 @@ const (
 	DefaultMaxLine = 64 << 10
 	// DefaultMaxDepth bounds the nesting of reply arrays, maps and sets.
 	DefaultMaxDepth = 64
+	// DefaultMaxRequest bounds a request that no other limit bounds
+	// (64 MiB): the line of a memcached get, gets, gat or gats, which
+	// memcached reads whatever its length.
+	DefaultMaxRequest = 64 << 20
 
 	// Ceilings: WithDefaults lowers larger values to these, so that length
 	// arithmetic in the parsers (offset + length + CRLF) cannot overflow
 	// even when a caller asks for "no limit" with math.MaxInt.
-	CeilingMaxArgs  = 1<<31 - 1
-	CeilingMaxBulk  = 1<<31 - 1
-	CeilingMaxLine  = 1 << 30
-	CeilingMaxDepth = 1 << 16
+	CeilingMaxArgs    = 1<<31 - 1
+	CeilingMaxBulk    = 1<<31 - 1
+	CeilingMaxLine    = 1 << 30
+	CeilingMaxDepth   = 1 << 16
+	CeilingMaxRequest = 1<<31 - 1
 )
 
 // Limits bounds what a parser accepts. Each limit is checked before any
@@ -65,6 +70,12 @@ type Limits struct {
 	// MaxDepth is the deepest nesting of aggregate replies. If zero,
 	// DefaultMaxDepth.
 	MaxDepth int
+	// MaxRequest is the largest request, in bytes, that no other field
+	// bounds: the line (CRLF included) of a memcached get, gets, gat or
+	// gats, whose keys memcached reads without a limit on the line's
+	// length. Such a line may be as long as the larger of MaxLine and
+	// MaxRequest. If zero, DefaultMaxRequest.
+	MaxRequest int
 }
 
 // WithDefaults returns l with every zero (or negative) field set to its
@@ -74,6 +85,7 @@ func (l Limits) WithDefaults() Limits {
 	l.MaxBulk = resolve(l.MaxBulk, DefaultMaxBulk, CeilingMaxBulk)
 	l.MaxLine = resolve(l.MaxLine, DefaultMaxLine, CeilingMaxLine)
 	l.MaxDepth = resolve(l.MaxDepth, DefaultMaxDepth, CeilingMaxDepth)
+	l.MaxRequest = resolve(l.MaxRequest, DefaultMaxRequest, CeilingMaxRequest)
 	return l
 }
 

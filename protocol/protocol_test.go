@@ -27,9 +27,9 @@ func TestError(t *testing.T) {
 
 func TestLimitsWithDefaults(t *testing.T) {
 	got := protocol.Limits{MaxBulk: 100}.WithDefaults()
-	assert.Equal(t, protocol.Limits{MaxArgs: protocol.DefaultMaxArgs, MaxBulk: 100, MaxLine: protocol.DefaultMaxLine, MaxDepth: protocol.DefaultMaxDepth}, got)
-	huge := protocol.Limits{MaxArgs: math.MaxInt, MaxBulk: math.MaxInt, MaxLine: math.MaxInt, MaxDepth: math.MaxInt}.WithDefaults()
-	assert.Equal(t, protocol.Limits{MaxArgs: protocol.CeilingMaxArgs, MaxBulk: protocol.CeilingMaxBulk, MaxLine: protocol.CeilingMaxLine, MaxDepth: protocol.CeilingMaxDepth}, huge)
+	assert.Equal(t, protocol.Limits{MaxArgs: protocol.DefaultMaxArgs, MaxBulk: 100, MaxLine: protocol.DefaultMaxLine, MaxDepth: protocol.DefaultMaxDepth, MaxRequest: protocol.DefaultMaxRequest}, got)
+	huge := protocol.Limits{MaxArgs: math.MaxInt, MaxBulk: math.MaxInt, MaxLine: math.MaxInt, MaxDepth: math.MaxInt, MaxRequest: math.MaxInt}.WithDefaults()
+	assert.Equal(t, protocol.Limits{MaxArgs: protocol.CeilingMaxArgs, MaxBulk: protocol.CeilingMaxBulk, MaxLine: protocol.CeilingMaxLine, MaxDepth: protocol.CeilingMaxDepth, MaxRequest: protocol.CeilingMaxRequest}, huge)
 	assert.Equal(t, protocol.Limits{}.WithDefaults(), protocol.Limits{MaxArgs: -1, MaxBulk: -5}.WithDefaults().WithDefaults())
 }
 

@@ -137,6 +137,7 @@ const (
 	slotMcGet               // memcached get/gets/gat/gats fragments, VALUE blocks merged
 	slotAsync               // written by the async call's completer (see async.go)
 	slotFan                 // Redis fan-out replies, merged as fan says (see fanout.go)
+	slotMcAll               // memcached flush_all/verbosity/stats: one call per server, merged (mcfanout.go)
 )
 
 // A bigReply is a large reply passed through: b goes at offset at of the

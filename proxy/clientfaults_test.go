@@ -169,7 +169,13 @@ func TestClientClaimsBeyondLimits(t *testing.T) {
 			"SERVER_ERROR object too large for cache\r\n", false},
 		{"memcache: MaxBulk announced, not sent", protocol.Memcache, protocol.Limits{}, "set k 0 0 536870912\r\nabc",
 			"", false},
-		{"memcache: command line of 64 KiB", protocol.Memcache, protocol.Limits{}, "get " + strings.Repeat("k ", 35_000),
+		{"memcache: command line of 64 KiB", protocol.Memcache, protocol.Limits{}, "delete " + strings.Repeat("k", 70_000),
+			"CLIENT_ERROR line too long\r\n", true},
+		// A get line may be longer (up to Limits.MaxRequest): one not yet
+		// ended costs what arrived.
+		{"memcache: get line of 70 KB, not ended", protocol.Memcache, protocol.Limits{}, "get " + strings.Repeat("k ", 35_000),
+			"", false},
+		{"memcache: get line over Limits.MaxRequest", protocol.Memcache, protocol.Limits{MaxRequest: 100_000}, "gets " + strings.Repeat("k ", 60_000),
 			"CLIENT_ERROR line too long\r\n", true},
 		// memcached swallows a too-large data block and reads on; the
 		// 2 MB block is skipped as it arrives, without being buffered.

@@ -105,15 +105,42 @@
 // and gats with keys on several servers are split and merged into one reply
 // with the values in request-key order and one END (nutcracker can put a
 // found value before another when a missing key lies between them on one
-// server; walnut keeps request order, as a single memcached does); version goes to the
-// server of "placeholder"; quit closes. stats, flush_all and verbosity get
-// a CLIENT_ERROR naming the command, meta commands a CLIENT_ERROR (mn is
-// answered MN), unknown commands ERROR; the connection stays open
-// (twemproxy closes it). Requests are read as memcached 1.6 reads them,
-// where twemproxy is stricter and closes the connection: a negative exptime
-// and "delete <key> 0" are forwarded, a data block without its CRLF gets
-// "CLIENT_ERROR bad data chunk" and reading goes on, and an HTTP request
-// line gets ERROR.
+// server; walnut keeps request order, as a single memcached does). A get
+// line may hold any number of keys: it is bounded only by
+// Limits.MaxRequest (client_request_limit, 64 MiB by default; other lines
+// by Limits.MaxLine, 64 KiB) and by Limits.MaxArgs keys. Keys are refused
+// only where memcached cannot take them (a space, CR, LF or NUL, or more
+// than 250 bytes); keys with other control bytes are forwarded, as
+// nutcracker forwards them.
+//
+// flush_all [delay] [noreply], verbosity <level> [noreply] and stats reset
+// go to every configured server, ejected or not, and are answered OK
+// (RESET) when every server says so; stats goes to the servers of the ring
+// and its reply is their STAT lines merged, in the first server's order:
+// every value that is a decimal number on every server is summed (cmd_get,
+// get_hits, curr_items, bytes, curr_connections, total_connections,
+// limit_maxbytes, rusage_user, …), except pid, uptime, time, version,
+// libevent, pointer_size, threads, reserved_fds, hash_power_level and the
+// 0/1 state flags (accepting_conns, hash_is_expanding,
+// slab_reassign_running, lru_crawler_running), which, like any value that
+// is not a number, are the first server's. A part that fails fails the
+// request with "SERVER_ERROR <reason> (server <name>)" (and "; the command
+// was sent to every server" for the commands that change the servers);
+// otherwise an error line from a server (the first in ring order) is the
+// reply, as it is. noreply requests go to every server and are not
+// answered. stats with another argument (slabs, items, settings, …)
+// describes one server and gets a CLIENT_ERROR. nutcracker closes the
+// connection on all of these.
+//
+// version is answered by walnut itself with "VERSION 1.6.18", the
+// memcached release whose protocol it speaks: clients parse a memcached
+// major.minor.micro version there (nutcracker forwards version to one
+// server). quit closes. Meta commands get a CLIENT_ERROR (mn is answered
+// MN), unknown commands ERROR; the connection stays open (twemproxy closes
+// it). Requests are read as memcached 1.6 reads them, where twemproxy is
+// stricter and closes the connection: a negative exptime and "delete <key>
+// 0" are forwarded, a data block without its CRLF gets "CLIENT_ERROR bad
+// data chunk" and reading goes on, and an HTTP request line gets ERROR.
 //
 // # Backend connections
 //
@@ -182,10 +209,11 @@
 // A request whose backend fails gets "-ERR <reason>" (memcached:
 // "SERVER_ERROR <reason>") with twemproxy's reason texts ("Connection
 // refused", "Connection timed out", "unknown" for a closed connection, …),
-// and counts in forward_error; a Redis fan-out adds the server's name. A split request with a failed part gets one
-// error reply, and the connection stays usable (twemproxy closes it after a
-// failed MGET or multi-key get). An error reply from a backend to a part of
-// a split request is passed on as it is. With pool ejection enabled the
+// and counts in forward_error; a fan-out (Redis or memcached) adds the
+// server's name. A split request with a failed part gets one error reply,
+// and the connection stays usable (twemproxy closes it after a failed MGET
+// or multi-key get). An error reply from a backend to a part of a split
+// request is passed on as it is. With pool ejection enabled the
 // ring without the ejected servers is rebuilt and swapped atomically; when
 // every server is ejected the full ring stays and requests fail with
 // "Connection refused", as in twemproxy.

@@ -76,4 +76,16 @@ func TestGomemcacheEndToEnd(t *testing.T) {
 	assert.ErrorIs(t, err, gomemcache.ErrCacheMiss)
 	_, err = mc.Increment("counter", 1)
 	assert.ErrorIs(t, err, gomemcache.ErrCacheMiss)
+	// DeleteAll (flush_all) empties every server behind the proxy.
+	require.NoError(t, mc.DeleteAll())
+	items, err = mc.GetMulti(keys)
+	require.NoError(t, err)
+	assert.Empty(t, items)
+	for _, b := range bs {
+		direct := gomemcache.New(b.Addr)
+		for _, k := range keys {
+			_, err := direct.Get(k)
+			require.ErrorIs(t, err, gomemcache.ErrCacheMiss, "%s on %s", k, b.Addr)
+		}
+	}
 }

@@ -22,7 +22,8 @@ import (
 // listens with the system's maximum backlog (net.core.somaxconn).
 // reuseport → ReusePort. walnut's keys: client_timeout → ClientTimeout;
 // client_output_watermark → OutputWatermark; client_output_limit →
-// OutputLimit; redis_refuse_commands → RefuseCommands.
+// OutputLimit; client_request_limit → Limits.MaxRequest;
+// redis_refuse_commands → RefuseCommands.
 func FromPool(p config.Pool, log *slog.Logger) Config {
 	cfg := Config{
 		Name:         p.Name,
@@ -44,6 +45,7 @@ func FromPool(p config.Pool, log *slog.Logger) Config {
 		OutputLimit:     p.ClientOutputLimit,
 		RefuseCommands:  p.RedisRefuseCommands,
 	}
+	cfg.Limits.MaxRequest = p.ClientRequestLimit
 	if p.Redis {
 		cfg.Protocol = protocol.Redis
 	}

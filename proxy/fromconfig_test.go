@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walnutproxy/walnut/config"
+	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/proxy"
 )
 
@@ -28,4 +29,16 @@ func TestNoListenRefused(t *testing.T) {
 	c, err := proxy.NewClient(proxy.FromPool(p, nil))
 	require.NoError(t, err)
 	assert.NoError(t, c.Close())
+}
+
+// TestFromPoolRequestLimit: client_request_limit becomes Limits.MaxRequest
+// (0: protocol's default, 64 MiB).
+func TestFromPoolRequestLimit(t *testing.T) {
+	f, err := config.Parse("a.yml", []byte("alpha:\n  listen: 127.0.0.1:22199\n  client_request_limit: 1048576\n  servers:\n   - 127.0.0.1:1:1\n"))
+	require.NoError(t, err)
+	p, ok := f.Pool("alpha")
+	require.True(t, ok)
+	assert.Equal(t, 1<<20, proxy.FromPool(p, nil).Limits.MaxRequest)
+	p.ClientRequestLimit = 0
+	assert.Equal(t, protocol.DefaultMaxRequest, proxy.FromPool(p, nil).Limits.WithDefaults().MaxRequest)
 }

@@ -88,6 +88,12 @@ func pipeMemcached(nc net.Conn) {
 			out = "STORED\r\n"
 		case req.Command == memcache.Version:
 			out = "VERSION fake\r\n"
+		case req.Command == memcache.FlushAll || req.Command == memcache.Verbosity:
+			out = "OK\r\n"
+		case req.Command == memcache.Stats && strings.Contains(string(req.Raw), "reset"):
+			out = "RESET\r\n"
+		case req.Command == memcache.Stats:
+			out = "STAT pid 7\r\nSTAT cmd_get 3\r\nSTAT rusage_user 0.250000\r\nSTAT version fake\r\nEND\r\n"
 		default:
 			out = "NOT_FOUND\r\n"
 		}
@@ -159,6 +165,8 @@ func FuzzClientMemcache(f *testing.F) {
 		"get a b c a\r\n", "gets a\r\n", "gat 10 a b\r\n", "set a 0 0 1\r\nx\r\n",
 		"set a 0 0 1 noreply\r\nx\r\n", "delete a\r\n", "incr a 1\r\n", "touch a 1\r\n",
 		"version\r\n", "quit\r\n", "stats\r\n", "mn\r\n", "mg a v\r\n", "bogus\r\n", "get\r\n", "",
+		"flush_all\r\n", "flush_all 10 noreply\r\n", "verbosity 1\r\n", "stats reset\r\n", "stats slabs\r\n",
+		"get a\x01 \x7f b\tc\r\n", "gets" + strings.Repeat(" key:abcdefgh", 6000) + "\r\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"slices"
 
 	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
@@ -107,7 +108,7 @@ func (h *memcacheHandler) dispatch(c *session, i int) bool {
 }
 
 func (h *memcacheHandler) appendReply(c *session, out []byte, i int) []byte {
-	return c.appendMemcacheReply(out, &c.slots[i], h.reqs[c.first+i].Keys)
+	return c.appendMemcacheReply(out, &c.slots[i], &h.reqs[c.first+i])
 }
 
 func (h *memcacheHandler) appendError(out []byte, msg string) []byte {
@@ -151,17 +152,13 @@ func (c *session) memcacheDispatch(req *memcache.Request) (quit bool) {
 		cmd == memcache.Touch, cmd == memcache.Delete:
 		c.memcacheForward(req, c.ring().Pick(req.Keys[0]))
 	case cmd == memcache.Version:
-		c.memcacheForward(req, c.ring().Pick(placeholderKey))
+		c.addLocal([]byte("VERSION " + memcacheVersion + "\r\n"))
+	case cmd == memcache.FlushAll, cmd == memcache.Verbosity, cmd == memcache.Stats:
+		c.memcacheFanOut(req)
 	case cmd == memcache.MetaNoop:
 		c.addLocal([]byte("MN\r\n"))
 	case cmd.IsMeta():
 		c.addLocal(memcache.AppendClientError(nil, "meta commands are not supported by walnut; use the text commands"))
-	default: // verbosity, flush_all, stats
-		if req.Noreply {
-			c.slots = append(c.slots, slot{kind: slotNone, ncall: 0})
-		} else {
-			c.addLocal(memcache.AppendClientError(nil, cmd.String()+" is not supported through a sharding proxy: it would reach only one of the servers"))
-		}
 	}
 	return false
 }
@@ -198,6 +195,12 @@ func (c *session) memcacheForward(req *memcache.Request, srv int) {
 	c.send(cl)
 }
 
+// presizeFragments is the length of a retrieval request from which
+// memcacheFragment sizes the fragments' buffers before filling them:
+// appending a long line's keys one at a time would leave about twice the
+// line in discarded buffers.
+const presizeFragments = 4 << 10
+
 // memcacheFragment splits a multi-key retrieval into one request per
 // server; a request whose keys all live on one server is forwarded whole.
 func (c *session) memcacheFragment(req *memcache.Request) {
@@ -212,6 +215,17 @@ func (c *session) memcacheFragment(req *memcache.Request) {
 		return
 	}
 	gat := req.Command == memcache.Gat || req.Command == memcache.Gats
+	if len(req.Raw) >= presizeFragments {
+		// Size each fragment first: cur, the merge's cursor, counts its
+		// bytes until the merge sets it.
+		for i, k := range req.Keys {
+			c.calls[c.keyCall[int(key0)+i]].cur += 1 + len(k)
+		}
+		for _, cl := range c.calls[first:c.ncalls] {
+			cl.buf = slices.Grow(cl.buf[:0], len("gats -9223372036854775808  \r\n")+cl.cur)
+			cl.cur = 0
+		}
+	}
 	for _, cl := range c.calls[first:c.ncalls] {
 		if gat {
 			cl.buf = memcache.AppendGat(cl.buf[:0], req.Command, req.Exptime)
@@ -237,9 +251,9 @@ func (c *session) memcacheFragment(req *memcache.Request) {
 	}
 }
 
-// appendMemcacheReply appends the reply of slot sl, the slot of the request
-// with the given keys.
-func (c *session) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []byte {
+// appendMemcacheReply appends the reply of slot sl, the slot of req.
+func (c *session) appendMemcacheReply(out []byte, sl *slot, req *memcache.Request) []byte {
+	keys := req.Keys
 	switch sl.kind {
 	case slotLocal:
 		return append(out, c.local[sl.lo:sl.hi]...)
@@ -252,6 +266,8 @@ func (c *session) appendMemcacheReply(out []byte, sl *slot, keys [][]byte) []byt
 			return memcache.AppendServerError(out, wireText(cl.err))
 		}
 		return c.appendPassed(out, cl.reply)
+	case slotMcAll:
+		return c.appendMemcacheAll(out, sl, req)
 	}
 	calls := c.calls[sl.call : sl.call+sl.ncall]
 	for _, cl := range calls {

@@ -90,7 +90,8 @@ type Config struct {
 	RefuseCommands []string
 
 	// Limits bound what clients may send. Zero fields take
-	// protocol's defaults.
+	// protocol's defaults. Limits.MaxRequest, the longest memcached get,
+	// gets, gat or gats line, is walnut's client_request_limit.
 	Limits protocol.Limits
 
 	// ClientTimeout, if not zero, closes a client that takes longer than

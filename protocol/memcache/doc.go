@@ -27,21 +27,25 @@
 // It deviates from memcached in these ways, all on input no real client
 // sends:
 //
-//   - Keys are checked against memcached's documented rule (1 to 250
-//     bytes, no control characters): memcached itself lets tabs and other
-//     control bytes through, and ends the whole line at a NUL byte. Such
-//     keys get "CLIENT_ERROR bad command line format". (Tokens are
-//     separated by spaces only, as in memcached: "get\tk" is an unknown
-//     command.)
+//   - A key containing CR or NUL gets "CLIENT_ERROR bad command line
+//     format": memcached takes a CR inside a line as part of a key, and
+//     ends the whole line at a NUL byte. Keys with other control bytes
+//     (tab, 0x01, 0x7F, …) are accepted, as memcached stores them and
+//     twemproxy forwards them. (Tokens are separated by spaces only, as
+//     in memcached: "get\tk" is an unknown command, "get a\tb" a get of
+//     the key "a\tb".)
 //   - Numbers are plain decimal digits (exptime may start with '-'):
 //     memcached's strtol also takes a '+' sign and surrounding tabs.
 //     Flags above 2^32-1 and lengths above 2^31-3 are rejected where
 //     memcached silently truncates them.
 //   - A line longer than Limits.MaxLine (64 KiB by default) is refused
-//     with "CLIENT_ERROR line too long", and a get with more than
-//     Limits.MaxArgs keys with "CLIENT_ERROR too many keys". memcached
-//     closes a connection after 2 KiB without a line end, except for get
-//     and gets, whose lines are unbounded.
+//     with "CLIENT_ERROR line too long", except that a get, gets, gat or
+//     gats line may be as long as Limits.MaxRequest (64 MiB by default),
+//     and a get with more than Limits.MaxArgs keys is refused with
+//     "CLIENT_ERROR too many keys". memcached closes a connection after
+//     2 KiB without a line end, except for get and gets, whose lines are
+//     unbounded (gat and gats are closed there too; walnut reads them as
+//     long as get lines).
 //   - Commands outside the set listed with Command (for example shutdown,
 //     slabs, lru_crawler, watch, bget) are Unknown and get ERROR.
 //

@@ -12,8 +12,9 @@ import (
 )
 
 // fuzzLimits are the limits the fuzz targets parse with: the defaults, and
-// small ones so that every limit is reached.
-var fuzzLimits = []protocol.Limits{{}, {MaxArgs: 4, MaxBulk: 16, MaxLine: 64}}
+// small ones so that every limit is reached (the last lets get lines run
+// past MaxLine up to MaxRequest).
+var fuzzLimits = []protocol.Limits{{}, {MaxArgs: 4, MaxBulk: 16, MaxLine: 64}, {MaxLine: 16, MaxRequest: 96}}
 
 // maxPrefixCheck bounds the frames whose every strict prefix is checked.
 const maxPrefixCheck = 2048
@@ -74,6 +75,10 @@ func FuzzParseRequest(f *testing.F) {
 	}
 	f.Add([]byte("get a b\r\nset k 0 0 1\r\nx\r\nincr n 1 noreply\r\nmn\r\n"))
 	f.Add([]byte("set k 0 0 20\r\n01234567890123456789\r\nget a\r\n"))
+	// Multi-gets past MaxLine (and MaxRequest), keys with control bytes.
+	f.Add([]byte("get k:1 k:2 k:3 k:4 k:5 k:6 k:7 k:8 k:9 k:10 k:11 k:12 k:13\r\nget a\r\n"))
+	f.Add([]byte("  gats 0 " + strings.Repeat("\x01\x7f\t ", 30) + "\r\nset a\x01 0 0 1\r\nx\r\n"))
+	f.Add([]byte("gets" + strings.Repeat(" a", 40) + "\r\n"))
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, lim := range fuzzLimits {
@@ -147,6 +152,7 @@ func checkRequest(t *testing.T, frame []byte, lim protocol.Limits, req *memcache
 	enc := memcache.AppendRequest(nil, req)
 	encLim := lim.WithDefaults()
 	encLim.MaxLine++ // a line ended by "\n" alone is re-encoded with "\r\n"
+	encLim.MaxRequest++
 	n, err := memcache.ParseRequest(enc, encLim, &other)
 	if err != nil || n != len(enc) {
 		t.Fatalf("re-encoded %q from %q: n=%d err=%v", enc, frame, n, err)

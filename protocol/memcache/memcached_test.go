@@ -467,3 +467,41 @@ func TestMemcachedMetaQuiet(t *testing.T) {
 		require.Equal(t, "MN\r\n", string(resp), "after %q", s.req)
 	}
 }
+
+// TestMemcachedKeysAndLongGets checks, against a real memcached, that
+// every key ValidKey accepts (control bytes other than CR, LF and NUL
+// included) is stored and found under the same bytes, and that a get of
+// thousands of keys, a line far beyond MaxLine, is read by ParseRequest
+// and answered by memcached.
+func TestMemcachedKeysAndLongGets(t *testing.T) {
+	srv := testserver.StartMemcached(t, testserver.MemcachedOptions{})
+	c := newClient(t, srv.Addr)
+	var keys [][]byte
+	for b := 1; b < 256; b++ {
+		if b == ' ' || b == '\r' || b == '\n' {
+			continue
+		}
+		keys = append(keys, []byte{'k', byte(b), 'k'}, []byte{byte(b)})
+	}
+	keys = append(keys, bytes.Repeat([]byte{0x7f}, memcache.MaxKeyLen))
+	for i, k := range keys {
+		require.True(t, memcache.ValidKey(k), "%q", k)
+		assert.Equal(t, "STORED\r\n", c.do(memcache.Set, memcache.AppendStorage(nil, memcache.Set, k, uint32(i), 0, 0, k, false)), "%q", k)
+	}
+	// One get of every key and 5,000 missing ones: a line of about 80 KiB.
+	all := slices.Clone(keys)
+	for i := range 5000 {
+		all = append(all, []byte("missing:"+strconv.Itoa(i)+"\x01"))
+	}
+	for _, cmd := range []memcache.Command{memcache.Get, memcache.Gets} {
+		line := memcache.AppendGet(nil, cmd, all...)
+		require.Greater(t, len(line), protocol.DefaultMaxLine)
+		vs := values(t, c.do(cmd, line))
+		require.Len(t, vs, len(keys))
+		for i, v := range vs {
+			assert.Equal(t, string(keys[i]), string(v.Key))
+			assert.Equal(t, string(keys[i]), string(v.Data))
+			assert.Equal(t, uint32(i), v.Flags)
+		}
+	}
+}

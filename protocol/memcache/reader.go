@@ -1,10 +1,12 @@
 package memcache
 
 import (
+	"bytes"
 	"errors"
-	"github.com/walnutproxy/walnut/internal/bufgrow"
 	"io"
 	"sync"
+
+	"github.com/walnutproxy/walnut/internal/bufgrow"
 
 	"github.com/walnutproxy/walnut/protocol"
 )
@@ -61,6 +63,10 @@ type Reader struct {
 	quiet   int     // drains in a row that read at most idleBufSize (see keepQuiet)
 	err     error   // sticky error from rd
 	discard int     // bytes still to throw away (after "object too large")
+	// scan is how many bytes of buf[r:w] are known to hold no line end:
+	// a long get line is searched once as it arrives, not from its start
+	// after every read.
+	scan int
 }
 
 // NewReader returns a Reader that reads from rd and enforces lim (zero
@@ -123,9 +129,23 @@ func (r *Reader) ReadRequest(req *Request) error {
 				return err
 			}
 		}
-		n, need, err := parseRequest(r.buf[r.r:r.w], r.lim, req)
+		b := r.buf[r.r:r.w]
+		if bytes.IndexByte(b[r.scan:], '\n') < 0 {
+			// No complete line: what parseRequest would find, without
+			// searching the line again from its start.
+			r.scan = len(b)
+			*req = Request{Keys: req.Keys[:0]}
+			if lineTooLong(b, len(b)+1, r.lim) {
+				return newError(replyLineTooLong, true)
+			}
+			if err := r.fill(0); err != nil {
+				return err
+			}
+			continue
+		}
+		n, need, err := parseRequest(b, r.lim, req)
 		if n > 0 {
-			r.r += n
+			r.consume(n)
 			r.discard = req.Discard
 			return err
 		}
@@ -136,6 +156,12 @@ func (r *Reader) ReadRequest(req *Request) error {
 			return err
 		}
 	}
+}
+
+// consume marks the next n buffered bytes as read.
+func (r *Reader) consume(n int) {
+	r.r += n
+	r.scan = 0
 }
 
 // ReadRequests reads a batch of requests: it waits for the first as
@@ -163,7 +189,7 @@ func (r *Reader) ReadRequests(reqs []Request) ([]Request, error) {
 		if n == 0 || err != nil {
 			return reqs[:len(reqs)-1], nil
 		}
-		r.r += n
+		r.consume(n)
 	}
 	return reqs, nil
 }
@@ -191,7 +217,7 @@ func (r *Reader) ReadResponse(cmd Command) ([]byte, error) {
 			return nil, err
 		}
 		if n > 0 {
-			r.r += n
+			r.consume(n)
 			return b[:n:n], nil
 		}
 		if err := r.fill(need); err != nil {
@@ -208,7 +234,7 @@ func (r *Reader) shrink() {
 		return
 	}
 	got := r.got
-	r.r, r.w, r.got = 0, 0, 0
+	r.r, r.w, r.got, r.scan = 0, 0, 0, 0
 	if got <= idleBufSize {
 		r.quiet++
 	} else {
@@ -297,7 +323,7 @@ func (r *Reader) skip() error {
 			if r.err != nil {
 				return r.readErr()
 			}
-			r.r, r.w = 0, 0
+			r.r, r.w, r.scan = 0, 0, 0
 			if len(r.buf) < defaultBufSize {
 				// Not through the idle buffer, 512 bytes a read.
 				r.takeWork()
@@ -308,7 +334,7 @@ func (r *Reader) skip() error {
 			continue
 		}
 		k := min(r.discard, r.w-r.r)
-		r.r += k
+		r.consume(k)
 		r.discard -= k
 	}
 	return nil

@@ -100,7 +100,7 @@ func TestReaderResync(t *testing.T) {
 }
 
 func TestReaderOutOfSync(t *testing.T) {
-	r := memcache.NewReader(strings.NewReader("get a\r\nget "+strings.Repeat("x", 100)+"\r\nget b\r\n"), protocol.Limits{MaxLine: 64})
+	r := memcache.NewReader(strings.NewReader("get a\r\nset "+strings.Repeat("x", 100)+"\r\nget b\r\n"), protocol.Limits{MaxLine: 64})
 	var req memcache.Request
 	require.NoError(t, r.ReadRequest(&req))
 	for range 2 {
@@ -231,4 +231,77 @@ func TestReaderReadResponse(t *testing.T) {
 	r = memcache.NewReader(strings.NewReader("WHAT\r\n"), protocol.Limits{})
 	_, err = r.ReadResponse(memcache.Get)
 	assert.ErrorIs(t, err, protocol.ErrProtocol)
+}
+
+// longGet returns a get line of about size bytes and its keys.
+func longGet(cmd string, size int) (line []byte, keys []string) {
+	line = append(line, cmd...)
+	for i := 0; len(line) < size; i++ {
+		k := "key:" + strconv.Itoa(i) + ":\x01\x7f"
+		keys = append(keys, k)
+		line = append(line, ' ')
+		line = append(line, k...)
+	}
+	return append(line, "\r\n"...), keys
+}
+
+// TestReaderLongGet: get, gets, gat and gats lines of any length up to
+// MaxRequest are read, however they arrive; longer ones, and lines of
+// other commands over MaxLine, are refused.
+func TestReaderLongGet(t *testing.T) {
+	for _, cmd := range []string{"get", "gets", "gat 10", "gats 0", "   get"} {
+		line, keys := longGet(cmd, 300<<10)
+		stream := append(append([]byte{}, line...), "get tail\r\n"...)
+		for _, chunk := range []int{1, 1000, 64 << 10} {
+			r := memcache.NewReader(iotest.HalfReader(&chunked{b: stream, n: chunk}), protocol.Limits{MaxLine: 1024, MaxRequest: len(line)})
+			var req memcache.Request
+			require.NoError(t, r.ReadRequest(&req), "%s in chunks of %d", cmd, chunk)
+			require.Len(t, req.Keys, len(keys))
+			for i, k := range keys {
+				require.Equal(t, k, string(req.Keys[i]))
+			}
+			require.NoError(t, r.ReadRequest(&req))
+			assert.Equal(t, "get tail\r\n", string(req.Raw))
+		}
+		// One byte over MaxRequest.
+		r := memcache.NewReader(&chunked{b: stream, n: 4096}, protocol.Limits{MaxLine: 1024, MaxRequest: len(line) - 1})
+		var req memcache.Request
+		err := r.ReadRequest(&req)
+		assert.Equal(t, "!CLIENT_ERROR line too long", outcome(&req, err), cmd)
+		assert.ErrorIs(t, err, protocol.ErrTooLarge)
+	}
+	// Other commands stay bounded by MaxLine.
+	r := memcache.NewReader(&chunked{b: []byte("delete " + strings.Repeat("k", 2000) + "\r\n"), n: 100}, protocol.Limits{MaxLine: 1024})
+	var req memcache.Request
+	assert.Equal(t, "!CLIENT_ERROR line too long", outcome(&req, r.ReadRequest(&req)))
+}
+
+// chunked yields b at most n bytes per Read.
+type chunked struct {
+	b []byte
+	n int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), c.n)], c.b)
+	c.b = c.b[k:]
+	return k, nil
+}
+
+// BenchmarkReadLongGet reads a 16 MiB get line arriving 64 KiB a read: the
+// line end is searched for once, not from the line's start after every
+// read.
+func BenchmarkReadLongGet(b *testing.B) {
+	line, _ := longGet("get", 16<<20)
+	b.SetBytes(int64(len(line)))
+	var req memcache.Request
+	for b.Loop() {
+		r := memcache.NewReader(&chunked{b: line, n: 64 << 10}, protocol.Limits{MaxArgs: 4 << 20})
+		if err := r.ReadRequest(&req); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

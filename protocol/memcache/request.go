@@ -3,6 +3,7 @@ package memcache
 import (
 	"bytes"
 	"math"
+	"slices"
 
 	"github.com/walnutproxy/walnut/protocol"
 )
@@ -30,8 +31,8 @@ type Request struct {
 	// Keys holds every key of get, gets, gat and gats (none for gat and
 	// gats without keys, which memcached answers with END), and the one
 	// key of every other command that takes one. Version, quit,
-	// verbosity, flush_all, stats and mn have none. Keys are 1 to
-	// MaxKeyLen bytes with no control characters or spaces.
+	// verbosity, flush_all, stats and mn have none. Keys satisfy ValidKey:
+	// 1 to MaxKeyLen bytes, with no space, CR, LF or NUL.
 	Keys [][]byte
 	// Flags is the client flags of a storage command.
 	Flags uint32
@@ -106,7 +107,7 @@ type Request struct {
 //     b[n:].
 //     req.Raw is b[:n] and req.Command is the command, if recognised.
 //   - n == 0, err != nil: the stream cannot be resynchronised (a line
-//     longer than lim.MaxLine, or an HTTP request line): send the Reply if
+//     over its limit, or an HTTP request line): send the Reply if
 //     wanted and close the connection, as memcached does.
 //
 // In short, after an error the stream is in sync exactly when n > 0
@@ -133,8 +134,13 @@ type Request struct {
 //   - "CLIENT_ERROR too many keys", TooLarge, for more than lim.MaxArgs
 //     keys (n > 0);
 //   - "CLIENT_ERROR line too long", TooLarge, when no line end is found
-//     within lim.MaxLine bytes (n == 0). memcached itself closes without
-//     a reply.
+//     within lim.MaxLine bytes (n == 0), or, for a line that starts with
+//     get, gets, gat or gats and a space (after at most 100 spaces),
+//     within the larger of lim.MaxLine and lim.MaxRequest bytes: a
+//     multi-get of thousands of keys is one long line, which memcached
+//     reads whatever its length of get and gets. memcached closes the
+//     connection, without a reply, once more than 2 KiB of a line of any
+//     other command (gat and gats included) are buffered without its end.
 //
 // Limits are checked before anything is allocated; req.Keys grows only to
 // hold keys that are already in b.
@@ -150,13 +156,13 @@ func parseRequest(b []byte, lim protocol.Limits, req *Request) (n, need int, err
 	*req = Request{Keys: req.Keys[:0]}
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
-		if len(b) >= lim.MaxLine {
+		if lineTooLong(b, len(b)+1, lim) {
 			return 0, 0, newError(replyLineTooLong, true)
 		}
 		return 0, 0, nil
 	}
 	n = i + 1
-	if n > lim.MaxLine {
+	if lineTooLong(b, n, lim) {
 		return 0, 0, newError(replyLineTooLong, true)
 	}
 	line := b[:i]
@@ -209,6 +215,46 @@ func parseRequest(b []byte, lim protocol.Limits, req *Request) (n, need int, err
 	}
 	req.Raw = b[:n:n]
 	return n, 0, err
+}
+
+// maxLeadingSpaces is the most spaces before a command token that
+// lineTooLong looks past to recognise a retrieval command (memcached looks
+// past 100).
+const maxLeadingSpaces = 100
+
+// retrievalWords are the starts of the lines that lineTooLong bounds by
+// MaxRequest.
+var retrievalWords = [...]string{"get ", "gets ", "gat ", "gats "}
+
+// lineTooLong reports whether a line of n bytes (CRLF included), starting
+// at the start of b, is over its limit: lim.MaxLine, or, for a line that
+// starts with get, gets, gat or gats and a space after at most
+// maxLeadingSpaces spaces (lines memcached does not bound), the larger of
+// lim.MaxLine and lim.MaxRequest. For an incomplete line, b is what has
+// arrived and n is len(b)+1; while b is too short to tell the command
+// (at most maxLeadingSpaces+5 bytes), the line is not too long yet, so that
+// the answer does not depend on how the line arrives.
+func lineTooLong(b []byte, n int, lim protocol.Limits) bool {
+	if n <= lim.MaxLine {
+		return false
+	}
+	if n > lim.MaxRequest {
+		return true
+	}
+	p := 0
+	for p < len(b) && b[p] == ' ' {
+		if p == maxLeadingSpaces {
+			return true
+		}
+		p++
+	}
+	rest := b[p:]
+	for _, w := range retrievalWords {
+		if bytes.HasPrefix(rest, []byte(w)) || len(rest) < len(w) && w[:len(rest)] == string(rest) {
+			return false // a retrieval line, or possibly one
+		}
+	}
+	return true
 }
 
 // maxArgs is the most arguments any fixed-form command takes (cas with
@@ -402,8 +448,23 @@ func hasQuietFlag(line []byte, p, skip int) bool {
 	}
 }
 
+// presizeKeys is the length of keys from which parseKeys counts them
+// first and grows req.Keys once: appending to a slice of many keys one at
+// a time would leave several times its size in discarded arrays.
+const presizeKeys = 4 << 10
+
 // parseKeys appends the keys in line from p on to req.Keys.
 func parseKeys(line []byte, p int, lim protocol.Limits, req *Request) error {
+	if len(line)-p >= presizeKeys {
+		n := 0
+		for q := p; ; n++ {
+			var tok []byte
+			if tok, q = nextToken(line, q); len(tok) == 0 {
+				break
+			}
+		}
+		req.Keys = slices.Grow(req.Keys, max(0, min(n, lim.MaxArgs)-len(req.Keys)))
+	}
 	for {
 		var key []byte
 		key, p = nextToken(line, p)
@@ -420,15 +481,17 @@ func parseKeys(line []byte, p int, lim protocol.Limits, req *Request) error {
 	}
 }
 
-// ValidKey reports whether key is a valid memcached key: 1 to MaxKeyLen
-// bytes, none of them a control character (0x00-0x1F, 0x7F) or a space.
-// Bytes 0x80-0xFF are allowed.
+// ValidKey reports whether key is a key memcached takes: 1 to MaxKeyLen
+// bytes, none of them a space, CR, LF or NUL. Every other byte is allowed,
+// control bytes such as 0x01, tab or 0x7F and bytes 0x80-0xFF included:
+// memcached stores such keys and twemproxy forwards them.
 func ValidKey(key []byte) bool {
 	if len(key) == 0 || len(key) > MaxKeyLen {
 		return false
 	}
 	for _, c := range key {
-		if c <= ' ' || c == 0x7f {
+		switch c {
+		case ' ', '\r', '\n', 0:
 			return false
 		}
 	}

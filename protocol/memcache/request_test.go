@@ -84,6 +84,11 @@ var validRequests = []struct {
 	{"delete k 0\r\n", reqView{Command: memcache.Delete, Keys: []string{"k"}}},
 	{"delete k noreply\r\n", reqView{Command: memcache.Delete, Keys: []string{"k"}, Noreply: true}},
 	{"delete k 0 noreply\r\n", reqView{Command: memcache.Delete, Keys: []string{"k"}, Noreply: true}},
+	// Keys with control bytes other than CR, LF and NUL, as memcached
+	// takes them.
+	{"get a\x01b \x7f a\tb \x1b[0m\r\n", reqView{Command: memcache.Get, Keys: []string{"a\x01b", "\x7f", "a\tb", "\x1b[0m"}}},
+	{"set \x01\x7f 0 0 1\r\nx\r\n", reqView{Command: memcache.Set, Keys: []string{"\x01\x7f"}, Bytes: 1, Data: "x"}},
+	{"delete \t\r\n", reqView{Command: memcache.Delete, Keys: []string{"\t"}}},
 	{"version\r\n", reqView{Command: memcache.Version}},
 	{"version foo\r\n", reqView{Command: memcache.Version}},
 	{"quit\r\n", reqView{Command: memcache.Quit}},
@@ -184,10 +189,9 @@ var badRequests = []struct {
 	{give: "GET / HTTP/1.1\r\n", reply: "ERROR", n: 0},
 	{give: "get " + key251 + "\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.Get},
 	{give: "get a " + key251 + " b\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.Get},
-	{give: "get a\tb\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.Get, mc: "END\r\n"},
 	{give: "get a\x00b\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.Get, mc: "END\r\n"},
-	{give: "get a\x7f\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.Get, mc: "END\r\n"},
 	{give: "get a\rb\r\n", reply: "CLIENT_ERROR bad command line format", n: -1, cmd: memcache.Get, mc: "END\r\n"},
+	{give: "set a\rb 0 0 1\r\nx\r\n", reply: "CLIENT_ERROR bad command line format", n: len("set a\rb 0 0 1\r\n"), cmd: memcache.Set, mc: "STORED\r\n"},
 	{give: "set k 0 0\r\n", reply: "ERROR", n: -1, cmd: memcache.Set},
 	{give: "set k 0 0 1 noreply x\r\n", reply: "ERROR", n: -1, cmd: memcache.Set},
 	{give: "set a\t0 0 1\r\n", reply: "ERROR", n: -1, cmd: memcache.Set},
@@ -269,8 +273,17 @@ var badRequests = []struct {
 	{give: "ms k 2000000 q\r\n", reply: "SERVER_ERROR object too large for cache", n: -1, cmd: memcache.MetaSet, tooLarge: true, discard: 2000002, lim: protocol.Limits{MaxBulk: 1 << 20}},
 	{give: "get a b c d\r\n", reply: "CLIENT_ERROR too many keys", n: -1, cmd: memcache.Get, tooLarge: true, lim: protocol.Limits{MaxArgs: 3}},
 	{give: "gat 0 a b c d\r\n", reply: "CLIENT_ERROR too many keys", n: -1, cmd: memcache.Gat, tooLarge: true, lim: protocol.Limits{MaxArgs: 3}},
-	{give: "get aaaaaaaaaaaaaaaa", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 16}},
-	{give: "get aaaaaaaaaaaa\r\n", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 17}},
+	{give: "set aaaaaaaaaaaa", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 16}},
+	{give: "delete aaaaaaaaa\r\n", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 17}},
+	{give: "gets aaaaaaaaaaa", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 8, MaxRequest: 16}},
+	{give: "get aaaaaaaaaaaa\r\n", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 8, MaxRequest: 17}},
+	{give: "gat 0 aaaaaaaaaa\r\n", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 17, MaxRequest: 8}},
+	// Past MaxLine only a retrieval command and a space, after at most
+	// 100 spaces, make a line a get line.
+	{give: "getaaaaaaaaaaaaaaaa", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 16}},
+	{give: "get\taaaaaaaaaaaaaaa", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 16}},
+	{give: strings.Repeat(" ", 101) + "get a", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 64}},
+	{give: "mg aaaaaaaaaaaaaaaaaaaaa", reply: "CLIENT_ERROR line too long", n: 0, tooLarge: true, lim: protocol.Limits{MaxLine: 16}},
 }
 
 func TestParseRequestErrors(t *testing.T) {
@@ -314,9 +327,40 @@ func TestParseRequestLimits(t *testing.T) {
 	assert.Equal(t, 26, n)
 
 	// Without a line end, a buffer shorter than MaxLine is incomplete.
-	n, err = memcache.ParseRequest([]byte("get aaaaaaaaaaa"), protocol.Limits{MaxLine: 16}, &req)
+	n, err = memcache.ParseRequest([]byte("set aaaaaaaaaaa"), protocol.Limits{MaxLine: 16}, &req)
 	require.NoError(t, err)
 	assert.Zero(t, n)
+
+	// A get, gets, gat or gats line may be as long as MaxRequest (and at
+	// least MaxLine), after up to 100 spaces.
+	for _, give := range []string{"get ", "gets ", "gat 0 ", "gats -1 ", strings.Repeat(" ", 100) + "get "} {
+		lim := protocol.Limits{MaxLine: 16, MaxRequest: 1 << 20}
+		var keys []string
+		var sb strings.Builder
+		sb.WriteString(give)
+		for i := 0; sb.Len() < 100<<10; i++ {
+			k := "key:" + strconv.Itoa(i)
+			keys = append(keys, k)
+			sb.WriteString(k + " ")
+		}
+		line := sb.String() + "\r\n"
+		for _, cut := range []int{1, 16, 17, len(give) - 1, len(give), 1000, len(line) - 1} {
+			n, err = memcache.ParseRequest([]byte(line[:cut]), lim, &req)
+			require.NoError(t, err, "%.20q cut at %d", give, cut)
+			assert.Zero(t, n)
+		}
+		n, err = memcache.ParseRequest([]byte(line), lim, &req)
+		require.NoError(t, err, "%.20q", give)
+		assert.Equal(t, len(line), n)
+		assert.Len(t, req.Keys, len(keys))
+		assert.Equal(t, keys[len(keys)-1], string(req.Keys[len(keys)-1]))
+		// MaxLine bounds them when it is the larger limit.
+		n, err = memcache.ParseRequest([]byte(line), protocol.Limits{MaxLine: len(line), MaxRequest: 16}, &req)
+		require.NoError(t, err)
+		assert.Equal(t, len(line), n)
+	}
+	// By default, a get line may be 64 MiB long.
+	assert.Equal(t, 64<<20, protocol.Limits{}.WithDefaults().MaxRequest)
 }
 
 // TestParseRequestNoAllocBeforeLimit checks that a request announcing a
@@ -409,9 +453,17 @@ func TestValidKey(t *testing.T) {
 		{key250, true},
 		{key251, false},
 		{"a b", false},
-		{"a\tb", false},
+		{"a\rb", false},
+		{"a\nb", false},
 		{"a\x00", false},
-		{"a\x7f", false},
+		{"\x00", false},
+		{"\r", false},
+		// memcached stores keys with other control bytes; twemproxy
+		// forwards them.
+		{"a\tb", true},
+		{"a\x7f", true},
+		{"\x01", true},
+		{"a\x1fb\x0b\x0c", true},
 		{"\x80\xff", true},
 		{"\xc3\xa9", true},
 		{"~{}:", true},
