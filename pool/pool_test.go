@@ -325,6 +325,9 @@ func TestTimeoutSilentServer(t *testing.T) {
 // longer than Timeout in all: the deadline follows the oldest request, and
 // none is left armed while the connection is idle.
 func TestTimeoutRearms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out several request timeouts; run without -short")
+	}
 	f := startFake(t, func(_ int, c net.Conn) {
 		r := bufio.NewReader(c)
 		for {

@@ -142,6 +142,9 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 // must not hold up, meanwhile, the replies of others who use the healthy
 // server's connection.
 func TestWaiterLetsOtherConnectionsGo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a 2 s request timeout; run without -short")
+	}
 	stuck := startFake(t, silent)
 	healthy := startFake(t, echoLines)
 	opts := pool.Options{Framer: lineFramer, Preconnect: true, Timeout: 2 * time.Second}

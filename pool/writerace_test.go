@@ -56,6 +56,9 @@ func bigLine(tag string, n int) []byte {
 // not before the writer is done with them. The server never reads, so the
 // writer is stuck in its writev when the connection is killed.
 func TestKillDuringWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fault run of a second or more; run without -short")
+	}
 	for _, kill := range []string{"close", "timeout"} {
 		t.Run(kill, func(t *testing.T) {
 			release := make(chan struct{})

@@ -21,6 +21,9 @@ import (
 // being answered, and the stalled client gets its reply whole once it
 // reads.
 func TestAsyncReplyToStalledClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a stalled-client fault run; run without -short")
+	}
 	bs := startBackends(t, protocol.Redis, 1)
 	_, addr := startProxy(t, protocol.Redis, bs, nil)
 	big := strings.Repeat("v", 32<<20)

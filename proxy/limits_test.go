@@ -38,6 +38,9 @@ func closedWithin(nc net.Conn, max time.Duration) (time.Duration, bool) {
 // a request (slowloris) and an idle one, not one that keeps sending, and
 // that without it such clients stay.
 func TestClientTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out client timeouts; run without -short")
+	}
 	bs := startBackends(t, protocol.Redis, 1)
 	half := []byte("*2\r\n$3\r\nGET\r\n$5\r\nke") // a GET cut short
 	t.Run("off", func(t *testing.T) {

@@ -444,6 +444,9 @@ func TestUnixListenKeepsLiveSocket(t *testing.T) {
 }
 
 func TestMemcacheNoreplyToStuckServerDoesNotBlock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a stopped-backend fault run; run without -short")
+	}
 	bs := startBackends(t, protocol.Memcache, 2)
 	s, addr := startProxy(t, protocol.Memcache, bs, func(c *proxy.Config) {
 		c.Backend.Timeout = 300 * time.Millisecond

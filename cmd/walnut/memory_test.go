@@ -146,6 +146,9 @@ const largeValue = 64 << 20
 // the value is in flight it may grow by at most 1.25 times the value, and
 // 10 seconds after it must be back within 32 MiB of where it started.
 func TestMemoryLargeValue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a race-free walnut and moves 64 MiB values; run without -short")
+	}
 	value := make([]byte, largeValue)
 	for i := range value {
 		value[i] = byte('a' + i%23)
@@ -207,6 +210,9 @@ func TestMemoryLargeValue(t *testing.T) {
 // servers, split and merged by walnut: the merged reply is written from
 // the parts where they lie, and the memory comes back after.
 func TestMemoryLargeMGet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a race-free walnut and moves 64 MiB of values; run without -short")
+	}
 	r1 := testserver.StartRedis(t, testserver.RedisOptions{})
 	r2 := testserver.StartRedis(t, testserver.RedisOptions{})
 	addr, p := startPlainWalnut(t, "  redis: true\n  servers:\n"+server(r1.Addr)+server(r2.Addr))
