@@ -30,32 +30,8 @@ import (
 // /proc, so they run a walnut built without the race detector (which
 // multiplies memory) whatever the tests themselves are built with.
 
-var (
-	plainOnce sync.Once
-	plainDir  string // removed by TestMain
-	plainPath string
-	plainErr  error
-)
-
 // plainWalnut builds walnut without -race, once, and returns its path.
-func plainWalnut(t *testing.T) string {
-	t.Helper()
-	plainOnce.Do(func() {
-		plainDir, plainErr = os.MkdirTemp("", "walnut-plain-")
-		if plainErr != nil {
-			return
-		}
-		path := filepath.Join(plainDir, "walnut")
-		out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput()
-		if err != nil {
-			plainErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		plainPath = path
-	})
-	require.NoError(t, plainErr)
-	return plainPath
-}
+func plainWalnut(t *testing.T) string { return plainBuild.binary(t) }
 
 // rss returns the resident set size of process pid, in bytes.
 func rss(t *testing.T, pid int) int64 {

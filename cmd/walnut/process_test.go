@@ -5,12 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,14 +23,44 @@ import (
 
 // This file holds the helpers of the tests that run the walnut binary.
 
-// binDir holds the walnut binary, built once by walnutBinary and removed
-// by TestMain.
+// A build is a walnut binary built once for the tests, in a directory
+// TestMain removes.
+type build struct {
+	race bool
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
 var (
-	binDir    string
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	testBuild  = build{race: raceEnabled} // what most tests run
+	plainBuild = build{}                  // without -race, for the memory tests
 )
+
+// binary builds b once and returns the path of the executable.
+func (b *build) binary(t *testing.T) string {
+	t.Helper()
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", "walnut-bin-")
+		if b.err != nil {
+			return
+		}
+		path := filepath.Join(b.dir, "walnut")
+		args := []string{"build", "-o", path}
+		if b.race {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		b.path = path
+	})
+	require.NoError(t, b.err)
+	return b.path
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -42,7 +70,7 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
-	for _, dir := range []string{binDir, plainDir} {
+	for _, dir := range []string{testBuild.dir, plainBuild.dir} {
 		if dir != "" {
 			os.RemoveAll(dir)
 		}
@@ -52,28 +80,7 @@ func TestMain(m *testing.M) {
 
 // walnutBinary builds walnut once (with -race when the tests run with it)
 // and returns the path of the executable.
-func walnutBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "walnut-bin-")
-		if buildErr != nil {
-			return
-		}
-		path := filepath.Join(binDir, "walnut")
-		args := []string{"build", "-o", path}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		binPath = path
-	})
-	require.NoError(t, buildErr)
-	return binPath
-}
+func walnutBinary(t *testing.T) string { return testBuild.binary(t) }
 
 // A proc is a walnut process started by a test.
 type proc struct {
@@ -198,29 +205,9 @@ func exists(path string) bool {
 // the reply: a bulk string's contents or another reply's line.
 func respDo(t *testing.T, c net.Conn, r *bufio.Reader, args ...string) string {
 	t.Helper()
-	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-	var b []byte
-	b = fmt.Appendf(b, "*%d\r\n", len(args))
-	for _, a := range args {
-		b = fmt.Appendf(b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	_, err := c.Write(b)
+	s, err := testserver.RESPDo(c, r, args...)
 	require.NoError(t, err)
-	line, err := r.ReadString('\n')
-	require.NoError(t, err)
-	line = strings.TrimSuffix(line, "\r\n")
-	if !strings.HasPrefix(line, "$") {
-		return line
-	}
-	n, err := strconv.Atoi(line[1:])
-	require.NoError(t, err)
-	if n < 0 {
-		return ""
-	}
-	data := make([]byte, n+2)
-	_, err = io.ReadFull(r, data)
-	require.NoError(t, err)
-	return string(data[:n])
+	return s
 }
 
 // readStats reads the stats document from addr.

@@ -50,3 +50,15 @@ func (c *RedisConn) Do(args ...string) (string, error) {
 
 // Close closes the connection.
 func (c *RedisConn) Close() error { return c.conn.Close() }
+
+// RESPDo sends one command on c, a connection of the caller's (TCP or
+// unix), and reads its reply from r, as RedisConn.Do does.
+func RESPDo(c net.Conn, r *bufio.Reader, args ...string) (string, error) {
+	if err := c.SetDeadline(time.Now().Add(redisTimeout)); err != nil {
+		return "", err
+	}
+	if _, err := c.Write(appendRESPCommand(nil, args...)); err != nil {
+		return "", err
+	}
+	return readRESPReply(r)
+}

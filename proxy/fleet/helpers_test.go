@@ -2,14 +2,12 @@ package fleet_test
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -54,29 +52,9 @@ func httpGet(t *testing.T, url string) (int, string) {
 // the reply: a bulk string's contents or another reply's line.
 func respDo(t *testing.T, c net.Conn, r *bufio.Reader, args ...string) string {
 	t.Helper()
-	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-	var b []byte
-	b = fmt.Appendf(b, "*%d\r\n", len(args))
-	for _, a := range args {
-		b = fmt.Appendf(b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	_, err := c.Write(b)
+	s, err := testserver.RESPDo(c, r, args...)
 	require.NoError(t, err)
-	line, err := r.ReadString('\n')
-	require.NoError(t, err)
-	line = strings.TrimSuffix(line, "\r\n")
-	if !strings.HasPrefix(line, "$") {
-		return line
-	}
-	n, err := strconv.Atoi(line[1:])
-	require.NoError(t, err)
-	if n < 0 {
-		return ""
-	}
-	data := make([]byte, n+2)
-	_, err = io.ReadFull(r, data)
-	require.NoError(t, err)
-	return string(data[:n])
+	return s
 }
 
 // readStats reads the stats document from addr.
