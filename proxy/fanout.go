@@ -121,7 +121,9 @@ var (
 // of calls. With a ring (the batch's, c.ring()), servers out of it
 // (ejected) are left out; with nil, every server gets a call. It is the
 // one way a fan-out reaches every server; calls are made in ring order.
-func (c *session) callEach(r *shard.Ring, data []byte) (first, n int32) {
+// tag is the request's pool.Request.Tag (memcached's command, for the
+// reply framer; 0 for Redis).
+func (c *session) callEach(r *shard.Ring, data []byte, tag uint8) (first, n int32) {
 	first = int32(c.ncalls)
 	for i := range c.g.backends {
 		if r != nil && !r.Live(i) {
@@ -129,6 +131,7 @@ func (c *session) callEach(r *shard.Ring, data []byte) (first, n int32) {
 		}
 		cl, _ := c.newCall(i)
 		cl.req.Data = data
+		cl.req.Tag = tag
 	}
 	n = int32(c.ncalls) - first
 	if n > 1 {
@@ -151,7 +154,7 @@ func (c *session) fanOut(cmd *resp.Command, ringOnly bool, m fanMerge) {
 	if ringOnly {
 		r = c.ring()
 	}
-	first, n := c.callEach(r, data)
+	first, n := c.callEach(r, data, 0)
 	c.slots = append(c.slots, slot{kind: slotFan, fan: m, call: first, ncall: n})
 }
 
@@ -176,8 +179,8 @@ func (c *session) redisFanout(cmd *resp.Command, ci *resp.CommandInfo, op fanOp)
 		c.scan(cmd.Args)
 	case fanRandomKey:
 		r := c.ring() // the same servers for both
-		first, n := c.callEach(r, cmdRandomKey)
-		_, n2 := c.callEach(r, cmdDBSize)
+		first, n := c.callEach(r, cmdRandomKey, 0)
+		_, n2 := c.callEach(r, cmdDBSize, 0)
 		c.slots = append(c.slots, slot{kind: slotFan, fan: mergeRandom, call: first, ncall: n + n2})
 	case fanInfo:
 		c.info(cmd.Args)
@@ -438,7 +441,7 @@ func (c *session) info(args [][]byte) {
 	}
 	n := fromServer
 	if want&infoKeyspace != 0 {
-		_, nk := c.callEach(c.ring(), cmdInfoKeyspace)
+		_, nk := c.callEach(c.ring(), cmdInfoKeyspace, 0)
 		n += nk
 	}
 	c.slots = append(c.slots, slot{kind: slotFan, fan: mergeInfo, call: first, ncall: n,

@@ -90,7 +90,7 @@ func (c *session) memcacheFanOut(req *memcache.Request) {
 	if !mcChangesServers(req) {
 		r = c.ring()
 	}
-	first, n := c.mcCallEach(r, req)
+	first, n := c.callEach(r, req.Raw, uint8(req.Command)) // Raw not copied: the batch ends before the next read
 	c.slots = append(c.slots, slot{kind: slotMcAll, call: first, ncall: n})
 }
 
@@ -98,29 +98,6 @@ func (c *session) memcacheFanOut(req *memcache.Request) {
 // servers (flush_all, verbosity, stats reset) rather than reads them.
 func mcChangesServers(req *memcache.Request) bool {
 	return req.Command != memcache.Stats || statsArg(req.Raw) == "reset"
-}
-
-// mcCallEach is callEach for memcached: one call per server (with a ring,
-// only the servers in it), each sending req as it is, tagged with its
-// command for the server's reply framer.
-func (c *session) mcCallEach(r *shard.Ring, req *memcache.Request) (first, n int32) {
-	first = int32(c.ncalls)
-	for i := range c.g.backends {
-		if r != nil && !r.Live(i) {
-			continue
-		}
-		cl, _ := c.newCall(i)
-		cl.req.Data = req.Raw // not copied: the batch ends before the next read
-		cl.req.Tag = uint8(req.Command)
-	}
-	n = int32(c.ncalls) - first
-	if n > 1 {
-		c.s.stats.fragments.Add(int64(n))
-	}
-	for _, cl := range c.calls[first:c.ncalls] {
-		c.send(cl)
-	}
-	return first, n
 }
 
 // statsArg returns the first argument of a stats request line, "" if none
