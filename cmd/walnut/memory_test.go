@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -33,20 +32,27 @@ import (
 // plainWalnut builds walnut without -race, once, and returns its path.
 func plainWalnut(t *testing.T) string { return plainBuild.binary(t) }
 
-// rss returns the resident set size of process pid, in bytes.
-func rss(t *testing.T, pid int) int64 {
-	t.Helper()
+// readRSS returns the resident set size of process pid, in bytes.
+func readRSS(pid int) (int64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	require.NoError(t, err)
+	if err != nil {
+		return 0, err
+	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			require.NoError(t, err)
-			return kb << 10
+			return kb << 10, err
 		}
 	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// rss is readRSS for a process that must be running.
+func rss(t *testing.T, pid int) int64 {
+	t.Helper()
+	n, err := readRSS(pid)
+	require.NoError(t, err)
+	return n
 }
 
 // peakSampler records the largest RSS of a process while it runs.
@@ -61,14 +67,8 @@ func samplePeak(t *testing.T, pid int) *peakSampler {
 	go func() {
 		defer close(s.done)
 		for {
-			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-			if err == nil {
-				if i := bytes.Index(b, []byte("VmRSS:")); i >= 0 {
-					f := strings.Fields(string(b[i+len("VmRSS:") : i+len("VmRSS:")+32]))
-					if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil && kb<<10 > s.peak.Load() {
-						s.peak.Store(kb << 10)
-					}
-				}
+			if n, err := readRSS(pid); err == nil && n > s.peak.Load() {
+				s.peak.Store(n)
 			}
 			select {
 			case <-s.stop:
@@ -94,23 +94,8 @@ func startPlainWalnut(t *testing.T, pool string, args ...string) (string, *proc)
 	addr := hostPort(testserver.FreePort(t, "127.0.0.1"))
 	conf := writeFile(t, dir, "nutcracker.yml", "alpha:\n  listen: "+addr+"\n"+pool)
 	logFile := filepath.Join(dir, "walnut.log")
-	p := &proc{output: &testserver.SyncBuffer{}, done: make(chan struct{})}
 	args = append([]string{"-c", conf, "-o", logFile, "-s", strconv.Itoa(testserver.FreePort(t, "127.0.0.1"))}, args...)
-	p.cmd = exec.Command(plainWalnut(t), args...)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		_ = p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := startBinary(t, plainWalnut(t), dir, args...)
 	waitStarted(t, p, logFile)
 	return addr, p
 }

@@ -94,8 +94,14 @@ type proc struct {
 // PID, if it is still running, when the test ends.
 func startWalnut(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
+	return startBinary(t, walnutBinary(t), dir, args...)
+}
+
+// startBinary starts the walnut binary bin in dir, as startWalnut does.
+func startBinary(t *testing.T, bin, dir string, args ...string) *proc {
+	t.Helper()
 	p := &proc{
-		cmd:    exec.Command(walnutBinary(t), args...),
+		cmd:    exec.Command(bin, args...),
 		output: &testserver.SyncBuffer{},
 		done:   make(chan struct{}),
 	}
