@@ -25,6 +25,12 @@ import (
 // Async calls come from a pool of the Server's, so that an idle client
 // holds none.
 
+// asyncFor reports whether the request raw, forwarded whole, takes the
+// async call: it is the batch's only request (single), and not large, as
+// the async call copies the request (the read buffer moves on) and a large
+// one is better left where it lies until its reply is in.
+func (c *session) asyncFor(raw []byte) bool { return c.single && len(raw) < pool.LargeReply }
+
 // asyncCall returns the connection's async call, reset for a request to
 // server, holding the batch's configuration. The batch's last command id
 // moves to the call, which records its latency when it completes.

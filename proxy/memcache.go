@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
 )
@@ -176,7 +175,7 @@ func (c *session) memcacheForward(req *memcache.Request, srv int) {
 			return
 		}
 	}
-	if c.single && !req.Noreply && len(req.Raw) < pool.LargeReply { // a large request is not copied: it waits for its reply
+	if !req.Noreply && c.asyncFor(req.Raw) {
 		cl := c.asyncCall(srv)
 		cl.buf = append(cl.buf, req.Raw...) // the read buffer moves on
 		cl.req.Tag = uint8(req.Command)

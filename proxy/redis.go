@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
 )
@@ -201,7 +200,7 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 
 // forward sends the command whole to server srv.
 func (c *session) forward(cmd *resp.Command, srv int) {
-	if c.single && len(cmd.Raw) < pool.LargeReply { // a large request is not copied: it waits for its reply
+	if c.asyncFor(cmd.Raw) {
 		cl := c.asyncCall(srv)
 		if cmd.Inline {
 			cl.buf = resp.AppendCommand(cl.buf, cmd.Args...)
