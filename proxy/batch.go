@@ -120,6 +120,10 @@ const (
 // up, returns the connection to its Client.
 func (c *session) finish() {
 	if c.state.CompareAndSwap(batchWaiting, batchFinished) {
+		if c.ev != nil {
+			c.ev.ready() // an event loop's client: on the loop's goroutine
+			return
+		}
 		c.wake <- struct{}{}
 		return
 	}
@@ -304,13 +308,21 @@ const maxWaiterBatch = 32
 // waits for their replies (see wait). It reports a QUIT, and false if done
 // closed first.
 func (c *session) run(lo, hi int, done <-chan struct{}) (quit, ok bool) {
-	c.begin(hi - lo)
-	c.first = lo
+	quit = c.dispatchWindow(lo, hi)
 	if done != nil {
 		// The caller may stop waiting (an in-process context): the
 		// session writes the batch, but leaves the replies to others.
 		c.inline = false
 	}
+	return quit, c.wait(done)
+}
+
+// dispatchWindow begins a batch of requests lo to hi of those the handler
+// holds and dispatches them, stopping after a QUIT if the session ends on
+// it. It reports a QUIT. The batch's calls are queued, not yet waited for.
+func (c *session) dispatchWindow(lo, hi int) (quit bool) {
+	c.begin(hi - lo)
+	c.first = lo
 	for i := lo; i < hi; i++ {
 		if c.h.dispatch(c, i) {
 			quit = true
@@ -319,7 +331,7 @@ func (c *session) run(lo, hi int, done <-chan struct{}) (quit, ok bool) {
 			}
 		}
 	}
-	return quit, c.wait(done)
+	return quit
 }
 
 // wait writes the batch's requests, reads their replies itself if the

@@ -153,15 +153,18 @@ func (b *backend) stats() pool.ServerStats {
 // client's protocol.
 func (c *session) do(cl *call) {
 	b := c.g.backends[cl.server]
-	if !c.resp3 {
-		b.pool.Do(&cl.req)
-		return
+	p := b.pool
+	if c.resp3 {
+		var err error
+		if p, err = c.s.resp3Pool(b); err != nil {
+			// The RESP2 pool was made with the same options, so this
+			// does not happen; fail the request as a pool would.
+			cl.req.Done(nil, err)
+			return
+		}
 	}
-	p, err := c.s.resp3Pool(b)
-	if err != nil {
-		// The RESP2 pool was made with the same options, so this does
-		// not happen; fail the request as a pool would.
-		cl.req.Done(nil, err)
+	if c.ev != nil {
+		c.ev.l.do(c.s, p, &cl.req)
 		return
 	}
 	p.Do(&cl.req)

@@ -115,11 +115,19 @@ type Config struct {
 	// walnut's client_output_limit.
 	OutputLimit int
 
+	// Engine, if not nil, serves the client connections with its event
+	// loops instead of a goroutine per connection (see Engine). Servers
+	// may share one. Reload keeps the Engine a Server was made with.
+	Engine *Engine
+
 	// Logger receives connection errors (debug), refused clients (warn),
 	// ring changes (warn/info) and the pool's own messages. If nil,
 	// nothing is logged.
 	Logger *slog.Logger
 }
+
+// defaultEngine is Config.Engine when it is nil.
+var defaultEngine *Engine
 
 // BackendOptions configure the connections to each backend server: the
 // settings of a nutcracker.yml pool that shape them. Zero fields take the
@@ -184,6 +192,10 @@ type Server struct {
 
 	asyncCalls sync.Pool // of *call, for clients' async calls (see async.go)
 
+	// eng is Config.Engine, kept from New: the event loops that serve the
+	// clients; nil for a goroutine per client.
+	eng *Engine
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*session]struct{}
@@ -197,6 +209,9 @@ type Server struct {
 // no goroutine unless cfg.Backend.Preconnect is set; in any case Close (or
 // Shutdown) must be called to release the backends.
 func New(cfg Config) (*Server, error) {
+	if cfg.Engine == nil {
+		cfg.Engine = defaultEngine
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -205,6 +220,7 @@ func New(cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
+		eng:       cfg.Engine,
 		name:      cfg.Name,
 		proto:     cfg.Protocol,
 		log:       log.With("pool", cfg.Name),
@@ -463,6 +479,7 @@ func (s *Server) Serve(l net.Listener) error {
 	s.listeners[l] = struct{}{}
 	s.stats.listeners.Add(1)
 	s.mu.Unlock()
+
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)
@@ -534,6 +551,10 @@ func (s *Server) accept(nc net.Conn) {
 		}()
 		return
 	}
+	if s.eng != nil {
+		s.acceptEv(nc)
+		return
+	}
 	c := newSession(s, rawio.Wrap(nc))
 	s.mu.Lock()
 	if s.closing {
@@ -591,6 +612,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-finished
 		return ctx.Err()
 	}
+}
+
+// acceptEv hands a client connection to the event-loop engine.
+func (s *Server) acceptEv(nc net.Conn) {
+	ec, err := s.eng.adopt(s, nc)
+	if err != nil {
+		s.log.Warn("client refused: the event loop cannot take it", "remote", nc.RemoteAddr().String(), "err", err)
+		nc.Close()
+		s.stats.clientConns.Add(-1)
+		s.stats.clientErr.Add(1)
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.stats.clientConns.Add(-1)
+		ec.closeFD()
+		return
+	}
+	s.conns[ec.c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	ec.l.post(ec.start)
 }
 
 // Close closes the listeners, every client connection and the backends

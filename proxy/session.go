@@ -28,6 +28,10 @@ type session struct {
 	s  *Server
 	nc net.Conn // nil for the in-process Client
 	h  handler  // the protocol's part: reading, dispatching, replying
+	// ev is set when an event loop serves the connection (engine.go):
+	// the loop reads, writes and waits for the session, which then has
+	// no goroutine of its own.
+	ev *evClient
 
 	batch // the batch in progress
 
@@ -135,6 +139,10 @@ func newSession(s *Server, nc net.Conn) *session {
 func (c *session) interrupt() {
 	c.drainBy.Store(time.Now().Add(drainGrace).UnixNano())
 	c.interrupted.Store(true)
+	if c.ev != nil {
+		c.ev.interrupt()
+		return
+	}
 	// Requests already on their way are still read and answered.
 	_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
 }
@@ -319,7 +327,7 @@ func (c *session) cutOff() error {
 // write sends out, after any outstanding async reply, and drops an
 // oversized buffer.
 func (c *session) write(out []byte) error {
-	if len(out) == 0 {
+	if len(out) == 0 && len(c.big) == 0 {
 		// Nothing to write (the batch's reply is the async call's, or
 		// none): the async reply, if any, is not waited for.
 		c.out = out
@@ -331,7 +339,14 @@ func (c *session) write(out []byte) error {
 	}
 	c.armWrite(c.g)
 	var err error
-	if len(c.big) == 0 {
+	if c.ev != nil {
+		err = c.ev.send(out, c.big)
+		if len(c.big) > 0 {
+			freeLater(c.bigLen)
+			clear(c.big)
+			c.big, c.bigLen = c.big[:0], 0
+		}
+	} else if len(c.big) == 0 {
 		_, err = c.nc.Write(out)
 	} else {
 		err = c.writeBig(out)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"syscall"
 
 	"github.com/walnutproxy/walnut/internal/bufgrow"
 
@@ -50,6 +51,11 @@ var errBadRead = errors.New("memcache: reader returned an invalid count")
 // The slices of what it returns alias the buffer and are valid only
 // until the next call of a read method or Reset, like bufio.Reader.Peek;
 // that call may hand the buffer to another Reader.
+//
+// The source may be non-blocking: a read error for which
+// errors.Is(err, syscall.EAGAIN) holds is returned as it is, the partial
+// request or reply stays buffered, and the next call resumes (it parses
+// the buffered bytes again from the start of that request).
 //
 // A Reader is not safe for concurrent use.
 type Reader struct {
@@ -291,6 +297,14 @@ func (r *Reader) read(p []byte) error {
 		}
 		r.w += n
 		r.got += n
+		if err != nil && errors.Is(err, syscall.EAGAIN) {
+			// A non-blocking source has nothing more for now: not
+			// sticky, the next call reads again.
+			if n > 0 {
+				return nil
+			}
+			return err
+		}
 		if err != nil {
 			r.err = err
 			if n > 0 {

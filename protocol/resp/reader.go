@@ -80,6 +80,11 @@ const maxEmptyReads = 100
 // once, as bufio returns them; io.ErrUnexpectedEOF reports a stream that
 // ended inside a frame.
 //
+// The source may be non-blocking: a read error for which
+// errors.Is(err, syscall.EAGAIN) holds is returned as it is, the partial
+// request or reply stays buffered, and the next call resumes (it parses
+// the buffered bytes again from the start of that request).
+//
 // A Reader is not safe for concurrent use.
 type Reader struct {
 	rd   io.Reader

@@ -1,0 +1,568 @@
+package proxy
+
+import (
+	"bytes"
+	"container/heap"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/walnutproxy/walnut/internal/evloop"
+	"github.com/walnutproxy/walnut/pool"
+)
+
+// States of an evClient.
+const (
+	evReading uint8 = iota // between windows: runs the next, or reads the client
+	evWaiting              // a window's calls are in flight
+	evWriting              // replies the socket did not take are pending
+	evEnding               // ended: pending replies are written, then the connection closes
+	evLinger               // closing: FIN sent, the client's input is discarded until EOF or the deadline
+	evClosed
+)
+
+// An evClient is a client connection served by an event loop: the state
+// that the goroutine engine keeps on its goroutine's stack (the batch read,
+// the window in progress) and the replies the socket has not taken yet.
+type evClient struct {
+	l    *eloop
+	c    *session
+	conn evConn
+	fd   int
+	st   uint8
+
+	i, n, k  int  // requests i to n of the batch read are left; the window in flight has k
+	quit     bool // the batch read holds a QUIT that ends the session
+	inflight bool // a window's calls are in flight (they refer to the session)
+	needArm  bool // the next read starts a batch: arm the client timeout first
+
+	aborted  bool // closed while a window was in flight: close when it is done
+	abortErr error
+
+	drained bool // the last read found the socket empty: wait for its next edge
+
+	// Deadlines (UnixNano, 0: none), set through evConn by the session
+	// code: the read deadline applies while the session waits for input,
+	// the write deadline while replies are pending.
+	rdl, wdl int64
+	timerAt  int64 // the deadline of its entry in the loop's timers; 0: none
+	timedOut bool  // the read deadline passed: the next read fails
+
+	// Replies the socket did not take, in order: small ones copied into
+	// own, large ones referenced where they lie.
+	pend [][]byte
+	own  []byte
+
+	endErr    error
+	lingering bool // FIN and discard input before closing (Shutdown, output limit)
+}
+
+// closeFD closes the socket of a client that never started.
+func (ec *evClient) closeFD() {
+	evloop.Close(ec.fd)
+	ec.fd = -1
+}
+
+// start registers the connection with the loop and serves what it sent.
+func (ec *evClient) start() {
+	l := ec.l
+	if err := l.p.Add(ec.fd); err != nil {
+		ec.closeNow(err)
+		return
+	}
+	l.register(ec.fd, fdRef{c: ec})
+	ec.step()
+	l.settle()
+}
+
+// event handles readiness of the client's socket.
+func (ec *evClient) event(ev uint32) {
+	if ev&(evloop.In|evloop.RdHup|evloop.Hup|evloop.Err) != 0 {
+		ec.drained = false
+	}
+	if ev&evloop.Out != 0 && len(ec.pend) > 0 {
+		if err := ec.flush(); err != nil {
+			ec.closeNow(err)
+			return
+		}
+	}
+	switch ec.st {
+	case evReading:
+		ec.step()
+	case evWriting:
+		if len(ec.pend) == 0 {
+			ec.st = evReading
+			ec.step()
+		}
+	case evEnding:
+		if len(ec.pend) == 0 {
+			ec.finishEnd()
+		}
+	case evLinger:
+		ec.discard()
+	}
+}
+
+// step runs the session as far as it goes without waiting: windows of
+// the requests read, then the next read, until a window waits for
+// backends, replies wait for the socket, or nothing more has come in.
+func (ec *evClient) step() {
+	c := ec.c
+	for ec.st == evReading {
+		if ec.i < ec.n && !ec.quit {
+			k := c.window(ec.n - ec.i)
+			if rh, ok := c.h.(*redisHandler); ok {
+				k = rh.switchCut(ec.i, ec.i+k) - ec.i
+			}
+			ec.k = k
+			ec.inflight = true
+			if c.dispatchWindow(ec.i, ec.i+k) {
+				ec.quit = true
+			}
+			if c.pending.Add(-1) != 0 {
+				ec.st = evWaiting
+				return
+			}
+			ec.windowDone()
+			continue
+		}
+		if ec.n > 0 {
+			c.h.reset()
+			ec.n, ec.i = 0, 0
+			ec.needArm = true
+			if c.done(ec.quit) {
+				ec.end(nil)
+				return
+			}
+		}
+		if ec.needArm {
+			ec.needArm = false
+			c.beforeRead()
+		}
+		n, err := c.h.read(c)
+		if err != nil {
+			if errors.Is(err, syscall.EAGAIN) {
+				ec.arm()
+				return
+			}
+			ec.end(err)
+			return
+		}
+		ec.i, ec.n = 0, n
+	}
+}
+
+// switchCut returns where a window of requests lo to hi must end so that
+// a HELLO or RESET, which may switch the client's protocol, comes first
+// in its window: a switch waits for the replies to the requests before it
+// (session.barrier), which a loop cannot wait for in the middle of a
+// window.
+func (h *redisHandler) switchCut(lo, hi int) int {
+	for i := lo + 1; i < hi; i++ {
+		if a := h.cmds[i].Args; len(a) > 0 && (bytes.EqualFold(a[0], helloName) || bytes.EqualFold(a[0], resetName)) {
+			return i
+		}
+	}
+	return hi
+}
+
+var helloName, resetName = []byte("hello"), []byte("reset")
+
+// ready is called (on the loop) by the call that completes the window in
+// flight.
+func (ec *evClient) ready() { ec.l.readyq = append(ec.l.readyq, ec) }
+
+// windowDone ends the window in flight, once its calls are done: its
+// replies are appended and written.
+func (ec *evClient) windowDone() {
+	if !ec.inflight {
+		return
+	}
+	ec.inflight = false
+	c := ec.c
+	c.end()
+	ec.st = evReading
+	if ec.aborted {
+		ec.closeNow(ec.abortErr)
+		return
+	}
+	if c.overflow.Load() {
+		ec.end(c.cutOff())
+		return
+	}
+	out := c.appendReplies(c.out[:0], false)
+	if ec.k > 1 {
+		c.learn(len(out)+c.bigLen, len(c.slots))
+	}
+	if size := c.h.size(ec.i, ec.i+ec.k); size >= pool.LargeReply {
+		freeLater(size)
+	}
+	ec.i += ec.k
+	ec.k = 0
+	if err := c.write(out); err != nil {
+		ec.end(err)
+		return
+	}
+	if len(ec.pend) > 0 {
+		ec.st = evWriting
+		ec.arm()
+	}
+}
+
+// send writes replies: out, with the large replies big in place. What the
+// socket does not take waits for it to drain (evWriting), and the session
+// reads nothing more meanwhile: a client that does not read its replies
+// stops being read, and holds at most a window of replies.
+func (ec *evClient) send(out []byte, big []bigReply) error {
+	if ec.st == evClosed {
+		return net.ErrClosed
+	}
+	segs := ec.l.segs[:0]
+	prev := 0
+	for _, b := range big {
+		segs = append(segs, out[prev:b.at], b.b)
+		prev = b.at
+	}
+	segs = append(segs, out[prev:])
+	ec.l.segs = segs
+	wrote := 0
+	if len(ec.pend) == 0 {
+		n, iov, err := evloop.Writev(ec.fd, segs, ec.l.iov)
+		ec.l.iov = iov
+		if err != nil && !evloop.IsAgain(err) {
+			clear(segs)
+			return err
+		}
+		wrote = n
+	}
+	kept := false
+	for _, s := range segs {
+		if wrote >= len(s) {
+			wrote -= len(s)
+			continue
+		}
+		s = s[wrote:]
+		wrote = 0
+		if len(s) >= pool.LargeReply {
+			ec.pend = append(ec.pend, s)
+			kept = true
+			continue
+		}
+		at := len(ec.own)
+		ec.own = append(ec.own, s...)
+		ec.pend = append(ec.pend, ec.own[at:len(ec.own):len(ec.own)])
+	}
+	clear(segs)
+	if kept {
+		// A large reply waits where it lies: its call must not reuse
+		// the buffer for the next reply.
+		for _, cl := range ec.c.calls {
+			if cap(cl.reply) >= pool.LargeReply {
+				cl.reply = nil
+			}
+		}
+	}
+	if len(ec.pend) > 0 && ec.st == evReading {
+		ec.st = evWriting
+		ec.arm()
+	}
+	return nil
+}
+
+// flush writes pending replies.
+func (ec *evClient) flush() error {
+	for len(ec.pend) > 0 {
+		n, iov, err := evloop.Writev(ec.fd, ec.pend, ec.l.iov)
+		ec.l.iov = iov
+		if err != nil {
+			if evloop.IsAgain(err) {
+				return nil
+			}
+			return err
+		}
+		for n > 0 && len(ec.pend) > 0 {
+			if n >= len(ec.pend[0]) {
+				n -= len(ec.pend[0])
+				ec.pend[0] = nil
+				ec.pend = ec.pend[1:]
+				continue
+			}
+			ec.pend[0] = ec.pend[0][n:]
+			n = 0
+		}
+	}
+	ec.pend = ec.pend[:0:0]
+	if cap(ec.own) > maxKeptBuffer {
+		ec.own = nil
+	} else {
+		ec.own = ec.own[:0]
+	}
+	return nil
+}
+
+// read reads the client, for the handler's reader.
+func (ec *evClient) read(p []byte) (int, error) {
+	switch {
+	case ec.timedOut:
+		return 0, os.ErrDeadlineExceeded
+	case ec.st == evClosed:
+		return 0, net.ErrClosed
+	case ec.drained || len(ec.pend) > 0:
+		// Nothing until the next edge; or replies wait for the client
+		// (memcached errors in step): read no more until they are
+		// written.
+		return 0, syscall.EAGAIN
+	}
+	n, err := evloop.Read(ec.fd, p)
+	if err != nil {
+		if evloop.IsAgain(err) {
+			ec.drained = true
+		}
+		return 0, err
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	if n < len(p) {
+		ec.drained = true // a short read emptied the socket
+	}
+	return n, nil
+}
+
+// arm makes sure the loop's timers hold the deadline that applies in the
+// client's state.
+func (ec *evClient) arm() {
+	d := ec.deadline()
+	if d == 0 || (ec.timerAt != 0 && ec.timerAt <= d) {
+		return
+	}
+	ec.timerAt = d
+	heap.Push(&ec.l.timers, timer{at: d, c: ec})
+}
+
+// deadline returns the deadline that applies in the client's state.
+func (ec *evClient) deadline() int64 {
+	switch ec.st {
+	case evReading, evLinger:
+		return ec.rdl
+	case evWriting, evEnding:
+		return ec.wdl
+	}
+	return 0
+}
+
+// timer is called when the client's timer fires at now.
+func (ec *evClient) timer(now int64) {
+	d := ec.deadline()
+	if d == 0 {
+		return
+	}
+	if d > now {
+		ec.arm()
+		return
+	}
+	switch ec.st {
+	case evReading:
+		ec.timedOut = true
+		ec.step()
+	case evWriting, evEnding:
+		ec.closeNow(os.ErrDeadlineExceeded)
+	case evLinger:
+		ec.closeNow(ec.endErr)
+	}
+}
+
+// interrupt is Shutdown's: the session reads for drainGrace more, then
+// ends after its batch (see session.done). It is called from Shutdown's
+// goroutine.
+func (ec *evClient) interrupt() {
+	ec.l.post(func() {
+		if ec.st == evClosed {
+			return
+		}
+		ec.rdl = time.Now().Add(drainGrace).UnixNano()
+		ec.arm()
+	})
+}
+
+// end ends the session with err (nil after QUIT): the replies pending are
+// written first, then the connection closes, after lingering if Shutdown
+// or the output limit asked for it.
+func (ec *evClient) end(err error) {
+	if ec.st >= evEnding {
+		return
+	}
+	ec.endErr = err
+	if ec.c.interrupted.Load() {
+		ec.lingering = true
+	}
+	ec.st = evEnding
+	if len(ec.pend) == 0 {
+		ec.finishEnd()
+		return
+	}
+	ec.arm()
+}
+
+// finishEnd closes the connection, or starts lingering.
+func (ec *evClient) finishEnd() {
+	if !ec.lingering {
+		ec.closeNow(ec.endErr)
+		return
+	}
+	ec.st = evLinger
+	_ = evloop.Shutdown(ec.fd)
+	ec.rdl = time.Now().Add(drainGrace).UnixNano()
+	ec.arm()
+	ec.discard()
+}
+
+// discard reads and drops the client's input while lingering, and closes
+// at its end.
+func (ec *evClient) discard() {
+	var buf [4096]byte
+	for {
+		n, err := evloop.Read(ec.fd, buf[:])
+		if err != nil && evloop.IsAgain(err) {
+			return
+		}
+		if err != nil || n == 0 {
+			ec.closeNow(ec.endErr)
+			return
+		}
+	}
+}
+
+// closeNow closes the connection and ends the session, as the goroutine
+// engine's serve does.
+func (ec *evClient) closeNow(err error) {
+	if ec.st == evClosed {
+		return
+	}
+	if ec.inflight {
+		// The window's calls still refer to the session: it closes when
+		// they are done (windowDone).
+		ec.aborted, ec.abortErr = true, err
+		return
+	}
+	prev := ec.st
+	ec.st = evClosed
+	c := ec.c
+	s := c.s
+	if ec.fd >= 0 {
+		if ec.fd < len(ec.l.fds) {
+			ec.l.fds[ec.fd] = fdRef{}
+		}
+		evloop.Close(ec.fd)
+		ec.fd = -1
+	}
+	if prev == evLinger {
+		err = ec.endErr
+	}
+	clear(ec.pend)
+	ec.pend, ec.own = nil, nil
+	s.stats.clientConns.Add(-1)
+	switch {
+	case err == nil || errors.Is(err, io.EOF) || c.interrupted.Load():
+		s.stats.clientEOF.Add(1)
+	default:
+		s.stats.clientErr.Add(1)
+		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			s.log.Debug("client connection closed", "remote", ec.conn.remote.String(), "err", err)
+		}
+	}
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// abort is Close's: the connection closes at once (after the window in
+// flight, whose calls refer to the session).
+func (ec *evClient) abort() { ec.closeNow(net.ErrClosed) }
+
+// evConn is the session's net.Conn for a client of an event loop. Reads
+// never block (they return syscall.EAGAIN, which the session's loop
+// understands as "wait"), writes queue what the socket does not take, and
+// deadlines are the loop's timers. Only the loop's goroutine uses it,
+// except Close, which Server.Close calls.
+type evConn struct {
+	ec            *evClient
+	local, remote net.Addr
+}
+
+func (a evConn) Read(p []byte) (int, error) { return a.ec.read(p) }
+
+func (a evConn) Write(b []byte) (int, error) {
+	if err := a.ec.send(b, nil); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Close is Server.Close's, from its goroutine.
+func (a evConn) Close() error {
+	a.ec.l.post(a.ec.abort)
+	return nil
+}
+
+// CloseWrite asks for the connection to linger once its replies are
+// written (the output limit's cut-off).
+func (a evConn) CloseWrite() error {
+	a.ec.lingering = true
+	return nil
+}
+
+func (a evConn) LocalAddr() net.Addr  { return a.local }
+func (a evConn) RemoteAddr() net.Addr { return a.remote }
+
+func (a evConn) SetDeadline(t time.Time) error {
+	_ = a.SetReadDeadline(t)
+	return a.SetWriteDeadline(t)
+}
+
+func (a evConn) SetReadDeadline(t time.Time) error {
+	a.ec.rdl = unixNano(t)
+	a.ec.timedOut = false
+	return nil
+}
+
+func (a evConn) SetWriteDeadline(t time.Time) error {
+	a.ec.wdl = unixNano(t)
+	return nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// A timer is a client's deadline in its loop's heap.
+type timer struct {
+	at int64
+	c  *evClient
+}
+
+// timerHeap is a min-heap of timers by deadline. A client has at most one
+// live entry (timerAt); entries it superseded are skipped when they come
+// up.
+type timerHeap []timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = timer{}
+	*h = old[:len(old)-1]
+	return t
+}
+
+func (h *timerHeap) pop() timer { return heap.Pop(h).(timer) }

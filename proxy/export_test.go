@@ -1,0 +1,25 @@
+package proxy
+
+import (
+	"os"
+	"strconv"
+)
+
+// WALNUT_TEST_LOOPS=N runs every Server the tests make with an Engine of N
+// event loops, unless the test sets Config.Engine itself, so that the
+// whole suite can be run against the event-loop engine.
+func init() {
+	v := os.Getenv("WALNUT_TEST_LOOPS")
+	if v == "" || v == "0" {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		panic("WALNUT_TEST_LOOPS: want a number of loops, got " + strconv.Quote(v))
+	}
+	e, err := NewEngine(n)
+	if err != nil {
+		panic("WALNUT_TEST_LOOPS: " + err.Error())
+	}
+	defaultEngine = e
+}
