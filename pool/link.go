@@ -458,7 +458,7 @@ func (l *link) finish(d doomed, class failClass, cause error, first []entry) {
 	if cause == nil {
 		cause = d.err
 	}
-	l.pp.s.failure(l, class, cause)
+	l.pp.s.failure(l.epoch, class, cause)
 	l.failEntries(first, d.err)
 	l.failEntries(d.inflight, d.err)
 	l.failEntries(d.queue, d.err)

@@ -412,7 +412,9 @@ func (p *Pool) Ejected() bool { return p.srv.ejected.Load() }
 // Close fails every queued and in-flight request with ErrClosed, closes
 // every connection, cancels connection attempts and probes, and waits for
 // all of the pool's goroutines to exit. Requests given to Do afterwards fail
-// with ErrClosed. Close must not be called from Done or OnChange. Calling
+// with ErrClosed. The LoopConns, whose owners do their I/O, are told with
+// their closed callback (see NewLoopConn) and not waited for: their
+// owners close them. Close must not be called from Done or OnChange. Calling
 // it again has no effect.
 func (p *Pool) Close() error {
 	p.mu.Lock()
@@ -434,6 +436,7 @@ func (p *Pool) Close() error {
 			l.fail(ErrClosed, failNone, nil, nil)
 		}
 	}
+	p.srv.closeLoops()
 	p.wg.Wait()
 	return nil
 }
@@ -456,6 +459,9 @@ func (p *Pool) start(f func()) bool {
 
 // now returns monotonic nanoseconds since p.epoch.
 func (p *Pool) now() int64 { return int64(time.Since(p.epoch)) }
+
+// since converts t to p.now's clock.
+func (p *Pool) since(t time.Time) int64 { return int64(t.Sub(p.epoch)) }
 
 // at converts a deadline from p.now's clock to a time.Time.
 func (p *Pool) at(deadline int64) time.Time { return p.epoch.Add(time.Duration(deadline)) }

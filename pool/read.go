@@ -427,14 +427,20 @@ func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast
 
 // initReply handles the reply to an Init request.
 func (l *link) initReply(reply []byte) {
-	s := l.pp.s
+	l.pp.s.initReply(reply, &l.initLeft, &l.initErrs)
+}
+
+// initReply checks and logs the reply to an Init request on a connection
+// that expects left more of them (this one included) and has seen errs
+// error replies so far; it updates both.
+func (s *server) initReply(reply []byte, left, errs *int) {
 	isErr := s.p.opts.IsError != nil && s.p.opts.IsError(reply)
 	if isErr {
-		l.initErrs++
+		*errs++
 	}
-	s.logInit(len(s.p.init)-l.initLeft, reply, isErr)
-	l.initLeft--
-	if l.initLeft == 0 && l.initErrs == 0 {
+	s.logInit(len(s.p.init)-*left, reply, isErr)
+	*left--
+	if *left == 0 && *errs == 0 {
 		s.initFailing.Store(false)
 	}
 }

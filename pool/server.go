@@ -49,23 +49,47 @@ func (p *Pool) Stats() ServerStats {
 		InitErrors:        s.initErrors.Load(),
 	}
 	for _, pp := range s.pipes {
-		c := &pp.c
-		// Load the "out" side of each gauge first: it never passes the
-		// "in" side, so the difference is never negative.
-		dqN, dqB := c.dequeuedN.Load(), c.dequeuedB.Load()
-		qN, qB := c.queuedN.Load(), c.queuedB.Load()
-		doneN, doneB := c.doneN.Load(), c.doneB.Load()
-		sentN, sentB := c.sentN.Load(), c.sentB.Load()
-		st.Requests += qN
-		st.RequestBytes += qB
-		st.InQueue += qN - dqN
-		st.InQueueBytes += qB - dqB
-		st.OutQueue += sentN - doneN
-		st.OutQueueBytes += sentB - doneB
-		st.Responses += c.respN.Load()
-		st.ResponseBytes += c.respB.Load()
+		pp.c.addTo(&st)
 	}
+	s.loopMu.Lock()
+	for _, c := range s.loops {
+		c.c.addTo(&st)
+	}
+	s.retired.addTo(&st)
+	s.loopMu.Unlock()
 	return st
+}
+
+// addTo adds the counters of c to st.
+func (c *pipeCounters) addTo(st *ServerStats) {
+	// Load the "out" side of each gauge first: it never passes the "in"
+	// side, so the difference is never negative.
+	dqN, dqB := c.dequeuedN.Load(), c.dequeuedB.Load()
+	qN, qB := c.queuedN.Load(), c.queuedB.Load()
+	doneN, doneB := c.doneN.Load(), c.doneB.Load()
+	sentN, sentB := c.sentN.Load(), c.sentB.Load()
+	st.Requests += qN
+	st.RequestBytes += qB
+	st.InQueue += qN - dqN
+	st.InQueueBytes += qB - dqB
+	st.OutQueue += sentN - doneN
+	st.OutQueueBytes += sentB - doneB
+	st.Responses += c.respN.Load()
+	st.ResponseBytes += c.respB.Load()
+}
+
+// retire adds the cumulative counters of c, a LoopConn's whose requests
+// are all completed, to r.
+func (r *pipeCounters) retire(c *pipeCounters) {
+	for _, f := range [...]struct{ to, from *atomic.Int64 }{
+		{&r.queuedN, &c.queuedN}, {&r.queuedB, &c.queuedB},
+		{&r.dequeuedN, &c.dequeuedN}, {&r.dequeuedB, &c.dequeuedB},
+		{&r.sentN, &c.sentN}, {&r.sentB, &c.sentB},
+		{&r.doneN, &c.doneN}, {&r.doneB, &c.doneB},
+		{&r.respN, &c.respN}, {&r.respB, &c.respB},
+	} {
+		f.to.Add(f.from.Load())
+	}
 }
 
 // failClass says how a connection failure is counted.
@@ -96,16 +120,23 @@ type server struct {
 
 	mu    sync.Mutex
 	retry *time.Timer // pending probe while ejected
+
+	// The live LoopConns, whose counters Stats adds up, and the counters
+	// of those closed.
+	loopMu  sync.Mutex
+	loops   []*LoopConn // each at its index
+	retired pipeCounters
 }
 
-// failure records the close of l, a connection to s, and ejects s when it
-// has failed FailureLimit times in a row.
+// failure records the close of a connection to s, or a failed attempt,
+// and ejects s when it has failed FailureLimit times in a row. epoch is
+// s.epoch as it was when the connection was started (its attempt began).
 //
 // One event that closes several connections counts once, which fixes
 // twemproxy issue #430 (with server_connections above server_failure_limit
 // a single restart ejected a healthy server): a close counts only if no
-// failure has been counted since l was created.
-func (s *server) failure(l *link, class failClass, err error) {
+// failure has been counted since the connection was started.
+func (s *server) failure(epoch uint64, class failClass, err error) {
 	switch class {
 	case failNone:
 		return
@@ -122,7 +153,7 @@ func (s *server) failure(l *link, class failClass, err error) {
 		return
 	}
 	s.mu.Lock()
-	if s.ejected.Load() || p.closed.Load() || l.epoch != s.epoch.Load() {
+	if s.ejected.Load() || p.closed.Load() || epoch != s.epoch.Load() {
 		s.mu.Unlock()
 		return
 	}
