@@ -38,6 +38,7 @@ type options struct {
 	pidFile       string // -p, "" for none
 	mbufSize      int    // -m, validated and otherwise unused
 	adminAddr     string // --admin-addr, "" for none
+	loops         int    // --loops, 0: a goroutine per client
 }
 
 // usageError is a command-line error: its text (without the "walnut: "
@@ -188,6 +189,14 @@ func parseOptions(args []string) (options, error) {
 	}
 	// walnut's own, long only.
 	fs.Var(&optionValue{check: func(s string) error {
+		n, ok := digits(s)
+		if !ok || n > maxLoops {
+			return usageErrorf("option --loops requires a number from 0 to %d", maxLoops)
+		}
+		o.loops = n
+		return nil
+	}}, "loops", "")
+	fs.Var(&optionValue{check: func(s string) error {
 		host, port, err := net.SplitHostPort(s)
 		if err != nil || port == "" {
 			return usageErrorf("option --admin-addr value '%s' is not HOST:PORT", s)
@@ -253,7 +262,7 @@ func writeVersion(w io.Writer) {
 const usage = `Usage: walnut [-?hVdDt] [-v verbosity level] [-o output file]
               [-c conf file] [-s stats port] [-a stats addr]
               [-i stats interval] [-p pid file] [-m mbuf size]
-              [--admin-addr host:port]
+              [--admin-addr host:port] [--loops N]
 
 Options:
   -h, --help             : this help
@@ -272,11 +281,16 @@ Options:
       --admin-addr=S     : serve /metrics, /debug/pprof/, /healthz and /readyz
                            over HTTP on HOST:PORT (default: off;
                            e.g. 127.0.0.1:22223)
+      --loops=N          : serve clients with N event loops (Linux; default: 0,
+                           a goroutine per client)
 
 Unlike nutcracker, walnut binds the stats server to 127.0.0.1 by default
 (nutcracker: 0.0.0.0; give -a 0.0.0.0 for that), and it checks -m but does
 not use it: walnut has no mbufs. --admin-addr is walnut's own; bind it
 to a loopback address: it serves profiles and process details.
 `
+
+// maxLoops is the most event loops --loops takes.
+const maxLoops = 1024
 
 func writeUsage(w io.Writer) { io.WriteString(w, usage) }

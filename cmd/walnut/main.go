@@ -227,6 +227,7 @@ func open(file *config.File, o options, log *slog.Logger) (*fleet.Fleet, error) 
 		Version:       version,
 		AdminAddr:     o.adminAddr,
 		DrainTimeout:  shutdownTimeout,
+		Loops:         o.loops,
 	})
 	if err != nil {
 		return nil, err

@@ -47,6 +47,12 @@ type Options struct {
 	// AdminHandler listens on.
 	AdminAddr string
 
+	// Loops, if not zero, serves the clients of every pool with one
+	// proxy.Engine of that many event loops, instead of a goroutine per
+	// client (see proxy.Engine; Linux only). The Fleet makes it in New
+	// and closes it after Shutdown or Close.
+	Loops int
+
 	// DrainTimeout bounds how long a pool removed by a reload may take to
 	// answer what its clients have sent before they are disconnected. If
 	// zero, DefaultDrainTimeout.
@@ -83,6 +89,7 @@ type Fleet struct {
 	// it when its own context ends, Close at once.
 	retireCtx    context.Context
 	retireCancel context.CancelFunc
+	engine       *proxy.Engine // Options.Loops; nil without
 	errs         chan error    // the first Serve error other than ErrServerClosed
 	done         chan struct{} // closed by Shutdown or Close
 	doneOnce     sync.Once
@@ -124,12 +131,21 @@ func New(file *config.File, opts Options) (*Fleet, error) {
 	}
 	f := &Fleet{opts: opts, log: log, file: file, errs: make(chan error, 1), done: make(chan struct{})}
 	f.retireCtx, f.retireCancel = context.WithCancel(context.Background())
+	if opts.Loops != 0 {
+		e, err := proxy.NewEngine(opts.Loops)
+		if err != nil {
+			return nil, err
+		}
+		f.engine = e
+	}
 	for _, p := range file.Pools {
 		if p.ListenAddr == "" {
 			f.Close()
 			return nil, fmt.Errorf("pool '%s' has no listen address", p.Name)
 		}
-		s, err := proxy.New(proxy.FromPool(p, log))
+		cfg := proxy.FromPool(p, log)
+		cfg.Engine = f.engine
+		s, err := proxy.New(cfg)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("pool '%s': %w", p.Name, err)
@@ -366,6 +382,9 @@ func (f *Fleet) Shutdown(ctx context.Context) error {
 	}
 	f.goroutines.Wait()
 	f.retireCancel()
+	if f.engine != nil {
+		f.engine.Close()
+	}
 	return firstErr
 }
 
@@ -390,6 +409,9 @@ func (f *Fleet) Close() error {
 	}
 	f.retiring.Wait()
 	f.goroutines.Wait()
+	if f.engine != nil {
+		f.engine.Close()
+	}
 	return nil
 }
 

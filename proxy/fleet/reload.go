@@ -260,6 +260,7 @@ func (f *Fleet) prepare(file *config.File) (ups []*update, err error) {
 			return nil, &configError{fmt.Errorf("pool '%s' has no listen address", c.Name)}
 		}
 		cfg := proxy.FromPool(c, f.log)
+		cfg.Engine = f.engine
 		if err := cfg.Validate(); err != nil {
 			return nil, &configError{fmt.Errorf("pool '%s': %w", c.Name, err)}
 		}
