@@ -659,8 +659,9 @@ func (c *LoopConn) Failed(err error) {
 	}
 }
 
-// Close fails every request with ErrClosed and ends the LoopConn: it is
-// no longer counted, and Do fails at once. The owner closes the socket.
+// Close fails every request with ErrClosed and ends the LoopConn: Do
+// fails at once from then on, and Stats keeps only its cumulative
+// counters. The owner closes the socket. Calling it again has no effect.
 func (c *LoopConn) Close() {
 	if c.dead {
 		return
