@@ -514,6 +514,9 @@ func (c *LoopConn) frame() error {
 		err = c.fail(ErrInvalid, failErr, bad, nil, false)
 	}
 	clear(ents)
+	if cap(ents) > maxIdleEntries {
+		c.rents, c.rends = nil, nil
+	}
 	return err
 }
 
