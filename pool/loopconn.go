@@ -664,7 +664,9 @@ func (c *LoopConn) Failed(err error) {
 
 // Close fails every request with ErrClosed and ends the LoopConn: Do
 // fails at once from then on, and Stats keeps only its cumulative
-// counters. The owner closes the socket. Calling it again has no effect.
+// counters. The owner closes the socket. Calling it again has no effect,
+// and so does every other method but Do afterwards (Connected too: the
+// owner closes a socket it connects after Close).
 func (c *LoopConn) Close() {
 	if c.dead {
 		return
