@@ -40,6 +40,12 @@
 // so that a server that closed it costs a new connection, not the request.
 // Socket reads and writes are raw system calls (internal/rawio).
 //
+// A LoopConn is a connection of the pool whose socket its caller owns: an
+// event loop serving many connections from one goroutine makes the system
+// calls and tells the LoopConn when the socket is readable or writable;
+// the LoopConn queues, frames and completes requests, and counts failures,
+// as the pool's own connections do, on the caller's goroutine.
+//
 // # Failures
 //
 // A request that fails in the pool gets one of this package's errors

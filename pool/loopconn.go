@@ -514,6 +514,9 @@ func (c *LoopConn) frame() error {
 		err = c.fail(ErrInvalid, failErr, bad, nil, false)
 	}
 	clear(ents)
+	if cap(ents) > maxIdleEntries {
+		c.rents, c.rends = nil, nil
+	}
 	return err
 }
 
@@ -659,8 +662,11 @@ func (c *LoopConn) Failed(err error) {
 	}
 }
 
-// Close fails every request with ErrClosed and ends the LoopConn: it is
-// no longer counted, and Do fails at once. The owner closes the socket.
+// Close fails every request with ErrClosed and ends the LoopConn: Do
+// fails at once from then on, and Stats keeps only its cumulative
+// counters. The owner closes the socket. Calling it again has no effect,
+// and so does every other method but Do afterwards (Connected too: the
+// owner closes a socket it connects after Close).
 func (c *LoopConn) Close() {
 	if c.dead {
 		return

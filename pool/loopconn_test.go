@@ -32,6 +32,10 @@ import (
 type loopSock struct {
 	fd  int
 	iov []unix.Iovec
+	// written, if not nil, records where each buffer given to Writev
+	// starts.
+	written map[*byte]bool
+	sent    int // bytes written
 }
 
 func (s *loopSock) Read(p []byte) (int, error) {
@@ -51,6 +55,9 @@ func (s *loopSock) Writev(bufs [][]byte) (int, error) {
 		if len(b) == 0 {
 			continue
 		}
+		if s.written != nil {
+			s.written[&b[0]] = true
+		}
 		v := unix.Iovec{Base: &b[0]}
 		v.SetLen(len(b))
 		s.iov = append(s.iov, v)
@@ -63,6 +70,7 @@ func (s *loopSock) Writev(bufs [][]byte) (int, error) {
 	if e != 0 {
 		return 0, e
 	}
+	s.sent += int(r)
 	return int(r), nil
 }
 
@@ -246,10 +254,12 @@ func TestLoopConnRedisPipelined(t *testing.T) {
 		Init: [][]byte{cmd("AUTH", "pw"), cmd("SELECT", "3")},
 	})
 	d := newDriver(t, p)
+	d.sock.written = map[*byte]bool{}
 	var r loopResults
 	const pairs = 2000
 	want := make([]string, 0, 2*pairs)
 	var bytesSent int64
+	var large, small [][]byte
 	for j := range pairs {
 		key := "k" + strconv.Itoa(j)
 		val := "v" + strconv.Itoa(j*j)
@@ -257,6 +267,11 @@ func TestLoopConnRedisPipelined(t *testing.T) {
 			val = strings.Repeat(strconv.Itoa(j%10), 64<<10) // written from where it lies
 		}
 		set, get := cmd("SET", key, val), cmd("GET", key)
+		if len(val) > 1000 {
+			large = append(large, set)
+		} else {
+			small = append(small, set)
+		}
 		r.do(d.c, 2*j, set)
 		r.do(d.c, 2*j+1, get)
 		bytesSent += int64(len(set) + len(get))
@@ -273,6 +288,12 @@ func TestLoopConnRedisPipelined(t *testing.T) {
 	}
 	assert.Empty(t, d.gone)
 	assert.Equal(t, 1, d.dials)
+	for _, b := range large {
+		require.True(t, d.sock.written[&b[0]], "a large request is written from its Data")
+	}
+	for _, b := range small[1:] {
+		require.False(t, d.sock.written[&b[0]], "a small request is copied")
+	}
 	st = p.Stats()
 	assert.Equal(t, int64(2*pairs), st.Requests, "Init not counted")
 	assert.Equal(t, bytesSent, st.RequestBytes)
@@ -410,18 +431,22 @@ func TestLoopConnEarlyReply(t *testing.T) {
 	orig := bytes.Clone(data)
 	var reply string
 	var calls int
-	var pendingAtDone bool
+	var sentAtDone int
 	d.c.Do(&pool.Request{Data: data, Done: func(b []byte, err error) {
 		require.NoError(t, err)
-		reply, pendingAtDone = string(b), d.c.Pending()
+		reply, sentAtDone = string(b), d.sock.sent
 		calls++
 	}})
+	// Another request queued while the first is partly written goes out
+	// behind it.
+	d.run(func() bool { return p.Stats().OutQueue == 1 })
+	require.True(t, d.c.Pending())
 	var r loopResults
 	r.do(d.c, 0, []byte("next \r\n"))
 	d.run(func() bool { return r.done() == 1 })
 	assert.Equal(t, 1, calls)
 	assert.Equal(t, "+early big \r\n", reply)
-	assert.False(t, pendingAtDone, "Done ran before the request was written")
+	assert.GreaterOrEqual(t, sentAtDone, len(data), "Done ran before the request was written")
 	assert.Equal(t, result{"+early next \r\n", nil}, r.res[0])
 	assert.Equal(t, orig, data)
 	assert.Empty(t, d.gone)

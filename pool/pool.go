@@ -198,7 +198,8 @@ type Request struct {
 	// the server (Redis "-ERR …", memcached "SERVER_ERROR …") is a reply,
 	// not an error.
 	//
-	// Done is called on one of the pool's goroutines, with two
+	// Done is called on one of the pool's goroutines (for a request
+	// given to a LoopConn, on its owner's, see LoopConn), with two
 	// exceptions: a request that cannot be queued (ErrEjected, ErrClosed)
 	// is completed by Do itself, before Do returns, and the requests Close
 	// fails are completed by Close, or by the pool's goroutines before

@@ -78,15 +78,15 @@ func (c *pipeCounters) addTo(st *ServerStats) {
 	st.ResponseBytes += c.respB.Load()
 }
 
-// retire adds the cumulative counters of c, a LoopConn's whose requests
-// are all completed, to r.
-func (r *pipeCounters) retire(c *pipeCounters) {
+// retire adds to c the cumulative counters of from, a LoopConn's whose
+// requests are all completed.
+func (c *pipeCounters) retire(from *pipeCounters) {
 	for _, f := range [...]struct{ to, from *atomic.Int64 }{
-		{&r.queuedN, &c.queuedN}, {&r.queuedB, &c.queuedB},
-		{&r.dequeuedN, &c.dequeuedN}, {&r.dequeuedB, &c.dequeuedB},
-		{&r.sentN, &c.sentN}, {&r.sentB, &c.sentB},
-		{&r.doneN, &c.doneN}, {&r.doneB, &c.doneB},
-		{&r.respN, &c.respN}, {&r.respB, &c.respB},
+		{&c.queuedN, &from.queuedN}, {&c.queuedB, &from.queuedB},
+		{&c.dequeuedN, &from.dequeuedN}, {&c.dequeuedB, &from.dequeuedB},
+		{&c.sentN, &from.sentN}, {&c.sentB, &from.sentB},
+		{&c.doneN, &from.doneN}, {&c.doneB, &from.doneB},
+		{&c.respN, &from.respN}, {&c.respB, &from.respB},
 	} {
 		f.to.Add(f.from.Load())
 	}
