@@ -2,8 +2,10 @@ package pool
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"syscall"
 	"time"
@@ -156,6 +158,17 @@ func (s *server) closeLoops() {
 
 // Server returns the server to connect to.
 func (c *LoopConn) Server() Server { return c.s.cfg }
+
+// Dial connects to the server as the pool's own connections do: with
+// Options.Dial (or a net.Dialer), bounded by DialTimeout and ctx. Unlike
+// the other methods it may be called from any goroutine, so that the
+// owner can connect without blocking its loop (name resolution and the
+// connect may take a while) and then take the socket.
+func (c *LoopConn) Dial(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.p.opts.DialTimeout)
+	defer cancel()
+	return c.p.dial(ctx, c.s.cfg.Network, c.s.cfg.Addr)
+}
 
 // Do queues req as Pool.Do does: a request to an ejected server, or on a
 // closed pool or LoopConn, is completed before Do returns (ErrEjected,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -186,7 +187,13 @@ func (l *eloop) post(f func()) {
 
 func (l *eloop) run() {
 	for !l.stopped {
-		n, err := l.p.Wait(l.events, l.waitMillis())
+		var n int
+		var err error
+		if runtime.GOMAXPROCS(0) > len(l.e.loops) {
+			n, err = l.p.Wait(l.events, l.waitMillis())
+		} else {
+			n, err = l.p.WaitBlocking(l.events, l.waitMillis())
+		}
 		if err != nil {
 			panic("proxy: event loop: epoll_wait: " + err.Error())
 		}
@@ -441,25 +448,8 @@ func (b *bconn) dial() {
 	b.dialSeq++
 	seq := b.dialSeq
 	b.lc.Dialing(time.Now())
-	srv := b.lc.Server()
-	cfg := &b.s.gen.Load().cfg
-	timeout := cfg.Backend.DialTimeout
-	if timeout <= 0 {
-		timeout = pool.DefaultDialTimeout
-	}
-	dialFn := cfg.Dial
-	if dialFn == nil {
-		var d net.Dialer
-		dialFn = d.DialContext
-	}
-	network := srv.Network
-	if network == "" {
-		network = "tcp"
-	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		nc, err := dialFn(ctx, network, srv.Addr)
-		cancel()
+		nc, err := b.lc.Dial(context.Background())
 		fd := -1
 		if err == nil {
 			fd, err = takeFD(nc)

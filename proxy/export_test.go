@@ -23,3 +23,11 @@ func init() {
 	}
 	defaultEngine = e
 }
+
+// CloseTestEngine closes the Engine WALNUT_TEST_LOOPS made, if any, once
+// every test has shut its Servers down.
+func CloseTestEngine() {
+	if defaultEngine != nil {
+		defaultEngine.Close()
+	}
+}

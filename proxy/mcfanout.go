@@ -74,7 +74,7 @@ func (c *session) memcacheFanOut(req *memcache.Request) {
 				cl.req.Data = cl.buf
 				cl.req.Tag = uint8(req.Command)
 				cl.req.NoReply = true
-				c.g.backends[srv].pool.Do(&cl.req)
+				c.do(cl)
 				continue
 			}
 			cl, _ := c.newCall(srv)

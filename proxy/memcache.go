@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"syscall"
 
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
@@ -31,6 +32,9 @@ func (h *memcacheHandler) read(c *session) (int, error) {
 		h.reqs, err = h.rd.ReadRequests(h.reqs)
 		if err == nil {
 			return len(h.reqs), nil
+		}
+		if errors.Is(err, syscall.EAGAIN) {
+			return 0, err // an event loop's client has sent nothing more yet
 		}
 		var pe *protocol.Error
 		if !errors.As(err, &pe) {
@@ -171,7 +175,7 @@ func (c *session) memcacheForward(req *memcache.Request, srv int) {
 			cl.req.Tag = uint8(req.Command)
 			cl.req.NoReply = true
 			c.slots = append(c.slots, slot{kind: slotNone})
-			c.g.backends[srv].pool.Do(&cl.req)
+			c.do(cl)
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/walnutproxy/walnut/protocol"
@@ -45,18 +46,27 @@ func (h *redisHandler) read(c *session) (int, error) {
 	var err error
 	h.cmds, err = h.rd.ReadCommands(h.cmds)
 	if err != nil {
-		if aerr := c.awaitAsync(); aerr != nil {
-			return 0, aerr
+		if errors.Is(err, syscall.EAGAIN) {
+			return 0, err // an event loop's client has sent nothing more yet
 		}
-		var pe *protocol.Error
-		if errors.As(err, &pe) {
-			// Malformed framing: answer as redis-server does, then close.
-			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.nc.Write(resp.AppendError(c.out[:0], pe.Reply))
-		}
-		return 0, err
+		return 0, h.readFailed(c, err)
 	}
 	return len(h.cmds), nil
+}
+
+// readFailed ends a session whose read failed with err, answering
+// malformed framing first.
+func (h *redisHandler) readFailed(c *session, err error) error {
+	if aerr := c.awaitAsync(); aerr != nil {
+		return aerr
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		// Malformed framing: answer as redis-server does, then close.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.nc.Write(resp.AppendError(c.out[:0], pe.Reply))
+	}
+	return err
 }
 
 // parse parses the commands of in, which end at ends.

@@ -263,7 +263,11 @@ func (b *bench) setup(ctx context.Context) error {
 		if bin == "" {
 			bin = walnutBin
 		}
-		t, err := b.startProxy(ctx, v.name, bin, v.processEnv(), v.workers)
+		var extra []string
+		if v.loops > 0 {
+			extra = append(extra, "--loops="+strconv.Itoa(v.loops))
+		}
+		t, err := b.startProxy(ctx, v.name, bin, v.processEnv(), v.workers, extra...)
 		if err != nil {
 			return err
 		}

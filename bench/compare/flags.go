@@ -43,6 +43,8 @@ type variant struct {
 	// through SO_REUSEPORT (reuseport: true in their configuration); 0
 	// means one ordinary process.
 	workers int
+	// loops is walnut's --loops (event loops); 0: not given.
+	loops int
 }
 
 // envValue returns the value of key in v.env.
@@ -71,6 +73,9 @@ func (v variant) describe(what string) string {
 	parts := []string{what}
 	if v.workers > 0 {
 		parts = append(parts, fmt.Sprintf("%d worker processes on shared ports (reuseport: true), figures summed over them", v.workers))
+	}
+	if v.loops > 0 {
+		parts = append(parts, fmt.Sprintf("--loops=%d", v.loops))
 	}
 	if env := v.processEnv(); len(env) > 0 {
 		parts = append(parts, "environment "+strings.Join(env, " "))
@@ -145,8 +150,8 @@ func (vs *variantSet) get(name string) (*variant, error) {
 	return v, nil
 }
 
-// setKey applies KEY=VAL to the variant v. WORKERS and BIN are the tool's
-// own keys; every other key is environment.
+// setKey applies KEY=VAL to the variant v. WORKERS, LOOPS and BIN are the
+// tool's own keys; every other key is environment.
 func (vs *variantSet) setKey(v *variant, key, val string) error {
 	if !envKey.MatchString(key) {
 		return fmt.Errorf("variant %s: bad key %q", v.name, key)
@@ -162,6 +167,12 @@ func (vs *variantSet) setKey(v *variant, key, val string) error {
 			return fmt.Errorf("variant %s: WORKERS=%q: want an integer from 1 to 64", v.name, val)
 		}
 		v.workers = n
+	case "LOOPS":
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 1 || n > 64 {
+			return fmt.Errorf("variant %s: LOOPS=%q: want an integer from 1 to 64", v.name, val)
+		}
+		v.loops = n
 	case "BIN":
 		if val == "" {
 			return fmt.Errorf("variant %s: empty BIN", v.name)
@@ -241,7 +252,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.repeat, "repeat", 1, "run the whole matrix `K` times, targets interleaved, and report median [min–max]")
 	fs.BoolVar(&o.strace, "strace", false, "after each timed pass, count system calls per request with strace -c -f in an extra, shorter pass")
 	fs.IntVar(&o.straceRequests, "strace-n", 0, "`requests` of the strace pass (default: -n/10)")
-	fs.Func("walnut", "add a walnut target `NAME[:KEY=VAL,...]`; KEY=VAL is environment, except WORKERS=N (N processes on shared ports with reuseport, GOMAXPROCS=1 unless given) and BIN=PATH (a prebuilt binary); repeatable",
+	fs.Func("walnut", "add a walnut target `NAME[:KEY=VAL,...]`; KEY=VAL is environment, except WORKERS=N (N processes on shared ports with reuseport, GOMAXPROCS=1 unless given), LOOPS=N (walnut's --loops=N: N event loops) and BIN=PATH (a prebuilt binary); repeatable",
 		vs.parseWalnut)
 	fs.Func("walnut-bin", "add a walnut target `NAME=PATH` running a prebuilt walnut binary (same as -walnut NAME:BIN=PATH); repeatable",
 		vs.parseWalnutBin)

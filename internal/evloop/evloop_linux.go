@@ -98,6 +98,19 @@ func (p *Poller) Wait(events []Event, msec int) (int, error) {
 	return int(r), nil
 }
 
+// WaitBlocking is Wait as an ordinary blocking system call: the runtime
+// may hand the P to another goroutine while the loop waits. A loop uses it
+// when the process has no P to spare (GOMAXPROCS not above the number of
+// loops), where holding the P would keep every other goroutine waiting for
+// the runtime's preemption, 10 ms at a time.
+func (p *Poller) WaitBlocking(events []Event, msec int) (int, error) {
+	n, err := unix.EpollWait(p.epfd, events, msec)
+	if err == unix.EINTR {
+		return 0, nil
+	}
+	return n, err
+}
+
 // Wake makes a Wait in progress, or the next one, return. It is safe to
 // call from any goroutine.
 func (p *Poller) Wake() {

@@ -183,8 +183,7 @@ func (r *Reader) consume(n int) {
 func (r *Reader) ReadRequests(reqs []Request) ([]Request, error) {
 	reqs = nextRequest(reqs[:0])
 	if err := r.ReadRequest(&reqs[0]); err != nil {
-		var pe *protocol.Error
-		if errors.As(err, &pe) {
+		if isProtocolError(err) {
 			return reqs, err
 		}
 		return reqs[:0], err
@@ -198,6 +197,17 @@ func (r *Reader) ReadRequests(reqs []Request) ([]Request, error) {
 		r.consume(n)
 	}
 	return reqs, nil
+}
+
+// isProtocolError reports whether err is a *protocol.Error. It is apart
+// so that the common errors (EAGAIN from a non-blocking source) cost no
+// allocation.
+func isProtocolError(err error) bool {
+	if errors.Is(err, syscall.EAGAIN) {
+		return false
+	}
+	var pe *protocol.Error
+	return errors.As(err, &pe)
 }
 
 // nextRequest extends reqs by one element, reusing the one in its spare
