@@ -24,11 +24,13 @@ import (
 // owns the clients handed to it and its own connections to the backends
 // (pool.LoopConn), and does every read and write itself. Each loop opens
 // its own Backend.Conns connections to each server, so a server sees that
-// many times the number of loops. A loop keeps its P while it waits (it
-// does not go through the scheduler's blocking system calls): run fewer
-// loops than GOMAXPROCS, so that the process's other goroutines
-// (accepting, dialling, stats) have one. A Config.Dial used with an
-// Engine must return sockets. Linux only: elsewhere NewEngine fails.
+// many times the number of loops. When GOMAXPROCS is above the number of
+// loops, a loop keeps its P while it waits for events (a raw system call,
+// outside the scheduler's bookkeeping, which costs less than the hand-over
+// of the P a blocking call brings), and the process's other goroutines
+// (accepting, dialling, stats) run on the spare Ps; otherwise it waits
+// with an ordinary blocking call. A Config.Dial used with an Engine must
+// return sockets. Linux only: elsewhere NewEngine fails.
 //
 // How it works. A request then
 // costs no goroutine hand-off at all: the loop reads a client, dispatches

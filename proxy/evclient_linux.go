@@ -43,6 +43,7 @@ type evClient struct {
 	abortErr error
 
 	drained bool // the last read found the socket empty: wait for its next edge
+	hup     bool // the peer hung up (or the socket failed): read until EOF, never assume drained
 
 	// Deadlines (UnixNano, 0: none), set through evConn by the session
 	// code: the read deadline applies while the session waits for input,
@@ -82,6 +83,11 @@ func (ec *evClient) start() {
 func (ec *evClient) event(ev uint32) {
 	if ev&(evloop.In|evloop.RdHup|evloop.Hup|evloop.Err) != 0 {
 		ec.drained = false
+	}
+	if ev&(evloop.RdHup|evloop.Hup|evloop.Err) != 0 {
+		// A short read may have taken the last bytes before the FIN,
+		// whose edge came with them: no edge will follow.
+		ec.hup = true
 	}
 	if ev&evloop.Out != 0 && len(ec.pend) > 0 {
 		if err := ec.flush(); err != nil {
@@ -310,7 +316,7 @@ func (ec *evClient) read(p []byte) (int, error) {
 		return 0, os.ErrDeadlineExceeded
 	case ec.st == evClosed:
 		return 0, net.ErrClosed
-	case ec.drained || len(ec.pend) > 0:
+	case (ec.drained && !ec.hup) || len(ec.pend) > 0:
 		// Nothing until the next edge; or replies wait for the client
 		// (memcached errors in step): read no more until they are
 		// written.

@@ -31,3 +31,12 @@ func CloseTestEngine() {
 		defaultEngine.Close()
 	}
 }
+
+// EngineLoopsForTest returns the loops of the engine WALNUT_TEST_LOOPS made;
+// 0 without.
+func EngineLoopsForTest() int {
+	if defaultEngine == nil {
+		return 0
+	}
+	return defaultEngine.Loops()
+}

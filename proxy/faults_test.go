@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/protocol"
@@ -137,7 +136,7 @@ func TestFaultKillBackend(t *testing.T) {
 	for _, kind := range faultKinds {
 		for _, eject := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%v/eject=%v", kind, eject), func(t *testing.T) {
-				t.Cleanup(func() { goleak.VerifyNone(t) })
+				t.Cleanup(func() { verifyNoLeaks(t) })
 				const timeout = time.Second
 				bs := startEqualBackends(t, kind, 3)
 				s, addr := startProxy(t, kind, bs, func(c *proxy.Config) {
@@ -229,7 +228,7 @@ func TestFaultStopBackend(t *testing.T) {
 	}
 	for _, kind := range faultKinds {
 		t.Run(kind.String(), func(t *testing.T) {
-			t.Cleanup(func() { goleak.VerifyNone(t) })
+			t.Cleanup(func() { verifyNoLeaks(t) })
 			const timeout = 500 * time.Millisecond
 			s, victim, counters, l := stopVictimUnderLoad(t, kind, timeout)
 			time.Sleep(2 * timeout)
@@ -281,7 +280,7 @@ func TestFaultRestartBackend(t *testing.T) {
 	for _, kind := range faultKinds {
 		for _, eject := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%v/eject=%v", kind, eject), func(t *testing.T) {
-				t.Cleanup(func() { goleak.VerifyNone(t) })
+				t.Cleanup(func() { verifyNoLeaks(t) })
 				const (
 					timeout = time.Second
 					retry   = 300 * time.Millisecond
@@ -412,7 +411,7 @@ func TestFaultMisbehavingBackend(t *testing.T) {
 	for _, kind := range faultKinds {
 		for _, tt := range modes {
 			t.Run(fmt.Sprintf("%v/%v %v", kind, tt.mode, tt.delay), func(t *testing.T) {
-				t.Cleanup(func() { goleak.VerifyNone(t) })
+				t.Cleanup(func() { verifyNoLeaks(t) })
 				fake := startFakeBackend(t, kind)
 				bs := append(startEqualBackends(t, kind, 2), backend{entry: shard.Server{Addr: fake.Addr, Name: "fake", Weight: 1}})
 				s, addr := startProxy(t, kind, bs, func(c *proxy.Config) { c.Backend.Timeout = timeout })
@@ -503,7 +502,7 @@ func TestFaultShutdownUnderLoad(t *testing.T) {
 	}
 	for _, kind := range faultKinds {
 		t.Run(kind.String(), func(t *testing.T) {
-			t.Cleanup(func() { goleak.VerifyNone(t) })
+			t.Cleanup(func() { verifyNoLeaks(t) })
 			const timeout = 500 * time.Millisecond
 			s, victim, counters, l := stopVictimUnderLoad(t, kind, timeout)
 			time.Sleep(timeout / 2)

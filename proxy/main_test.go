@@ -23,3 +23,9 @@ func (c closingEngine) Run() int {
 	proxy.CloseTestEngine()
 	return code
 }
+
+// verifyNoLeaks fails t if a goroutine is left behind, other than the
+// loops of the engine WALNUT_TEST_LOOPS made, which outlive each test.
+func verifyNoLeaks(t *testing.T) {
+	goleak.VerifyNone(t, goleak.IgnoreAnyFunction("github.com/walnutproxy/walnut/proxy.(*eloop).run"))
+}
