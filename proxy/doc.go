@@ -274,6 +274,24 @@ package proxy
 //     reading the client at once; whatever it writes next waits for that
 //     reply first, so replies stay in order.
 //
+// With an Engine (Config.Engine; engine_linux.go, evclient_linux.go) the
+// same steps run without a goroutine per client. An event loop owns the
+// client's socket (accepted as in step 1, then handed to a loop) and its
+// own connections to the backends (pool.LoopConn). In step 2 the loop
+// reads the client when epoll reports it readable and the session's
+// handler parses what arrived; a partial request waits in the reader's
+// buffer for the next readiness (evClient.step). In step 3 the calls are
+// queued on the loop's backend connections, and every connection with
+// requests is written once after all the clients made ready by the same
+// epoll_wait have been read (eloop.settle), so the requests of many clients
+// leave in one write. The replies are read when the backend is readable;
+// the call that completes a window queues its session (evClient.ready),
+// and step 4 appends the replies and writes them to the client
+// (evClient.send). What the socket does not take waits there, and the
+// session reads no more until it drains. No goroutine is woken anywhere
+// on the way: one epoll_wait, one read of the client, one write and one
+// read of the backend, one write of the client.
+//
 // The in-process Client (inprocess.go) runs steps 2 to 4 on the caller's
 // goroutine with a session of its own: the handler parses the caller's
 // request bytes (handler.parse) in place of reading a socket, and the

@@ -98,6 +98,9 @@ func (e *Engine) Close() error {
 		l.post(func() { l.stopped = true })
 	}
 	e.wg.Wait()
+	for _, l := range e.loops {
+		l.p.Close() // after the loops: a post may still be waking one
+	}
 	return nil
 }
 
@@ -375,7 +378,6 @@ func (l *eloop) shutdown() {
 		}
 		l.fds[fd] = fdRef{}
 	}
-	l.p.Close()
 }
 
 // A bconn is a loop's connection to a backend: a pool.LoopConn and its
