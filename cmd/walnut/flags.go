@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"runtime"
 	"strconv"
 
 	"github.com/spf13/pflag"
@@ -38,7 +39,7 @@ type options struct {
 	pidFile       string // -p, "" for none
 	mbufSize      int    // -m, validated and otherwise unused
 	adminAddr     string // --admin-addr, "" for none
-	loops         int    // --loops, 0: a goroutine per client
+	loops         int    // --loops, 0: a goroutine per client; default defaultLoops()
 }
 
 // usageError is a command-line error: its text (without the "walnut: "
@@ -115,6 +116,7 @@ func parseOptions(args []string) (options, error) {
 		statsAddr:     defaultStatsAddr,
 		statsInterval: defaultStatsInterval,
 		mbufSize:      defaultMbufSize,
+		loops:         defaultLoops(),
 	}
 	fs := pflag.NewFlagSet("walnut", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -281,14 +283,25 @@ Options:
       --admin-addr=S     : serve /metrics, /debug/pprof/, /healthz and /readyz
                            over HTTP on HOST:PORT (default: off;
                            e.g. 127.0.0.1:22223)
-      --loops=N          : serve clients with N event loops (Linux; default: 0,
-                           a goroutine per client)
+      --loops=N          : serve clients with N event loops (Linux; default: half
+                           of GOMAXPROCS, at least 1; elsewhere 0); 0: a
+                           goroutine per client
 
 Unlike nutcracker, walnut binds the stats server to 127.0.0.1 by default
 (nutcracker: 0.0.0.0; give -a 0.0.0.0 for that), and it checks -m but does
 not use it: walnut has no mbufs. --admin-addr is walnut's own; bind it
 to a loopback address: it serves profiles and process details.
 `
+
+// defaultLoops is --loops's default: on Linux, half of the Ps (GOMAXPROCS,
+// the CPUs walnut may use), at least one, so that a loop has a P to spare
+// for walnut's other goroutines; elsewhere 0, a goroutine per client.
+func defaultLoops() int {
+	if runtime.GOOS != "linux" {
+		return 0
+	}
+	return max(1, runtime.GOMAXPROCS(0)/2)
+}
 
 // maxLoops is the most event loops --loops takes.
 const maxLoops = 1024
