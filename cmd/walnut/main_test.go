@@ -102,6 +102,8 @@ func TestRunBadOptions(t *testing.T) {
 		{give: []string{"-m", "x"}, want: "walnut: option -m requires a non-zero number"},
 		{give: []string{"-m"}, want: "walnut: option -m requires a number"},
 		{give: []string{"-i", "-1"}, want: "walnut: option -i requires a number"},
+		{give: []string{"--loops=x"}, want: "walnut: option --loops requires a number from 0 to 1024"},
+		{give: []string{"--loops=1025"}, want: "walnut: option --loops requires a number from 0 to 1024"},
 		{give: []string{"-i"}, want: "walnut: option -i requires a number"},
 		{give: []string{"-i", "3000000000"}, want: "walnut: option -i value 3000000000 is too large (the maximum is 2147483647)"},
 		{give: []string{"-c"}, want: "walnut: option -c requires a file name"},
@@ -137,6 +139,7 @@ func TestParseOptions(t *testing.T) {
 		statsAddr:     "127.0.0.1",
 		statsInterval: 30000,
 		mbufSize:      16384,
+		loops:         defaultLoops(),
 	}
 	with := func(f func(*options)) options {
 		o := defaults
@@ -148,6 +151,8 @@ func TestParseOptions(t *testing.T) {
 		want options
 	}{
 		{give: nil, want: defaults},
+		{give: []string{"--loops=0"}, want: with(func(o *options) { o.loops = 0 })},
+		{give: []string{"--loops", "3"}, want: with(func(o *options) { o.loops = 3 })},
 		{give: []string{"-v", "0"}, want: with(func(o *options) { o.verbosity = 0 })},
 		{give: []string{"-v", "99"}, want: with(func(o *options) { o.verbosity = 11 })},
 		{give: []string{"-v7"}, want: with(func(o *options) { o.verbosity = 7 })},
