@@ -319,7 +319,7 @@ func (c *session) cutOff() error {
 // write sends out, after any outstanding async reply, and drops an
 // oversized buffer.
 func (c *session) write(out []byte) error {
-	if len(out) == 0 {
+	if len(out) == 0 && len(c.big) == 0 {
 		// Nothing to write (the batch's reply is the async call's, or
 		// none): the async reply, if any, is not waited for.
 		c.out = out
