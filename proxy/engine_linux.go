@@ -99,7 +99,10 @@ func (e *Engine) Close() error {
 	}
 	e.wg.Wait()
 	for _, l := range e.loops {
-		l.p.Close() // after the loops: a post may still be waking one
+		l.mu.Lock()
+		l.done = true // later posts are dropped
+		l.p.Close()
+		l.mu.Unlock()
 	}
 	return nil
 }
@@ -151,6 +154,7 @@ type eloop struct {
 	fds    []fdRef // by descriptor
 
 	mu      sync.Mutex
+	done    bool     // the Engine is closed: posts are dropped
 	tasks   []func() // posted by other goroutines
 	running []func()
 
@@ -180,14 +184,21 @@ func (l *eloop) register(fd int, ref fdRef) {
 
 // post runs f on the loop. It may be called from any goroutine, the
 // loop's included.
-func (l *eloop) post(f func()) {
+//
+// It reports false, and f is not run, once the Engine is closed. The wake
+// is written under the lock, so that Close cannot close the eventfd in
+// between.
+func (l *eloop) post(f func()) bool {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return false
+	}
 	l.tasks = append(l.tasks, f)
-	first := len(l.tasks) == 1
-	l.mu.Unlock()
-	if first {
+	if len(l.tasks) == 1 {
 		l.p.Wake()
 	}
+	return true
 }
 
 func (l *eloop) run() {
@@ -458,7 +469,9 @@ func (b *bconn) dial() {
 		if err == nil {
 			fd, err = takeFD(nc)
 		}
-		b.l.post(func() { b.dialed(seq, fd, err) })
+		if !b.l.post(func() { b.dialed(seq, fd, err) }) && fd >= 0 {
+			evloop.Close(fd) // the Engine closed meanwhile
+		}
 	}()
 }
 

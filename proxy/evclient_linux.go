@@ -245,16 +245,23 @@ func (ec *evClient) send(out []byte, big []bigReply) error {
 		wrote = n
 	}
 	kept := false
-	for _, s := range segs {
+	// A large output buffer is dropped by session.write once written
+	// (maxKeptBuffer): what is left of it may wait where it lies.
+	outOwned := cap(out) > maxKeptBuffer
+	for i, s := range segs {
 		if wrote >= len(s) {
 			wrote -= len(s)
 			continue
 		}
 		s = s[wrote:]
 		wrote = 0
-		if len(s) >= pool.LargeReply {
-			ec.pend = append(ec.pend, s)
+		if len(s) >= pool.LargeReply && i%2 == 1 {
+			ec.pend = append(ec.pend, s) // a large reply passed through
 			kept = true
+			continue
+		}
+		if outOwned && i%2 == 0 {
+			ec.pend = append(ec.pend, s)
 			continue
 		}
 		at := len(ec.own)
@@ -292,6 +299,9 @@ func (ec *evClient) flush() error {
 		for n > 0 && len(ec.pend) > 0 {
 			if n >= len(ec.pend[0]) {
 				n -= len(ec.pend[0])
+				if len(ec.pend[0]) >= pool.LargeReply {
+					freeLater(len(ec.pend[0])) // its buffer goes now
+				}
 				ec.pend[0] = nil
 				ec.pend = ec.pend[1:]
 				continue
@@ -302,6 +312,9 @@ func (ec *evClient) flush() error {
 	}
 	ec.pend = ec.pend[:0:0]
 	if cap(ec.own) > maxKeptBuffer {
+		if cap(ec.own) >= pool.LargeReply {
+			freeLater(cap(ec.own))
+		}
 		ec.own = nil
 	} else {
 		ec.own = ec.own[:0]
