@@ -403,14 +403,26 @@ type bconn struct {
 	dialSeq uint64
 	dirty   bool
 	closed  bool
+	drained bool // the last read emptied the socket (see Read)
+	hup     bool // the server hung up: read to EOF
 	iov     []unix.Iovec
 }
 
-// Read and Writev are the socket as pool.LoopIO.
+// Read and Writev are the socket as pool.LoopIO. A read shorter than its
+// buffer has emptied the socket: the next one reports EAGAIN without a
+// system call, until epoll reports new input (the edge for bytes that
+// arrive later), unless the server hung up, when the FIN may have come
+// with the last bytes and no edge will follow.
 func (b *bconn) Read(p []byte) (int, error) {
+	if b.drained && !b.hup {
+		return 0, syscall.EAGAIN
+	}
 	n, err := evloop.Read(b.fd, p)
 	if err == nil && n == 0 {
 		return 0, io.EOF
+	}
+	if err == nil && n < len(p) {
+		b.drained = true
 	}
 	return n, err
 }
@@ -423,6 +435,10 @@ func (b *bconn) Writev(bufs [][]byte) (int, error) {
 
 func (b *bconn) event(ev uint32) {
 	if ev&(evloop.In|evloop.RdHup|evloop.Hup|evloop.Err) != 0 {
+		b.drained = false
+		if ev&(evloop.RdHup|evloop.Hup|evloop.Err) != 0 {
+			b.hup = true
+		}
 		if err := b.lc.Readable(); err != nil {
 			b.gone()
 			return
@@ -527,6 +543,7 @@ func (b *bconn) dialed(seq uint64, fd int, err error) {
 		return
 	}
 	b.fd = fd
+	b.drained, b.hup = false, false
 	b.l.register(fd, fdRef{b: b})
 	b.lc.Connected(b)
 	b.flush()

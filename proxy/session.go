@@ -352,6 +352,9 @@ func (c *session) write(out []byte) error {
 		err = c.writeBig(out)
 	}
 	if cap(out) > maxKeptBuffer {
+		if cap(out) >= pool.LargeReply {
+			freeLater(cap(out)) // a merged reply of large values
+		}
 		out = nil
 	}
 	c.out = out[:0]
@@ -406,6 +409,9 @@ func (c *session) trim() {
 		cl.req.Data = nil // it may point into the read buffer
 		kept += cap(cl.reply) + cap(cl.buf)
 		if kept > keptBudget {
+			if cap(cl.reply) >= pool.LargeReply {
+				freeLater(cap(cl.reply))
+			}
 			cl.reply, cl.buf = nil, nil
 		}
 	}
