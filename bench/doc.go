@@ -96,7 +96,8 @@
 //	-strace-n N           requests of that pass (-n/10)
 //	-walnut NAME:K=V,...  a walnut target with K=V in its environment; WORKERS=N runs N
 //	                      processes on shared ports (reuseport, GOMAXPROCS=1), LOOPS=N passes
-//	                      --loops=N (event loops), BIN=PATH a prebuilt binary
+//	                      --loops=N (N event loops; 0: a goroutine per client), BIN=PATH a
+//	                      prebuilt binary
 //	-walnut-bin NAME=PATH a walnut target running a prebuilt binary
 //	-redis-benchmark      also run redis-benchmark for set, get, mset
 //	-no-nutcracker        leave nutcracker out

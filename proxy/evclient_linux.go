@@ -53,9 +53,12 @@ type evClient struct {
 	timedOut bool  // the read deadline passed: the next read fails
 
 	// Replies the socket did not take, in order: small ones copied into
-	// own, large ones referenced where they lie.
-	pend [][]byte
-	own  []byte
+	// own, large ones referenced where they lie; pendLarge counts the
+	// bytes of the large buffers they hold, returned to the system (see
+	// freeLater) once written.
+	pend      [][]byte
+	own       []byte
+	pendLarge int
 
 	endErr    error
 	lingering bool // FIN and discard input before closing (Shutdown, output limit)
@@ -248,6 +251,13 @@ func (ec *evClient) send(out []byte, big []bigReply) error {
 	// A large output buffer is dropped by session.write once written
 	// (maxKeptBuffer): what is left of it may wait where it lies.
 	outOwned := cap(out) > maxKeptBuffer
+	large := 0 // bytes of large buffers let go with this write
+	if cap(out) >= pool.LargeReply {
+		large += cap(out)
+	}
+	for _, b := range big {
+		large += len(b.b)
+	}
 	for i, s := range segs {
 		if wrote >= len(s) {
 			wrote -= len(s)
@@ -269,6 +279,13 @@ func (ec *evClient) send(out []byte, big []bigReply) error {
 		ec.pend = append(ec.pend, ec.own[at:len(ec.own):len(ec.own)])
 	}
 	clear(segs)
+	if len(ec.pend) == 0 {
+		if large > 0 {
+			freeLater(large)
+		}
+	} else {
+		ec.pendLarge += large
+	}
 	if kept {
 		// A large reply waits where it lies: its call must not reuse
 		// the buffer for the next reply.
@@ -299,9 +316,6 @@ func (ec *evClient) flush() error {
 		for n > 0 && len(ec.pend) > 0 {
 			if n >= len(ec.pend[0]) {
 				n -= len(ec.pend[0])
-				if len(ec.pend[0]) >= pool.LargeReply {
-					freeLater(len(ec.pend[0])) // its buffer goes now
-				}
 				ec.pend[0] = nil
 				ec.pend = ec.pend[1:]
 				continue
@@ -311,13 +325,18 @@ func (ec *evClient) flush() error {
 		}
 	}
 	ec.pend = ec.pend[:0:0]
+	large := ec.pendLarge
+	ec.pendLarge = 0
 	if cap(ec.own) > maxKeptBuffer {
 		if cap(ec.own) >= pool.LargeReply {
-			freeLater(cap(ec.own))
+			large += cap(ec.own)
 		}
 		ec.own = nil
 	} else {
 		ec.own = ec.own[:0]
+	}
+	if large > 0 {
+		freeLater(large)
 	}
 	return nil
 }

@@ -340,19 +340,16 @@ func (c *session) write(out []byte) error {
 	c.armWrite(c.g)
 	var err error
 	if c.ev != nil {
-		err = c.ev.send(out, c.big)
-		if len(c.big) > 0 {
-			freeLater(c.bigLen)
-			clear(c.big)
-			c.big, c.bigLen = c.big[:0], 0
-		}
+		err = c.ev.send(out, c.big) // it returns large buffers when written
+		clear(c.big)
+		c.big, c.bigLen = c.big[:0], 0
 	} else if len(c.big) == 0 {
 		_, err = c.nc.Write(out)
 	} else {
 		err = c.writeBig(out)
 	}
 	if cap(out) > maxKeptBuffer {
-		if cap(out) >= pool.LargeReply {
+		if cap(out) >= pool.LargeReply && c.ev == nil {
 			freeLater(cap(out)) // a merged reply of large values
 		}
 		out = nil

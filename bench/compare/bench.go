@@ -264,7 +264,7 @@ func (b *bench) setup(ctx context.Context) error {
 			bin = walnutBin
 		}
 		var extra []string
-		if v.loops > 0 {
+		if v.loopsSet {
 			extra = append(extra, "--loops="+strconv.Itoa(v.loops))
 		}
 		t, err := b.startProxy(ctx, v.name, bin, v.processEnv(), v.workers, extra...)

@@ -43,8 +43,10 @@ type variant struct {
 	// through SO_REUSEPORT (reuseport: true in their configuration); 0
 	// means one ordinary process.
 	workers int
-	// loops is walnut's --loops (event loops); 0: not given.
-	loops int
+	// loops is walnut's --loops (event loops; 0: a goroutine per client)
+	// when loopsSet; otherwise walnut's default.
+	loops    int
+	loopsSet bool
 }
 
 // envValue returns the value of key in v.env.
@@ -74,7 +76,7 @@ func (v variant) describe(what string) string {
 	if v.workers > 0 {
 		parts = append(parts, fmt.Sprintf("%d worker processes on shared ports (reuseport: true), figures summed over them", v.workers))
 	}
-	if v.loops > 0 {
+	if v.loopsSet {
 		parts = append(parts, fmt.Sprintf("--loops=%d", v.loops))
 	}
 	if env := v.processEnv(); len(env) > 0 {
@@ -169,10 +171,10 @@ func (vs *variantSet) setKey(v *variant, key, val string) error {
 		v.workers = n
 	case "LOOPS":
 		n, err := strconv.Atoi(val)
-		if err != nil || n < 1 || n > 64 {
-			return fmt.Errorf("variant %s: LOOPS=%q: want an integer from 1 to 64", v.name, val)
+		if err != nil || n < 0 || n > 64 {
+			return fmt.Errorf("variant %s: LOOPS=%q: want an integer from 0 to 64", v.name, val)
 		}
-		v.loops = n
+		v.loops, v.loopsSet = n, true
 	case "BIN":
 		if val == "" {
 			return fmt.Errorf("variant %s: empty BIN", v.name)
@@ -252,7 +254,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.repeat, "repeat", 1, "run the whole matrix `K` times, targets interleaved, and report median [min–max]")
 	fs.BoolVar(&o.strace, "strace", false, "after each timed pass, count system calls per request with strace -c -f in an extra, shorter pass")
 	fs.IntVar(&o.straceRequests, "strace-n", 0, "`requests` of the strace pass (default: -n/10)")
-	fs.Func("walnut", "add a walnut target `NAME[:KEY=VAL,...]`; KEY=VAL is environment, except WORKERS=N (N processes on shared ports with reuseport, GOMAXPROCS=1 unless given), LOOPS=N (walnut's --loops=N: N event loops) and BIN=PATH (a prebuilt binary); repeatable",
+	fs.Func("walnut", "add a walnut target `NAME[:KEY=VAL,...]`; KEY=VAL is environment, except WORKERS=N (N processes on shared ports with reuseport, GOMAXPROCS=1 unless given), LOOPS=N (walnut's --loops=N: N event loops, 0 a goroutine per client) and BIN=PATH (a prebuilt binary); repeatable",
 		vs.parseWalnut)
 	fs.Func("walnut-bin", "add a walnut target `NAME=PATH` running a prebuilt walnut binary (same as -walnut NAME:BIN=PATH); repeatable",
 		vs.parseWalnutBin)

@@ -73,6 +73,10 @@ func TestParseFlagsVariants(t *testing.T) {
 			want: []variant{{name: "walnut"}, {name: "pf2", workers: 2}},
 		},
 		{
+			give: []string{"-walnut", "gor:LOOPS=0", "-walnut", "ev2:LOOPS=2"},
+			want: []variant{{name: "walnut"}, {name: "gor", loopsSet: true}, {name: "ev2", loops: 2, loopsSet: true}},
+		},
+		{
 			give: []string{"-walnut-bin", "old=/tmp/walnut-old"},
 			want: []variant{{name: "walnut"}, {name: "old", bin: "/tmp/walnut-old"}},
 		},
@@ -120,6 +124,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{give: []string{"-walnut", "v:A=1,A=2"}, want: "A given twice"},
 		{give: []string{"-walnut", "v:WORKERS=0"}, want: "WORKERS=\"0\""},
 		{give: []string{"-walnut", "v:WORKERS=two"}, want: "WORKERS=\"two\""},
+		{give: []string{"-walnut", "v:LOOPS=-1"}, want: "LOOPS=\"-1\""},
+		{give: []string{"-walnut", "v:LOOPS=65"}, want: "LOOPS=\"65\""},
 		{give: []string{"-walnut", "v:BIN="}, want: "empty BIN"},
 		{give: []string{"-walnut-bin", "v"}, want: `"v" is not NAME=PATH`},
 		{give: []string{"-walnut-bin", "v=/a", "-walnut-bin", "v=/b"}, want: "BIN given twice"},
