@@ -407,6 +407,9 @@ func (c *call) done(reply []byte, err error) {
 	c.ch <- struct{}{}
 }
 
+// Closed reports whether Close has been called.
+func (p *Pool) Closed() bool { return p.closed.Load() }
+
 // Ejected reports whether the server is currently ejected.
 func (p *Pool) Ejected() bool { return p.srv.ejected.Load() }
 

@@ -115,11 +115,11 @@ func (e *Engine) adopt(s *Server, nc net.Conn) (*evClient, error) {
 	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return nil, errors.New("not a socket")
+		return nil, errNotSocket
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return nil, err
+		return nil, errNotSocket
 	}
 	fd := -1
 	var derr error
@@ -145,6 +145,9 @@ func (e *Engine) adopt(s *Server, nc net.Conn) (*evClient, error) {
 	return ec, nil
 }
 
+// errNotSocket is adopt's error for a connection that is not a socket.
+var errNotSocket = errors.New("not a socket")
+
 // An eloop is one event loop.
 type eloop struct {
 	e      *Engine
@@ -159,6 +162,7 @@ type eloop struct {
 	running []func()
 
 	readyq  []*evClient // sessions whose window completed
+	again   []*evClient // clients whose step stopped at its budget with input left
 	dirty   []*bconn    // backend connections with requests to write
 	pools   map[*pool.Pool]*lpool
 	conns   []*bconn // every backend connection of the loop, for deadlines
@@ -202,13 +206,22 @@ func (l *eloop) post(f func()) bool {
 }
 
 func (l *eloop) run() {
-	for !l.stopped {
+	spare := true // a P to spare for other goroutines: wait holding ours
+	for iter := 0; !l.stopped; iter++ {
+		if iter%16 == 0 {
+			spare = runtime.GOMAXPROCS(0) > len(l.e.loops)
+		}
 		var n int
 		var err error
-		if runtime.GOMAXPROCS(0) > len(l.e.loops) {
+		if spare {
 			n, err = l.p.Wait(l.events, l.waitMillis())
 		} else {
 			n, err = l.p.WaitBlocking(l.events, l.waitMillis())
+		}
+		if n == 0 {
+			// A timeout, or a signal: perhaps the runtime's preemption,
+			// when GOMAXPROCS went down; look again next time.
+			iter = -1
 		}
 		if err != nil {
 			panic("proxy: event loop: epoll_wait: " + err.Error())
@@ -230,10 +243,35 @@ func (l *eloop) run() {
 				l.runTasks()
 			}
 		}
+		l.resume()
 		l.settle()
 		l.expire()
 	}
+	// Stopped: later posts are dropped; those already queued run, so that
+	// what they hand over (a client, a dialled socket) is closed below.
+	l.mu.Lock()
+	l.done = true
+	l.mu.Unlock()
+	l.runTasks()
 	l.shutdown()
+}
+
+// resume goes on with the clients whose step stopped at its budget with
+// input left (see evClient.step), after the other ready sockets have had
+// their turn.
+func (l *eloop) resume() {
+	q := l.again
+	l.again = nil
+	for i, ec := range q {
+		q[i] = nil
+		ec.queued = false
+		if ec.st == evReading {
+			ec.step()
+		}
+	}
+	if l.again == nil {
+		l.again = q[:0] // those queued again wait for the next epoll_wait
+	}
 }
 
 // settle runs the sessions whose window completed and writes the backend
@@ -292,6 +330,9 @@ func (l *eloop) waitMillis() int {
 			}
 		}
 	}
+	if len(l.again) > 0 {
+		return 0 // clients have input left: just poll
+	}
 	if next == 0 {
 		return -1
 	}
@@ -331,6 +372,12 @@ func (l *eloop) expire() {
 func (l *eloop) do(s *Server, p *pool.Pool, req *pool.Request) {
 	lp := l.pools[p]
 	if lp == nil {
+		if p.Closed() {
+			// A request of a batch that began before a Reload or Close
+			// retired the pool: no connection is made for it.
+			req.Done(nil, pool.ErrClosed)
+			return
+		}
 		lp = l.newPool(s, p)
 	}
 	b := lp.conns[0]
@@ -379,16 +426,21 @@ func (l *eloop) newPool(s *Server, p *pool.Pool) *lpool {
 
 // shutdown closes what the loop still holds once it stops.
 func (l *eloop) shutdown() {
-	for fd, ref := range l.fds {
-		switch {
-		case ref.c != nil:
-			ref.c.closeNow(net.ErrClosed)
-		case ref.b != nil:
-			ref.b.lc.Close()
-			evloop.Close(fd)
+	for _, ref := range l.fds {
+		if c := ref.c; c != nil {
+			// Servers are closed before their Engine; a client still
+			// here (even with a window in flight) is closed as it is.
+			c.inflight = false
+			c.closeNow(net.ErrClosed)
 		}
-		l.fds[fd] = fdRef{}
 	}
+	for _, b := range l.conns {
+		b.closed = true
+		b.lc.Close()
+		b.gone()
+	}
+	l.conns = nil
+	clear(l.fds)
 }
 
 // A bconn is a loop's connection to a backend: a pool.LoopConn and its
@@ -469,6 +521,12 @@ func (b *bconn) gone() {
 	if b.dialing {
 		b.dialing = false
 		b.dialSeq++ // the attempt's result is dropped
+	}
+	// A server that closed an idle connection leaves the requests queued
+	// (not yet written) on the LoopConn, which wants a new connection at
+	// once: nothing else would dial it.
+	if !b.closed && b.lc.NeedDial() {
+		b.dial()
 	}
 }
 

@@ -30,10 +30,13 @@ type evClient struct {
 	c *session
 }
 
-var errNoEngine = errors.New("proxy: event loops need Linux")
+var (
+	errNoEngine  = errors.New("proxy: event loops need Linux")
+	errNotSocket = errors.New("not a socket")
+)
 
 func (*Engine) adopt(*Server, net.Conn) (*evClient, error)   { return nil, errNoEngine }
-func (*eloop) post(func())                                   {}
+func (*eloop) post(func()) bool                              { return false }
 func (*eloop) do(_ *Server, p *pool.Pool, req *pool.Request) { p.Do(req) }
 func (*evClient) ready()                                     {}
 func (*evClient) send([]byte, []bigReply) error              { return errNoEngine }

@@ -113,3 +113,118 @@ func TestEngineSharedByServers(t *testing.T) {
 		require.NotContains(t, string(buf[:runtime.Stack(buf, true)]), "proxy.(*eloop).run")
 	}
 }
+
+// TestEngineRedialsAfterIdleClose: a request queued on a backend
+// connection in the same loop iteration in which the server closes that
+// idle connection is kept for the next connection, which the loop must
+// dial. The loop is held busy while the client's GET and the server's FIN
+// (CLIENT KILL) both arrive.
+func TestEngineRedialsAfterIdleClose(t *testing.T) {
+	e, err := proxy.NewEngine(1)
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	bs := startBackends(t, protocol.Redis, 1)
+	_, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.Engine = e })
+	c := rawDial(t, addr)
+	require.Equal(t, "+OK\r\n", c.do("SET", "a", "1"))
+
+	admin, err := net.Dial("tcp", bs[0].Addr)
+	require.NoError(t, err)
+	defer admin.Close()
+	proxy.PostToLoops(e, func() { time.Sleep(400 * time.Millisecond) })
+	time.Sleep(100 * time.Millisecond)
+	c.send(cmd("GET", "a"))
+	time.Sleep(50 * time.Millisecond)
+	_, err = admin.Write([]byte("CLIENT KILL TYPE normal\r\n"))
+	require.NoError(t, err)
+	buf := make([]byte, 64)
+	_, err = admin.Read(buf)
+	require.NoError(t, err)
+
+	_ = c.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	b, err := c.rd.ReadRawReply()
+	require.NoError(t, err, "GET after the backend closed its idle connection")
+	require.Equal(t, "$1\r\n1\r\n", string(b))
+}
+
+// TestEngineFairness: a client that pipelines requests answered by the
+// proxy itself, as fast as the loop reads them, must not keep the loop
+// from serving another client of the same loop. (Here the socket buffers
+// filling with PONGs already hand the loop back; the step budget,
+// stepReads, covers a client whose replies never fill them.)
+func TestEngineFairness(t *testing.T) {
+	e, err := proxy.NewEngine(1)
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	bs := startBackends(t, protocol.Redis, 1)
+	_, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.Engine = e })
+	flood, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer flood.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // send PINGs without pause
+		defer wg.Done()
+		chunk := []byte(strings.Repeat("PING\r\n", 4096))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = flood.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := flood.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	go func() { // and read the PONGs as fast
+		defer wg.Done()
+		_, _ = io.Copy(io.Discard, flood)
+	}()
+	c := rawDial(t, addr)
+	for i := range 50 {
+		start := time.Now()
+		require.Equal(t, "+OK\r\n", c.do("SET", "k", fmt.Sprint(i)))
+		require.Less(t, time.Since(start), 2*time.Second, "a request waited behind the flooding client")
+	}
+	close(stop)
+	flood.Close()
+	wg.Wait()
+}
+
+// TestEngineWrappedListener: a listener whose connections are not sockets
+// the loop can own (a wrapper type) still has its clients served, each by
+// a goroutine of its own.
+func TestEngineWrappedListener(t *testing.T) {
+	e, err := proxy.NewEngine(1)
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	bs := startBackends(t, protocol.Redis, 1)
+	cfg := proxy.Config{Name: "wrapped", Protocol: protocol.Redis, Servers: entries(bs), Engine: e}
+	s, err := proxy.New(cfg)
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(wrapListener{l}) }()
+	c := rawDial(t, l.Addr().String())
+	require.Equal(t, "+OK\r\n", c.do("SET", "w", "1"))
+	require.Equal(t, "$1\r\n1\r\n", c.do("GET", "w"))
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, <-done, proxy.ErrServerClosed)
+}
+
+// wrapListener wraps its connections in a type that hides the socket.
+type wrapListener struct{ net.Listener }
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return wrapConn{c}, nil
+}
+
+type wrapConn struct{ net.Conn }

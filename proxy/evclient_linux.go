@@ -41,6 +41,7 @@ type evClient struct {
 
 	aborted  bool // closed while a window was in flight: close when it is done
 	abortErr error
+	queued   bool // in the loop's again list (see step's budget)
 
 	drained bool // the last read found the socket empty: wait for its next edge
 	hup     bool // the peer hung up (or the socket failed): read until EOF, never assume drained
@@ -120,6 +121,7 @@ func (ec *evClient) event(ev uint32) {
 // backends, replies wait for the socket, or nothing more has come in.
 func (ec *evClient) step() {
 	c := ec.c
+	reads := 0
 	for ec.st == evReading {
 		if ec.i < ec.n && !ec.quit {
 			k := c.window(ec.n - ec.i)
@@ -147,6 +149,18 @@ func (ec *evClient) step() {
 				return
 			}
 		}
+		if reads == stepReads {
+			// Enough for one turn: the loop's other clients go first.
+			// A client whose requests are answered at once (PING,
+			// errors) and who sends them as fast as they are read would
+			// otherwise keep the loop to itself.
+			if !ec.queued {
+				ec.queued = true
+				ec.l.again = append(ec.l.again, ec)
+			}
+			return
+		}
+		reads++
 		if ec.needArm {
 			ec.needArm = false
 			c.beforeRead()
@@ -179,6 +193,14 @@ func (h *redisHandler) switchCut(lo, hi int) int {
 }
 
 var helloName, resetName = []byte("hello"), []byte("reset")
+
+// maxKeptOwn is the largest buffer of pending replies a client keeps
+// once they are written: a client that was slow once keeps little.
+const maxKeptOwn = 16 << 10
+
+// stepReads is how many batches a client may read in one step before the
+// loop's other clients have their turn.
+const stepReads = 16
 
 // ready is called (on the loop) by the call that completes the window in
 // flight.
@@ -238,7 +260,9 @@ func (ec *evClient) send(out []byte, big []bigReply) error {
 	segs = append(segs, out[prev:])
 	ec.l.segs = segs
 	wrote := 0
-	if len(ec.pend) == 0 {
+	again := false // the socket took all it could: EPOLLOUT will follow
+	attempted := len(ec.pend) == 0
+	if attempted {
 		n, iov, err := evloop.Writev(ec.fd, segs, ec.l.iov)
 		ec.l.iov = iov
 		if err != nil && !evloop.IsAgain(err) {
@@ -246,6 +270,7 @@ func (ec *evClient) send(out []byte, big []bigReply) error {
 			return err
 		}
 		wrote = n
+		again = err != nil
 	}
 	kept := false
 	// A large output buffer is dropped by session.write once written
@@ -285,6 +310,14 @@ func (ec *evClient) send(out []byte, big []bigReply) error {
 		}
 	} else {
 		ec.pendLarge += large
+	}
+	if attempted && !again && len(ec.pend) > 0 {
+		// writev took every byte it was given but not all the
+		// buffers (it takes at most 1024): no EPOLLOUT edge will
+		// come for a socket that never filled, so write on now.
+		if err := ec.flush(); err != nil {
+			return err
+		}
 	}
 	if kept {
 		// A large reply waits where it lies: its call must not reuse
@@ -327,7 +360,7 @@ func (ec *evClient) flush() error {
 	ec.pend = ec.pend[:0:0]
 	large := ec.pendLarge
 	ec.pendLarge = 0
-	if cap(ec.own) > maxKeptBuffer {
+	if cap(ec.own) > maxKeptOwn {
 		if cap(ec.own) >= pool.LargeReply {
 			large += cap(ec.own)
 		}
@@ -516,6 +549,9 @@ func (ec *evClient) closeNow(err error) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.wg.Done()
+	// The loop's timers may refer to ec until its deadline: let the
+	// session and its buffers go now.
+	ec.c = nil
 }
 
 // abort is Close's: the connection closes at once (after the window in

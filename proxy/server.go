@@ -551,8 +551,7 @@ func (s *Server) accept(nc net.Conn) {
 		}()
 		return
 	}
-	if s.eng != nil {
-		s.acceptEv(nc)
+	if s.eng != nil && s.acceptEv(nc) {
 		return
 	}
 	c := newSession(s, rawio.Wrap(nc))
@@ -614,27 +613,41 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// acceptEv hands a client connection to the event-loop engine.
-func (s *Server) acceptEv(nc net.Conn) {
+// acceptEv hands a client connection to the event-loop engine. It reports
+// false, leaving nc to a goroutine of its own, if nc is not a socket the
+// loop can own (a listener that wraps its connections).
+func (s *Server) acceptEv(nc net.Conn) bool {
 	ec, err := s.eng.adopt(s, nc)
+	if errors.Is(err, errNotSocket) {
+		return false
+	}
 	if err != nil {
 		s.log.Warn("client refused: the event loop cannot take it", "remote", nc.RemoteAddr().String(), "err", err)
 		nc.Close()
 		s.stats.clientConns.Add(-1)
 		s.stats.clientErr.Add(1)
-		return
+		return true
 	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		s.stats.clientConns.Add(-1)
 		ec.closeFD()
-		return
+		return true
 	}
 	s.conns[ec.c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	ec.l.post(ec.start)
+	if !ec.l.post(ec.start) {
+		// The Engine was closed under the Server.
+		ec.closeFD()
+		s.mu.Lock()
+		delete(s.conns, ec.c)
+		s.mu.Unlock()
+		s.stats.clientConns.Add(-1)
+		s.wg.Done()
+	}
+	return true
 }
 
 // Close closes the listeners, every client connection and the backends
