@@ -145,6 +145,17 @@ func (f *fanTwin) fill(n int) {
 	for _, b := range f.bs {
 		n, err := testserver.DialRedis(f.t, b.Addr).Do("DBSIZE")
 		require.NoError(f.t, err)
+		if n == ":0" {
+			// Say where walnut sent the requests.
+			for _, st := range f.srv.Stats().Servers {
+				f.t.Logf("walnut's server %s: %d requests, %d responses, %d connections, live %v",
+					st.Name, st.Requests, st.Responses, st.ServerConnections, st.Live)
+			}
+			for _, o := range f.bs {
+				on, _ := testserver.DialRedis(f.t, o.Addr).Do("DBSIZE")
+				f.t.Logf("backend %s (%s): DBSIZE %v", o.Addr, o.entry.Name, on)
+			}
+		}
 		require.NotEqual(f.t, ":0", n, "server %s got no key", b.Addr)
 	}
 }
