@@ -6,12 +6,16 @@
 // distribution and hash tag as a nutcracker.yml pool gets, for every key, the
 // server nutcracker would pick, with no network hop:
 //
+//	servers, err := shard.ParseServers("10.0.0.1:6379:1 cache-a", "10.0.0.2:6379:1 cache-b")
 //	ring, err := shard.NewRing(servers, shard.RingOptions{HashTag: "{}"})
-//	i := ring.Pick(key) // index into ring.Servers()
+//	s := ring.LookupString(key) // the server: s.Addr, s.ID()
 //
 // Servers are ordered as twemproxy orders them (by ID: shorter first, then
-// bytewise), and every index in this package refers to that order, whatever
-// order the caller listed them in.
+// bytewise), and every index in this package (Pick's result, Server(i),
+// Live(i), WithLive's flags) refers to that order, whatever order the caller
+// listed them in: index ring.Servers(), never a slice of one's own, with
+// Pick's result, or use Lookup. ParseServers returns its servers in that
+// order, and RingOrder maps any list onto it.
 package shard
 
 import (
@@ -120,8 +124,9 @@ type Ring struct {
 
 // NewRing builds a ring over servers with every server live. It copies
 // servers, orders them by ID as twemproxy does (shorter first, then
-// bytewise), and checks that IDs are unique, weights are not negative and
-// the hash tag, if any, is two bytes.
+// bytewise; see RingOrder), and checks that IDs are unique (else a
+// *DuplicateNameError), weights are not negative and the hash tag, if any,
+// is two bytes.
 func NewRing(servers []Server, opts RingOptions) (*Ring, error) {
 	if len(servers) == 0 {
 		return nil, ErrNoServers
@@ -133,7 +138,7 @@ func NewRing(servers []Server, opts RingOptions) (*Ring, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnknownDistribution, opts.Distribution)
 	}
 	r := &Ring{
-		servers: slices.Clone(servers),
+		servers: make([]Server, len(servers)),
 		dist:    opts.Distribution,
 		hash:    opts.Hash,
 		single:  len(servers) == 1,
@@ -146,18 +151,19 @@ func NewRing(servers []Server, opts RingOptions) (*Ring, error) {
 		r.tag = [2]byte{opts.HashTag[0], opts.HashTag[1]}
 		r.hasTag = true
 	}
-	for _, s := range r.servers {
+	for _, s := range servers {
 		if s.Weight < 0 || s.Weight > maxWeight {
 			return nil, fmt.Errorf("%w %d for server %q", ErrInvalidWeight, s.Weight, s.ID())
 		}
 	}
-	slices.SortStableFunc(r.servers, func(a, b Server) int { return compareNames(a.ID(), b.ID()) })
+	order, err := RingOrder(servers)
+	if err != nil {
+		return nil, err
+	}
 	r.ids = make([]string, len(r.servers))
-	for i, s := range r.servers {
-		r.ids[i] = s.ID()
-		if i > 0 && r.ids[i] == r.ids[i-1] {
-			return nil, fmt.Errorf("%w %q", ErrDuplicateName, r.ids[i])
-		}
+	for j, i := range order {
+		r.servers[j] = servers[i]
+		r.ids[j] = servers[i].ID()
 	}
 	r.cache = newPointCache(r.ids)
 	live := make([]bool, len(r.servers))
@@ -308,6 +314,23 @@ func (r *Ring) pickHash(h uint32) int {
 // PickString is Pick for a string key, without copying it.
 func (r *Ring) PickString(key string) int {
 	return r.Pick(bytesconv.StringToBytes(key))
+}
+
+// Lookup returns the server that serves key: its Addr to connect to (or
+// Network for net.Dial), its ID for nutcracker's stats. It is
+// r.Server(r.Pick(key)), and like Pick it does not allocate.
+//
+// Prefer it to indexing a slice of one's own with Pick: Pick's index is in
+// ring order (sorted by ID), not in the order the servers were given to
+// NewRing, so servers[ring.Pick(key)] is a different server whenever the
+// caller's slice is in another order.
+func (r *Ring) Lookup(key []byte) Server {
+	return r.servers[r.Pick(key)]
+}
+
+// LookupString is Lookup for a string key, without copying it.
+func (r *Ring) LookupString(key string) Server {
+	return r.servers[r.PickString(key)]
 }
 
 // Get returns the ID of the server that serves key. With it a *Ring
