@@ -178,7 +178,8 @@ type File struct {
 }
 
 // Pool returns the pool named name and true, or the zero Pool and false if
-// the file has no such pool.
+// the file has no such pool. Look pools up by name: Pools is sorted by
+// name, so Pools[0] is not the file's first pool.
 func (f *File) Pool(name string) (Pool, bool) {
 	for i := range f.Pools {
 		if f.Pools[i].Name == name {
@@ -226,9 +227,52 @@ type Loader struct {
 	// two pools that do have a listen key may share its value.
 	ListenOptional bool
 
+	// ListenUnresolved leaves listen host names unresolved: a listen value
+	// is still checked as nutcracker checks it (a host, a port from 1 to
+	// 65535, or a unix socket path), but a host that is not an IP literal
+	// is not looked up, so reading the file neither waits for DNS nor
+	// fails where the proxy's host name does not resolve. ListenAddr then
+	// holds the name as written. For a file read by Go clients, which
+	// never listen; a proxy reading the file this way would only find out
+	// when it listens.
+	ListenUnresolved bool
+
 	// lookup resolves listen host names; nil means
 	// net.DefaultResolver.LookupHost.
 	lookup lookupFunc
+}
+
+// ClientLoader is the Loader for a file read only by Go clients
+// (proxy.Client, adapter/goredis, adapter/gomemcache, a shard.Ring of one's
+// own): listen may be absent and is not resolved (ListenOptional and
+// ListenUnresolved). Everything that decides where a key goes (servers,
+// hash, hash_tag, distribution) and every other key is checked as
+// nutcracker checks it.
+func ClientLoader() Loader {
+	return Loader{ListenOptional: true, ListenUnresolved: true}
+}
+
+// ErrNoPool is wrapped by the error LoadClientPool returns when the file
+// has no pool of the name asked for.
+var ErrNoPool = errors.New("config: no such pool")
+
+// LoadClientPool reads the file at path for a Go client, as ClientLoader
+// does, and returns its pool called name: the one-line way to get the pool
+// a client (proxy.NewClient(proxy.FromPool(pool, log)), a shard.Ring over
+// pool.Servers with pool.RingOptions(), an adapter) is built from. If the
+// file has no such pool the error wraps ErrNoPool and lists the pools it
+// has. Pools are looked up by name, never by position: File.Pools is
+// sorted by name, not in the file's order.
+func LoadClientPool(path, name string) (Pool, error) {
+	f, err := ClientLoader().Load(path)
+	if err != nil {
+		return Pool{}, err
+	}
+	p, ok := f.Pool(name)
+	if !ok {
+		return Pool{}, fmt.Errorf("%w %q in %s (its pools: %s)", ErrNoPool, name, path, strings.Join(f.Names(), ", "))
+	}
+	return p, nil
 }
 
 // Load reads the file at path and returns l.Parse(path, data). An error
@@ -248,7 +292,7 @@ func (l Loader) Parse(filename string, data []byte) (*File, error) {
 	if lookup == nil {
 		lookup = net.DefaultResolver.LookupHost
 	}
-	p := &parser{file: filename, lookup: lookup, listenOptional: l.ListenOptional}
+	p := &parser{file: filename, lookup: lookup, listenOptional: l.ListenOptional, listenUnresolved: l.ListenUnresolved}
 	root, err := p.document(data)
 	if err != nil {
 		return nil, err
@@ -268,10 +312,11 @@ type lookupFunc func(ctx context.Context, host string) ([]string, error)
 
 // parser holds what every step of a parse needs.
 type parser struct {
-	file           string
-	src            *source
-	lookup         lookupFunc
-	listenOptional bool
+	file             string
+	src              *source
+	lookup           lookupFunc
+	listenOptional   bool
+	listenUnresolved bool
 }
 
 // errorf returns an *Error at line about pool and key.

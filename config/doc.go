@@ -10,18 +10,32 @@
 //
 // # Use
 //
-// Load (or Parse) returns a *File; File.Pool looks a pool up by name:
+// A Go client (proxy.Client, a shard.Ring, adapter/goredis,
+// adapter/gomemcache) needs one pool. LoadClientPool reads the file and
+// returns the pool by name:
+//
+//	pool, err := config.LoadClientPool("nutcracker.yml", "sessions")
+//	...
+//	client, err := proxy.NewClient(proxy.FromPool(pool, logger))
+//	// or: ring, err := shard.NewRing(pool.Servers, pool.RingOptions())
+//
+// It reads the file as ClientLoader does: a pool may leave listen out, and a
+// listen host name is not resolved, since a client never listens there (the
+// proxy's name need not resolve where the client runs, and reading the file
+// never waits for DNS). Everything else is checked as nutcracker checks it.
+// For several pools of one file, ClientLoader().Load(path) returns the
+// *File.
+//
+// The proxy reads the file with Load (or Parse), which applies
+// nutcracker's rules, listen included; File.Pool looks a pool up by name:
 //
 //	f, err := config.Load("nutcracker.yml")
 //	...
 //	p, ok := f.Pool("sessions")
-//	...
-//	ring, err := shard.NewRing(p.Servers, p.RingOptions())
 //
-// A file that only tells Go clients where the keys are need not give its
-// pools a listen address: read it with a Loader whose ListenOptional is set,
-// config.Loader{ListenOptional: true}.Load("clients.yml"). The proxy refuses
-// to listen for such a pool.
+// Look pools up by name, never by position: File.Pools is sorted by name
+// (shorter names first), not in the file's order, so Pools[0] is not the
+// file's first pool.
 //
 // # What is read
 //
@@ -52,7 +66,7 @@
 // The keys, their syntax and their defaults when absent:
 //
 //	listen                "host:port" or "/path/to.sock [octal-perm]"; required
-//	                      (unless Loader.ListenOptional)
+//	                      (unless Loader.ListenOptional, as for ClientLoader)
 //	hash                  fnv1a_64 (see hashkit.Names)
 //	hash_tag              none; else exactly two bytes, such as "{}"
 //	distribution          ketama (or modula, random)
@@ -91,7 +105,8 @@
 // "0x7f000001"; ListenAddr then spells the address out), IPv6 with a zone
 // that is a number or, for a link-local address, an interface name. Any
 // other host is resolved while parsing, as nutcracker resolves it, and a
-// name that does not resolve is rejected. A value starting with '/' is a unix
+// name that does not resolve is rejected (a ClientLoader, with
+// ListenUnresolved, does not resolve it). A value starting with '/' is a unix
 // socket path, optionally followed after its last space by a permission that
 // is read like C's strtol in base 8: leading octal digits, up to the first
 // other character ("0999" is 0, which leaves the socket's mode alone); more

@@ -12,3 +12,9 @@ func ParseWithLookup(filename string, data []byte, lookup func(ctx context.Conte
 	}
 	return f.Pools, nil
 }
+
+// WithLookup returns l resolving listen host names with lookup.
+func WithLookup(l Loader, lookup func(ctx context.Context, host string) ([]string, error)) Loader {
+	l.lookup = lookup
+	return l
+}

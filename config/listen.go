@@ -46,7 +46,7 @@ func (p *parser) listen(pool *Pool, value string) string {
 		if msg := checkZone(ip); msg != "" {
 			return "host " + quote(bare) + " " + msg
 		}
-	} else {
+	} else if !p.listenUnresolved {
 		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 		defer cancel()
 		addrs, err := p.lookup(ctx, bare)

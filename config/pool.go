@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -280,11 +281,8 @@ func (p *parser) servers(pool *Pool, k, v *yaml.Node) error {
 	case v.Kind != yaml.SequenceNode:
 		return p.errorf(v.Line, pool.Name, "servers", `the value must be a list, one "- host:port:weight [name]" entry per line, not %s`, describe(v))
 	}
-	type entry struct {
-		server shard.Server
-		line   int
-	}
-	entries := make([]entry, 0, len(v.Content))
+	servers := make([]shard.Server, 0, len(v.Content))
+	lines := make([]int, 0, len(v.Content))
 	for _, e := range v.Content {
 		switch {
 		case e.Kind != yaml.ScalarNode:
@@ -296,22 +294,26 @@ func (p *parser) servers(pool *Pool, k, v *yaml.Node) error {
 		if err != nil {
 			return p.errorf(e.Line, pool.Name, "servers", "%s", strings.TrimPrefix(err.Error(), "shard: "))
 		}
-		entries = append(entries, entry{s, e.Line})
+		servers = append(servers, s)
+		lines = append(lines, e.Line)
 	}
-	if len(entries) == 0 {
+	if len(servers) == 0 {
 		return p.errorf(v.Line, pool.Name, "servers", "the list is empty")
 	}
-	slices.SortStableFunc(entries, func(a, b entry) int { return lessName(a.server.ID(), b.server.ID()) })
-	for i := 1; i < len(entries); i++ {
-		a, b := entries[i-1], entries[i]
-		if a.server.ID() == b.server.ID() {
-			first, second := min(a.line, b.line), max(a.line, b.line)
-			return p.errorf(second, pool.Name, "servers", "the servers on lines %d and %d have the same name %q; names must be unique (the weight is not part of the name)", first, second, a.server.ID())
-		}
+	// The order and the duplicate check of shard.ParseServers, keeping
+	// each entry's line.
+	order, err := shard.RingOrder(servers)
+	var dup *shard.DuplicateNameError
+	if errors.As(err, &dup) {
+		first, second := lines[dup.First], lines[dup.Second]
+		return p.errorf(second, pool.Name, "servers", "the servers on lines %d and %d have the same name %q; names must be unique (the weight is not part of the name)", first, second, dup.ID)
 	}
-	for _, e := range entries {
-		pool.Servers = append(pool.Servers, e.server)
-		pool.ServerLines = append(pool.ServerLines, e.line)
+	if err != nil {
+		return p.errorf(v.Line, pool.Name, "servers", "%s", strings.TrimPrefix(err.Error(), "shard: "))
+	}
+	for _, i := range order {
+		pool.Servers = append(pool.Servers, servers[i])
+		pool.ServerLines = append(pool.ServerLines, lines[i])
 	}
 	return nil
 }
