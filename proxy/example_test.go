@@ -25,7 +25,12 @@ alpha:
 		fmt.Println(err)
 		return
 	}
-	s, err := proxy.New(proxy.FromPool(f.Pools[0], nil))
+	pool, ok := f.Pool("alpha") // by name: f.Pools is sorted by name, not in the file's order
+	if !ok {
+		fmt.Println("no pool alpha")
+		return
+	}
+	s, err := proxy.New(proxy.FromPool(pool, nil))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -34,7 +39,7 @@ alpha:
 	ring := s.Ring()
 	fmt.Println(s.Name(), s.Protocol() == protocol.Redis)
 	for _, key := range []string{"user:{42}:name", "user:{42}:mail", "foo"} {
-		fmt.Println(key, "→", ring.ID(ring.PickString(key)))
+		fmt.Println(key, "→", ring.LookupString(key).ID())
 	}
 	// Output:
 	// alpha true

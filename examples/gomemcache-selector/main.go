@@ -47,13 +47,10 @@ func run(args []string, out io.Writer) error {
 	if len(keys) == 0 {
 		keys = defaultKeys
 	}
-	f, err := config.Load(*conf)
+	// The pool, by name; listen is not needed (nor resolved) by a client.
+	pool, err := config.LoadClientPool(*conf, *poolName)
 	if err != nil {
 		return err
-	}
-	pool, ok := f.Pool(*poolName)
-	if !ok {
-		return fmt.Errorf("no pool %q in %s", *poolName, *conf)
 	}
 
 	// The client: gomemcache with a Selector that places keys as

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/walnutproxy/walnut/adapter/gomemcache"
+	"github.com/walnutproxy/walnut/config"
 	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/shard"
 )
@@ -73,7 +74,8 @@ func TestRun(t *testing.T) {
 		err := run([]string{"-c", conf, "-pool", "rd"}, &out)
 		assert.ErrorIs(t, err, gomemcache.ErrNotMemcache)
 		err = run([]string{"-c", conf, "-pool", "nope"}, &out)
-		assert.ErrorContains(t, err, `no pool "nope"`)
+		assert.ErrorIs(t, err, config.ErrNoPool)
+		assert.ErrorContains(t, err, `pool "nope"`)
 		err = run([]string{"-c", filepath.Join(t.TempDir(), "missing.yml")}, &out)
 		assert.True(t, errors.Is(err, fs.ErrNotExist), "%v", err)
 		err = run([]string{"-c", conf, "-pool", "ketama", "no spaces"}, &out)

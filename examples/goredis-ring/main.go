@@ -44,8 +44,9 @@ func run(args []string, out io.Writer) error {
 	}
 
 	// Only the servers and placement settings are needed, so a file
-	// written for this client alone may leave out listen.
-	f, err := config.Loader{ListenOptional: true}.Load(*path)
+	// written for this client alone may leave out listen, and a listen
+	// host name is not resolved.
+	f, err := config.ClientLoader().Load(*path)
 	if err != nil {
 		return err
 	}
@@ -82,7 +83,8 @@ func run(args []string, out io.Writer) error {
 	return nil
 }
 
-// choose returns the pool called name, or the only pool if name is empty.
+// choose returns the pool called name, or the only pool if name is empty
+// (with several, Pools[0] would be the first by name, not the file's first).
 func choose(f *config.File, name string) (config.Pool, error) {
 	if name == "" {
 		if len(f.Pools) != 1 {

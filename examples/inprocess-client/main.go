@@ -36,13 +36,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	f, err := config.Load(*conf)
+	// The pool, by name; listen is not needed (nor resolved) by a client.
+	pool, err := config.LoadClientPool(*conf, *poolName)
 	if err != nil {
 		return err
-	}
-	pool, ok := f.Pool(*poolName)
-	if !ok {
-		return fmt.Errorf("no pool %q in %s", *poolName, *conf)
 	}
 	// The same Config the proxy would serve the pool with.
 	client, err := proxy.NewClient(proxy.FromPool(pool, nil))
@@ -67,8 +64,7 @@ func redisDemo(ctx context.Context, client *proxy.Client, keys []string, out io.
 		if v.Type == resp.TypeError {
 			return errors.New(string(v.Str))
 		}
-		ring := client.Ring()
-		fmt.Fprintf(out, "SET %-18s → %s\n", k, ring.ID(ring.PickString(k)))
+		fmt.Fprintf(out, "SET %-18s → %s\n", k, client.Ring().LookupString(k).ID())
 	}
 	// One MGET over every server: walnut splits it and merges the replies
 	// in key order (go-redis's Ring would send it to the first key's
@@ -97,8 +93,7 @@ func memcacheDemo(ctx context.Context, client *proxy.Client, keys []string, out 
 		if string(reply) != "STORED\r\n" {
 			return fmt.Errorf("set %s: %q", k, reply)
 		}
-		ring := client.Ring()
-		fmt.Fprintf(out, "set %-18s → %s\n", k, ring.ID(ring.PickString(k)))
+		fmt.Fprintf(out, "set %-18s → %s\n", k, client.Ring().LookupString(k).ID())
 		get = append(get, ' ')
 		get = append(get, k...)
 	}

@@ -52,21 +52,17 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var servers []shard.Server
-	for _, e := range entries {
-		s, err := shard.ParseServer(e)
-		if err != nil {
-			return err
-		}
-		servers = append(servers, s)
+	servers, err := shard.ParseServers(entries...)
+	if err != nil {
+		return err
 	}
 	ring, err := shard.NewRing(servers, shard.RingOptions{Hash: fn, Distribution: dist, HashTag: *tag})
 	if err != nil {
 		return err
 	}
 	for _, key := range fs.Args() {
-		i := ring.PickString(key)
-		fmt.Fprintf(out, "%s\t%s\t%s\n", key, ring.ID(i), ring.Server(i).Addr)
+		s := ring.LookupString(key)
+		fmt.Fprintf(out, "%s\t%s\t%s\n", key, s.ID(), s.Addr)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ func TestRun(t *testing.T) {
 		{"-server", "127.0.0.1:6379", "foo"},
 		{"-hash", "sha1", "-server", "127.0.0.1:6379:1", "foo"},
 		{"-distribution", "rendezvous", "-server", "127.0.0.1:6379:1", "foo"},
+		{"-server", "127.0.0.1:6379:1", "-server", "127.0.0.1:6379:2", "foo"}, // the same server twice
 	} {
 		assert.Error(t, run(bad, &out), "%q", bad)
 	}
