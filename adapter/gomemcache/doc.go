@@ -21,14 +21,13 @@
 // or, as a convenience, from a pool of a nutcracker.yml read by package
 // config, whose timeout then becomes the Client's:
 //
-//	f, err := config.Load("nutcracker.yml")
-//	...
-//	pool, ok := f.Pool("cache")
+//	pool, err := config.LoadClientPool("nutcracker.yml", "cache")
 //	...
 //	mc, err := gomemcache.NewFromPool(pool)
 //
-// A file read only for this need not give the pool a listen address (see
-// config.Loader).
+// config.LoadClientPool looks the pool up by name and reads the file for a
+// client: the pool need not have a listen address, and a listen host name
+// is not resolved.
 //
 // New and NewFromPool plug a Selector, a memcache.ServerSelector, into
 // memcache.NewFromSelector. NewSelector returns the Selector of a server

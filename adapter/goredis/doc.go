@@ -21,14 +21,13 @@
 // config, whose redis_auth, redis_db, timeout and auto_eject_hosts then fill
 // Options:
 //
-//	f, err := config.Load("nutcracker.yml")
-//	...
-//	pool, ok := f.Pool("sessions")
+//	pool, err := config.LoadClientPool("nutcracker.yml", "sessions")
 //	...
 //	ring, err := goredis.NewRingFromPool(pool, goredis.Options{})
 //
-// A file read only for this need not give the pool a listen address (see
-// config.Loader).
+// config.LoadClientPool looks the pool up by name and reads the file for a
+// client: the pool need not have a listen address, and a listen host name
+// is not resolved.
 //
 // NewRing names the Ring's shards after the servers' IDs (shard.Server.ID:
 // the name after the weight in the servers: entry, or the address when there
