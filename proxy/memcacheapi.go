@@ -265,7 +265,11 @@ func (e *GetMultiError) Error() string {
 	for _, f := range e.Failures {
 		n += len(f.Keys)
 	}
-	fmt.Fprintf(&b, "proxy: GetMulti: %d keys on %d servers failed", n, len(e.Failures))
+	servers := "servers"
+	if len(e.Failures) == 1 {
+		servers = "server"
+	}
+	fmt.Fprintf(&b, "proxy: GetMulti: %d keys on %d %s failed", n, len(e.Failures), servers)
 	for _, f := range e.Failures {
 		fmt.Fprintf(&b, "; server %s", f.Server.Addr)
 		if f.Server.Name != "" {
