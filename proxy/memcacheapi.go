@@ -134,21 +134,20 @@ func (m Memcache) GetAndTouch(ctx context.Context, key string, seconds int32) (*
 
 // single returns the one item of a get reply for key.
 func (m Memcache) single(cmd string, reply []byte, key string) (*MemcacheItem, error) {
-	var it *MemcacheItem
-	err := m.values(cmd, reply, func(v *memcache.Value) error {
-		if it != nil || string(v.Key) != key {
-			return mcUnexpected(cmd, reply)
+	if memcache.ClassifyResponse(reply) != memcache.RespValue {
+		// END, an error line, or something else.
+		err := m.values(cmd, reply, nil)
+		if err == nil {
+			return nil, ErrCacheMiss
 		}
-		it = &MemcacheItem{Key: key, Value: v.Data, Flags: v.Flags, CasID: v.Cas}
-		return nil
-	})
-	if err != nil {
 		return nil, err
 	}
-	if it == nil {
-		return nil, ErrCacheMiss
+	var v memcache.Value
+	n, err := memcache.ParseValue(reply, m.c.s.gen.Load().lim, &v)
+	if err != nil || n == 0 || string(v.Key) != key || string(reply[n:]) != "END\r\n" {
+		return nil, mcUnexpected(cmd, reply)
 	}
-	return it, nil
+	return &MemcacheItem{Key: key, Value: v.Data, Flags: v.Flags, CasID: v.Cas}, nil
 }
 
 // GetMulti returns the items stored under keys, keyed by key; a key not
@@ -216,10 +215,9 @@ func (m Memcache) GetMulti(ctx context.Context, keys []string) (map[string]*Memc
 	}
 	var failures []GetMultiFailure
 	for i, p := range parts {
-		err := m.values("gets", replies[i], func(v *memcache.Value) error {
+		err := m.values("gets", replies[i], func(v *memcache.Value) {
 			it := &MemcacheItem{Key: string(v.Key), Value: v.Data, Flags: v.Flags, CasID: v.Cas}
 			items[it.Key] = it
-			return nil
 		})
 		if err == nil {
 			continue
@@ -411,8 +409,8 @@ func (m Memcache) arith(ctx context.Context, cmd memcache.Command, key string, d
 	if err != nil {
 		return 0, err
 	}
-	if line, ok := mcLine(reply); ok {
-		if n, err := strconv.ParseUint(string(line), 10, 64); err == nil {
+	if line, ok := mcLine(reply); ok && memcache.ClassifyResponse(line) == memcache.RespNumber {
+		if n, err := strconv.ParseUint(bytesconv.BytesToString(line), 10, 64); err == nil {
 			return n, nil
 		}
 	}
@@ -478,8 +476,8 @@ func (m Memcache) requestError(err error) error {
 
 // values calls fn for each VALUE block of a get reply and returns nil if
 // it ends with END, a *MemcacheError for an error line (after any values),
-// and an error for anything else.
-func (m Memcache) values(cmd string, reply []byte, fn func(*memcache.Value) error) error {
+// and an error for anything else, including a VALUE block if fn is nil.
+func (m Memcache) values(cmd string, reply []byte, fn func(*memcache.Value)) error {
 	lim := m.c.s.gen.Load().lim
 	b := reply
 	for {
@@ -487,12 +485,10 @@ func (m Memcache) values(cmd string, reply []byte, fn func(*memcache.Value) erro
 		case r == memcache.RespValue:
 			var v memcache.Value
 			n, err := memcache.ParseValue(b, lim, &v)
-			if err != nil || n == 0 {
+			if err != nil || n == 0 || fn == nil {
 				return mcUnexpected(cmd, reply)
 			}
-			if err := fn(&v); err != nil {
-				return err
-			}
+			fn(&v)
 			b = b[n:]
 		case r == memcache.RespEnd && string(b) == "END\r\n":
 			return nil

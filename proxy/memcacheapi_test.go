@@ -138,11 +138,10 @@ func TestMemcacheTypedGetMultiBatches(t *testing.T) {
 	}
 	assert.Equal(t, int64(len(sets)+(perServer[0]+1023)/1024+(perServer[1]+1023)/1024), requests)
 	for i, k := range keys {
-		if i%2 == 0 {
-			require.Contains(t, items, k)
-			assert.Equal(t, k, string(items[k].Value))
-		} else {
-			assert.NotContains(t, items, k)
+		it, ok := items[k]
+		require.Equal(t, i%2 == 0, ok, "key %s", k)
+		if ok {
+			require.Equal(t, k, string(it.Value))
 		}
 	}
 }
@@ -407,4 +406,36 @@ func TestMemcacheTypedClosedAndCanceled(t *testing.T) {
 	require.NoError(t, c.Close())
 	err = mc.Set(context.Background(), &proxy.MemcacheItem{Key: "k"})
 	assert.True(t, errors.Is(err, proxy.ErrClientClosed), "%v", err)
+}
+
+// TestMemcacheTypedAllocs holds the typed calls to what they must
+// allocate: a Get, the reply's bytes, the Client's slice of replies and
+// the item; a Set or a miss, the reply and the slice.
+func TestMemcacheTypedAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations differ under -race")
+	}
+	bs := startBackends(t, protocol.Memcache, 2)
+	c := newInProcess(t, protocol.Memcache, bs, nil)
+	mc := c.Memcache()
+	ctx := context.Background()
+	item := &proxy.MemcacheItem{Key: "k", Value: []byte("value"), Flags: 3}
+	require.NoError(t, mc.Set(ctx, item))
+	for _, tc := range []struct {
+		name string
+		max  float64
+		f    func()
+	}{
+		{"Get", 3, func() { _, err := mc.Get(ctx, "k"); require.NoError(t, err) }},
+		{"Get miss", 2, func() { _, err := mc.Get(ctx, "absent"); require.ErrorIs(t, err, proxy.ErrCacheMiss) }},
+		{"Set", 2, func() { require.NoError(t, mc.Set(ctx, item)) }},
+		{"Increment miss", 2, func() { _, err := mc.Increment(ctx, "absent", 1); require.ErrorIs(t, err, proxy.ErrCacheMiss) }},
+	} {
+		for range 50 {
+			tc.f() // warm up
+		}
+		allocs := testing.AllocsPerRun(300, tc.f)
+		t.Logf("%s: %.2f allocations", tc.name, allocs)
+		assert.LessOrEqual(t, allocs, tc.max, tc.name)
+	}
 }
