@@ -245,7 +245,7 @@ const mcGetMultiBatch = 1024
 // error line), and the keys it asked each of them for. The map GetMulti
 // returns with it holds the items of the other servers.
 type GetMultiError struct {
-	Failures []GetMultiFailure // in the order of the keys' first request
+	Failures []GetMultiFailure // one per failed request, in the order of the servers' first key
 }
 
 // A GetMultiFailure is one server's part of a GetMultiError.
