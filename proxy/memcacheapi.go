@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -222,17 +223,23 @@ func (m Memcache) GetMulti(ctx context.Context, keys []string) (map[string]*Memc
 		if err == nil {
 			continue
 		}
-		f := GetMultiFailure{Server: ring.Server(p.srv), Err: err}
+		// One failure per server: the first error, the keys of all its
+		// failed requests.
+		j := slices.IndexFunc(failures, func(f GetMultiFailure) bool { return f.Server == ring.Server(p.srv) })
+		if j < 0 {
+			failures = append(failures, GetMultiFailure{Server: ring.Server(p.srv), Err: err})
+			j = len(failures) - 1
+		}
+		f := &failures[j]
 		for _, k := range p.keys {
 			if items[k] == nil { // each key is in one part only
 				f.Keys = append(f.Keys, k)
 			}
 		}
-		if len(f.Keys) > 0 {
-			failures = append(failures, f)
-		}
 	}
-	if failures != nil {
+	// A request that failed after returning all its keys fails none.
+	failures = slices.DeleteFunc(failures, func(f GetMultiFailure) bool { return len(f.Keys) == 0 })
+	if len(failures) > 0 {
 		return items, &GetMultiError{Failures: failures}
 	}
 	return items, nil
@@ -245,7 +252,7 @@ const mcGetMultiBatch = 1024
 // error line), and the keys it asked each of them for. The map GetMulti
 // returns with it holds the items of the other servers.
 type GetMultiError struct {
-	Failures []GetMultiFailure // one per failed request, in the order of the servers' first key
+	Failures []GetMultiFailure // one per failed server, in the order of their first key
 }
 
 // A GetMultiFailure is one server's part of a GetMultiError.

@@ -361,9 +361,28 @@ func TestMemcacheTypedGetMultiServerDown(t *testing.T) {
 		}
 		t.Logf("round %d: %v", round, err)
 	}
+	// More keys on the stopped server than one request holds: still one
+	// failure for the server, with all its keys.
+	many := make([]string, 4000)
+	var manyDown []string
+	for i := range many {
+		many[i] = fmt.Sprintf("%d:many", i)
+		if serverOf(t, c, bs, many[i]).Addr == down.Addr {
+			manyDown = append(manyDown, many[i])
+		}
+	}
+	require.Greater(t, len(manyDown), 1024)
+	items, err := mc.GetMulti(ctx, many)
+	require.NotNil(t, items)
+	var gme *proxy.GetMultiError
+	require.ErrorAs(t, err, &gme)
+	require.Len(t, gme.Failures, 1)
+	assert.Equal(t, down.Addr, gme.Failures[0].Server.Addr)
+	assert.ElementsMatch(t, manyDown, gme.Failures[0].Keys)
+
 	// A single Get of a key on the stopped server is a server error, not
 	// a miss; one on a live server works.
-	_, err := mc.Get(ctx, onDown[0])
+	_, err = mc.Get(ctx, onDown[0])
 	assert.ErrorIs(t, err, proxy.ErrServerError)
 	assert.NotErrorIs(t, err, proxy.ErrCacheMiss)
 	_, err = mc.Get(ctx, elsewhere[0])
