@@ -130,7 +130,7 @@ func (m Memcache) GetAndTouch(ctx context.Context, key string, seconds int32) (*
 	if err != nil {
 		return nil, err
 	}
-	return m.single("gets", reply, key)
+	return m.single("gats", reply, key)
 }
 
 // single returns the one item of a get reply for key.
