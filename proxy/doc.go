@@ -142,6 +142,36 @@
 // 0" are forwarded, a data block without its CRLF gets "CLIENT_ERROR bad
 // data chunk" and reading goes on, and an HTTP request line gets ERROR.
 //
+// # Typed memcached calls (in-process)
+//
+// Client.Memcache returns a Memcache, the typed memcached API of an
+// in-process Client: gomemcache's calls, each with a context, over a
+// MemcacheItem (Key, Value, Flags, Expiration, CasID). Get, GetAndTouch,
+// GetMulti, Set, Add, Replace, Append, Prepend, CompareAndSwap, Delete,
+// Touch, Increment and Decrement are routed as the same requests from a
+// client connection would be. They live on this separate value, not on
+// Client, so that the Client's own Get, Set and so on are Redis calls.
+//
+// Results carry gomemcache's meanings as exported sentinels, matched with
+// errors.Is: ErrCacheMiss (a Get that found nothing; NOT_FOUND to Delete,
+// Touch, Increment, Decrement or CompareAndSwap), ErrNotStored (Add of a
+// stored key; Replace, Append or Prepend of a missing one), ErrCASConflict
+// (CompareAndSwap after a change) and ErrMalformedKey (an empty key, one
+// over 250 bytes, or one with a space or control byte, refused before
+// anything is sent). An error line is a *MemcacheError holding it; a
+// SERVER_ERROR line, memcached's own or the "SERVER_ERROR Connection
+// refused" (and so on) of a server that cannot be reached, also matches
+// ErrServerError. On a Client of a Redis pool every call fails with an
+// error matching ErrNotMemcache and sends nothing.
+//
+// GetMulti sends one gets request per server (several for more than 1024
+// keys on one server) rather than one request split by the proxy, so
+// that a failed server fails only its own keys: it returns the items of
+// the servers that answered together with a *GetMultiError, whose
+// Failures name each failed server (its shard.Server), the keys it was
+// asked for and the error. A key in neither the map nor the error is a
+// cache miss.
+//
 // # Backend connections
 //
 // Every new backend connection of a Redis pool first gets SELECT redis_db
