@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/proxy"
+	"github.com/walnutproxy/walnut/shard"
 )
 
 func newTypedRedis(t *testing.T, bs []backend, mutate func(*proxy.Config)) (*proxy.Client, *proxy.Redis) {
@@ -594,4 +597,56 @@ func TestRedisTypedGetAllocs(t *testing.T) {
 	allocs = testing.AllocsPerRun(1000, miss)
 	t.Logf("typed GET of a missing key: %.3f allocations", allocs)
 	require.LessOrEqual(t, allocs, 0.1)
+}
+
+// A call whose ctx ends first returns ctx's error and leaves its batch to
+// finish on its own; Close still returns.
+func TestRedisTypedContextDeadline(t *testing.T) {
+	// A server that accepts and never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, nc)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, nc := range held {
+			nc.Close()
+		}
+		mu.Unlock()
+	}()
+	c, err := proxy.NewClient(proxy.Config{Name: "stuck", Protocol: protocol.Redis, Servers: []shard.Server{{Addr: l.Addr().String()}}})
+	require.NoError(t, err)
+	r, err := c.Redis()
+	require.NoError(t, err)
+	for range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err := r.Get(ctx, "k")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		p := r.Pipeline()
+		get := p.Get("k")
+		p.Set("k", "v", 0)
+		require.ErrorIs(t, p.Exec(ctx), context.DeadlineExceeded)
+		require.ErrorIs(t, get.Err(), context.DeadlineExceeded)
+		cancel()
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after abandoned calls")
+	}
 }
