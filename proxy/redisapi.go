@@ -73,7 +73,8 @@ func (c *Client) Redis() (*Redis, error) {
 	return &Redis{c: c}, nil
 }
 
-// KeepTTL, as the ttl of Set, keeps the key's time to live (SET … KEEPTTL).
+// KeepTTL is the ttl of Set (and its kin) that keeps the key's time to
+// live (SET … KEEPTTL).
 const KeepTTL time.Duration = -1
 
 // Get returns the value of key (GET), or ErrNil if key does not exist.
