@@ -64,8 +64,9 @@
 // redis-servers it starts on loopback ports, so it needs redis-server. Its
 // sub-benchmarks are named OP/gN/IMPL: OP is GET, SET, MGET10 or
 // MGET10-spread; gN is g1 (one goroutine, call after call) or g64 (64
-// goroutines); IMPL is walnut, walnut-do, goredis, goredis-ring or rueidis
-// (MGET10-spread: walnut and walnut-do only; inprocess_test.go says what
+// goroutines); IMPL is walnut, walnut-do, walnut-typed, goredis,
+// goredis-ring or rueidis (walnut-typed: GET, SET and MGET10 only;
+// MGET10-spread: walnut and walnut-do only; inprocess_test.go says what
 // each means):
 //
 //	go test ./bench -run '^$' -bench InProcess -benchtime 2s -count 3

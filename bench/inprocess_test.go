@@ -41,6 +41,9 @@ import (
 //
 //   - walnut: proxy.Client.Command with the arguments as strings, the
 //     reply parsed into a resp.Value.
+//   - walnut-typed: the typed API of proxy.Client (Client.Redis): Get
+//     returning the value as a string, Set returning an error, MGet
+//     returning one proxy.Reply per key (GET, SET and MGET10 only).
 //   - walnut-do: proxy.Client.Do with the request bytes built beforehand,
 //     the reply returned raw.
 //   - goredis: one go-redis *redis.Client (its defaults) to one server,
@@ -72,6 +75,8 @@ func BenchmarkInProcess(b *testing.B) {
 	wc, err := proxy.NewClient(cfg)
 	require.NoError(b, err)
 	b.Cleanup(func() { wc.Close() })
+	typed, err := wc.Redis()
+	require.NoError(b, err)
 
 	ring := redis.NewRing(&redis.RingOptions{Addrs: addrs})
 	b.Cleanup(func() { ring.Close() })
@@ -139,6 +144,7 @@ func BenchmarkInProcess(b *testing.B) {
 		{"GET", []impl{
 			{"walnut", func(i int) error { return checkValue(wc.Command(ctx, "GET", key(i))) }},
 			{"walnut-do", func(i int) error { return checkRaw(wc.Do(ctx, getRaw[i%len(getRaw)])) }},
+			{"walnut-typed", func(i int) error { _, err := typed.Get(ctx, key(i)); return err }},
 			{"goredis", func(i int) error { return single.Get(ctx, key(i)).Err() }},
 			{"goredis-ring", func(i int) error { return ring.Get(ctx, key(i)).Err() }},
 			{"rueidis", func(i int) error {
@@ -149,6 +155,7 @@ func BenchmarkInProcess(b *testing.B) {
 		{"SET", []impl{
 			{"walnut", func(i int) error { return checkValue(wc.Command(ctx, "SET", key(i), "value")) }},
 			{"walnut-do", func(i int) error { return checkRaw(wc.Do(ctx, setRaw[i%len(setRaw)])) }},
+			{"walnut-typed", func(i int) error { return typed.Set(ctx, key(i), "value", 0) }},
 			{"goredis", func(i int) error { return single.Set(ctx, key(i), "value", 0).Err() }},
 			{"goredis-ring", func(i int) error { return ring.Set(ctx, key(i), "value", 0).Err() }},
 			{"rueidis", func(i int) error {
@@ -161,6 +168,13 @@ func BenchmarkInProcess(b *testing.B) {
 				return checkMGet(wc.Command(ctx, append([]string{"MGET"}, taggedKeys(tagged, i)...)...))
 			}},
 			{"walnut-do", func(i int) error { return checkRaw(wc.Do(ctx, mgetRaw[i%len(mgetRaw)])) }},
+			{"walnut-typed", func(i int) error {
+				vs, err := typed.MGet(ctx, taggedKeys(tagged, i)...)
+				if err == nil && len(vs) != 10 {
+					err = fmt.Errorf("MGET gave %d elements", len(vs))
+				}
+				return err
+			}},
 			{"goredis", func(i int) error { return single.MGet(ctx, taggedKeys(tagged, i)...).Err() }},
 			{"goredis-ring", func(i int) error { return ring.MGet(ctx, taggedKeys(tagged, i)...).Err() }},
 			{"rueidis", func(i int) error {

@@ -248,6 +248,26 @@
 // every server is ejected the full ring stays and requests fail with
 // "Connection refused", as in twemproxy.
 //
+// # In-process typed Redis API
+//
+// A Client (NewClient) sends a pool's requests from inside a Go program,
+// through the same routing as a Server and with no proxy in between.
+// Client.Redis returns a Redis: the Client with typed methods in the
+// manner of go-redis (Get, Set with EX/PX/NX/XX/KEEPTTL through SetArgs,
+// Del, Exists, Expire, TTL, Incr, IncrBy, Decr, MGet, MSet, HGet, HSet,
+// HGetAll, HDel, HIncrBy), a generic Do whose Reply has typed accessors
+// (Text, Bytes, Int, Float, Bool, Slice, Strings, StringMap), and a
+// Pipeline that sends several commands as one batch. Each call is routed,
+// split and merged exactly as the proxy does it, so MGet, MSet, Del and
+// Exists work across servers. Where Client.Do returns replies as data,
+// Redis returns errors: an error reply is a *RedisError (err != nil
+// catches a failed SET), a nil reply is ErrNil (MGet says it per key, in
+// each Reply's Err), and a request that failed on its way to or from a
+// server is the pool's error (pool.ErrConnRefused, pool.ErrTimedOut, …)
+// wrapped with the server's name, not a reply. A typed GET allocates once,
+// for the string it returns. Client.Redis of a memcached pool fails with
+// ErrNotRedis.
+//
 // # Stats
 //
 // StatsServer writes nutcracker's document byte for byte in layout and key
@@ -328,3 +348,7 @@ package proxy
 // replies are returned instead of written. What a client connection and an
 // in-process call do differently (QUIT, AUTH, client names, async replies,
 // the output limit) is set as fields of the session when it is made.
+// The typed API (redisapi.go, redispipeline.go) takes a session the same
+// way, appends its commands to the session's input, and decodes the
+// replies where the batch left them, before giving the session back, so
+// that only what it returns is allocated.

@@ -29,6 +29,10 @@ var ErrClientClosed = errors.New("proxy: client closed")
 // multi-key gets) work across servers, which go-redis's Ring does not do
 // (it sends an MGET to the server of its first key).
 //
+// Do, DoMulti and Command take and return raw requests and replies; Redis
+// returns the typed API of a Redis pool's Client (Get, Set, MGet, …, a
+// Pipeline), whose errors are Go errors.
+//
 // A Client is safe for concurrent use. Close releases its connections.
 type Client struct {
 	s     *Server
