@@ -41,6 +41,7 @@ var allowed = map[string][]string{
 	"internal/bufgrow":    {},
 	"internal/rawio":      {},
 	"internal/evloop":     {"golang.org/x/sys/unix"},
+	"internal/memconn":    {},
 	"internal/testserver": {},
 	"bench":               {"*"},
 	"examples/*":          {"*"},
