@@ -31,7 +31,7 @@ var allowed = map[string][]string{
 	"protocol/memcache":   {"protocol", "internal/bytesconv", "internal/bufgrow"},
 	"pool":                {"internal/rawio", "internal/bufgrow"},
 	"config":              {"hashkit", "shard", "go.yaml.in/yaml/v3"},
-	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "config", "internal/bytesconv", "internal/rawio", "internal/evloop", "golang.org/x/sys/unix"},
+	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "config", "internal/bytesconv", "internal/rawio", "internal/evloop", "internal/memconn", "golang.org/x/sys/unix"},
 	"proxy/metrics":       {"proxy", "github.com/prometheus/client_golang"},
 	"proxy/fleet":         {"proxy", "proxy/metrics", "config", "github.com/prometheus/client_golang"},
 	"cmd/walnut":          {"proxy", "proxy/fleet", "config", "github.com/spf13/pflag"},

@@ -183,6 +183,11 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// TryWrite is Write, which never waits; it lets a writer that must not
+// block (one that would otherwise hand a write that cannot complete at
+// once to a goroutine) write to c directly.
+func (c *Conn) TryWrite(b []byte) (int, error) { return c.Write(b) }
+
 // Close closes c: its blocked and later calls fail with net.ErrClosed,
 // the other side reads what c wrote and then io.EOF, and its later writes
 // fail with syscall.EPIPE. Close returns an error wrapping net.ErrClosed
