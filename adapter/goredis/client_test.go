@@ -206,7 +206,17 @@ func TestClientEjection(t *testing.T) {
 	}
 	require.NoError(t, c.Set(ctx, probe, "x", 0).Err())
 	lp.servers[dead].Stop()
-	require.Error(t, c.Get(ctx, probe).Err(), "the stopped server's key fails once")
+	require.Error(t, c.Get(ctx, probe).Err(), "the stopped server's key fails (or, if the router saw the connection close first, misses)")
+	// The router takes the server out at its first failure; a write of the
+	// probe then succeeds elsewhere. (The ring is rebuilt just after the
+	// failure is counted, so allow a moment.)
+	require.Eventually(t, func() bool {
+		err := c.Set(ctx, probe, "y", 0).Err()
+		if err != nil {
+			t.Logf("SET of the stopped server's key: %v", err)
+		}
+		return err == nil
+	}, 5*time.Second, 5*time.Millisecond)
 	keys := e2eKeys("j", 300)
 	for _, k := range keys {
 		require.NoError(t, c.Set(ctx, k, "v", 0).Err(), "SET %q after the ejection", k)
