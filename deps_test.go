@@ -31,16 +31,17 @@ var allowed = map[string][]string{
 	"protocol/memcache":   {"protocol", "internal/bytesconv", "internal/bufgrow"},
 	"pool":                {"internal/rawio", "internal/bufgrow"},
 	"config":              {"hashkit", "shard", "go.yaml.in/yaml/v3"},
-	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "config", "internal/bytesconv", "internal/rawio", "internal/evloop", "golang.org/x/sys/unix"},
+	"proxy":               {"hashkit", "shard", "protocol", "protocol/resp", "protocol/memcache", "pool", "config", "internal/bytesconv", "internal/rawio", "internal/evloop", "internal/memconn", "golang.org/x/sys/unix"},
 	"proxy/metrics":       {"proxy", "github.com/prometheus/client_golang"},
 	"proxy/fleet":         {"proxy", "proxy/metrics", "config", "github.com/prometheus/client_golang"},
 	"cmd/walnut":          {"proxy", "proxy/fleet", "config", "github.com/spf13/pflag"},
-	"adapter/goredis":     {"shard", "hashkit", "config", "github.com/redis/go-redis/v9"},
-	"adapter/gomemcache":  {"shard", "hashkit", "config", "github.com/bradfitz/gomemcache"},
+	"adapter/goredis":     {"shard", "hashkit", "config", "protocol", "proxy", "github.com/redis/go-redis/v9"},
+	"adapter/gomemcache":  {"shard", "hashkit", "config", "protocol", "proxy", "github.com/bradfitz/gomemcache"},
 	"internal/bytesconv":  {},
 	"internal/bufgrow":    {},
 	"internal/rawio":      {},
 	"internal/evloop":     {"golang.org/x/sys/unix"},
+	"internal/memconn":    {},
 	"internal/testserver": {},
 	"bench":               {"*"},
 	"examples/*":          {"*"},
@@ -195,7 +196,8 @@ func TestImportPolicyRejects(t *testing.T) {
 	require.False(t, permits(allowed["hashkit"], module+"/shard"), "hashkit must not import shard")
 	require.False(t, permits(allowed["shard"], module+"/proxy"))
 	require.False(t, permits(allowed["config"], module+"/proxy"), "proxy imports config, never the reverse")
-	require.False(t, permits(allowed["adapter/goredis"], module+"/proxy"), "the adapters do not depend on the proxy")
+	require.False(t, permits(allowed["adapter/goredis"], module+"/proxy/fleet"), "the adapters serve one pool with the proxy, never a fleet")
+	require.False(t, permits(allowed["proxy"], module+"/adapter/goredis"), "the adapters are built on the proxy, never the reverse")
 	require.False(t, permits(allowed["proxy"], module+"/proxy/fleet"), "proxy serves one pool; the fleet is built on it")
 	require.False(t, permits(allowed["proxy"], "github.com/prometheus/client_golang/prometheus"), "only programs that import proxy/metrics compile Prometheus")
 	require.False(t, permits(allowed["pool"], module+"/protocol"), "pool gets its framer injected")

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/stretchr/testify/require"
 
+	"github.com/walnutproxy/walnut/adapter/goredis"
 	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
@@ -30,7 +31,8 @@ import (
 //     go-redis's Ring sends an MGET to its first key's server and would miss
 //     keys elsewhere.
 //   - MGET10-spread: 10 keys spread over the four servers, which walnut
-//     splits and merges (walnut only; no other client here can do this).
+//     splits and merges (walnut and goredis-inmem only; no other client
+//     here can do this).
 //
 // gN is how many goroutines issue requests: g1 is one goroutine in a plain
 // b.N loop, each request waiting for its reply before the next is sent
@@ -50,6 +52,10 @@ import (
 //     every key on that server: the client walnut would replace when a
 //     single server no longer suffices.
 //   - goredis-ring: go-redis's Ring (its defaults) over the four servers.
+//   - goredis-inmem: one go-redis *redis.Client (its defaults) whose
+//     connections are served by walnut's router in-process through an
+//     in-memory connection (adapter/goredis.NewClient): go-redis's API
+//     with walnut's placement, split and merge.
 //   - rueidis: one rueidis client per server (client-side cache off, its
 //     other defaults), the server of each request picked by a shard.Ring
 //     with walnut's placement: rueidis sharded by hand, as walnut shards.
@@ -83,6 +89,10 @@ func BenchmarkInProcess(b *testing.B) {
 
 	single := redis.NewClient(&redis.Options{Addr: servers[0].Addr})
 	b.Cleanup(func() { single.Close() })
+
+	inmem, err := goredis.NewClient(servers, cfg.Ring, goredis.ClientOptions{})
+	require.NoError(b, err)
+	b.Cleanup(func() { inmem.Close() })
 
 	// rueidis, one client per server, placed by a ring built as walnut's.
 	sring, err := shard.NewRing(servers, cfg.Ring)
@@ -147,6 +157,7 @@ func BenchmarkInProcess(b *testing.B) {
 			{"walnut-typed", func(i int) error { _, err := typed.Get(ctx, key(i)); return err }},
 			{"goredis", func(i int) error { return single.Get(ctx, key(i)).Err() }},
 			{"goredis-ring", func(i int) error { return ring.Get(ctx, key(i)).Err() }},
+			{"goredis-inmem", func(i int) error { return inmem.Get(ctx, key(i)).Err() }},
 			{"rueidis", func(i int) error {
 				c := rpick(key(i))
 				return c.Do(ctx, c.B().Get().Key(key(i)).Build()).Error()
@@ -158,6 +169,7 @@ func BenchmarkInProcess(b *testing.B) {
 			{"walnut-typed", func(i int) error { return typed.Set(ctx, key(i), "value", 0) }},
 			{"goredis", func(i int) error { return single.Set(ctx, key(i), "value", 0).Err() }},
 			{"goredis-ring", func(i int) error { return ring.Set(ctx, key(i), "value", 0).Err() }},
+			{"goredis-inmem", func(i int) error { return inmem.Set(ctx, key(i), "value", 0).Err() }},
 			{"rueidis", func(i int) error {
 				c := rpick(key(i))
 				return c.Do(ctx, c.B().Set().Key(key(i)).Value("value").Build()).Error()
@@ -177,6 +189,7 @@ func BenchmarkInProcess(b *testing.B) {
 			}},
 			{"goredis", func(i int) error { return single.MGet(ctx, taggedKeys(tagged, i)...).Err() }},
 			{"goredis-ring", func(i int) error { return ring.MGet(ctx, taggedKeys(tagged, i)...).Err() }},
+			{"goredis-inmem", func(i int) error { return checkMGetAny(inmem.MGet(ctx, taggedKeys(tagged, i)...).Result()) }},
 			{"rueidis", func(i int) error {
 				ks := taggedKeys(tagged, i)
 				c := rpick(ks[0])
@@ -190,6 +203,7 @@ func BenchmarkInProcess(b *testing.B) {
 		{"MGET10-spread", []impl{
 			{"walnut", func(i int) error { return checkMGet(wc.Command(ctx, spreadArgs(i)...)) }},
 			{"walnut-do", func(i int) error { return checkRaw(wc.Do(ctx, spreadRaw[i%len(spreadRaw)])) }},
+			{"goredis-inmem", func(i int) error { return checkMGetAny(inmem.MGet(ctx, spreadArgs(i)[1:]...).Result()) }},
 		}},
 	}
 	for _, o := range ops {
@@ -252,4 +266,20 @@ func checkMGet(v resp.Value, err error) error {
 		err = fmt.Errorf("MGET gave %d elements", len(v.Elems))
 	}
 	return err
+}
+
+// checkMGetAny checks a go-redis MGET reply: 10 values, none missing.
+func checkMGetAny(vs []any, err error) error {
+	if err != nil {
+		return err
+	}
+	if len(vs) != 10 {
+		return fmt.Errorf("MGET gave %d elements", len(vs))
+	}
+	for i, v := range vs {
+		if v == nil {
+			return fmt.Errorf("MGET element %d is nil", i)
+		}
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"github.com/walnutproxy/walnut/internal/rawio"
 	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/memcache"
@@ -89,8 +88,8 @@ func (cl *call) doneAsync(reply []byte, err error) {
 	cl.req.Data = nil
 	c.armWrite(g)
 	n, werr := 0, error(nil)
-	if rc, ok := c.nc.(*rawio.Conn); ok {
-		n, werr = rc.TryWrite(out)
+	if tw, ok := c.nc.(tryWriter); ok {
+		n, werr = tw.TryWrite(out)
 	}
 	large := len(reply) >= pool.LargeReply // a buffer of its own (KeepLarge)
 	if werr == nil && n < len(out) {

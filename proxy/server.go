@@ -517,6 +517,21 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 func (s *Server) accept(nc net.Conn) {
+	if !s.admit(nc, false) {
+		return
+	}
+	if s.eng != nil && s.acceptEv(nc) {
+		return
+	}
+	if c := s.register(nc); c != nil {
+		go s.run(c)
+	}
+}
+
+// admit counts a new client connection nc and applies MaxClients: a client
+// over the cap gets an error reply and is closed, on a goroutine of its own
+// unless inline, and admit reports false.
+func (s *Server) admit(nc net.Conn, inline bool) bool {
 	cfg := &s.gen.Load().cfg
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetKeepAlive(cfg.TCPKeepAlive)
@@ -524,54 +539,68 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	s.stats.clientTotal.Add(1)
 	n := s.stats.clientConns.Add(1)
-	if cfg.MaxClients > 0 && n > int64(cfg.MaxClients) {
-		s.stats.clientConns.Add(-1)
-		s.stats.clientErr.Add(1)
-		s.log.Warn("client refused: client_connections reached", "limit", cfg.MaxClients, "remote", nc.RemoteAddr().String())
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			nc.Close()
-			return
+	if cfg.MaxClients <= 0 || n <= int64(cfg.MaxClients) {
+		return true
+	}
+	s.stats.clientConns.Add(-1)
+	s.stats.clientErr.Add(1)
+	s.log.Warn("client refused: client_connections reached", "limit", cfg.MaxClients, "remote", nc.RemoteAddr().String())
+	refuse := func() {
+		msg := fmt.Sprintf("max number of clients reached (client_connections: %d)", cfg.MaxClients)
+		var b []byte
+		if s.proto == protocol.Redis {
+			b = resp.AppendError(nil, "ERR "+msg)
+		} else {
+			b = memcache.AppendServerError(nil, msg)
 		}
-		s.wg.Add(1)
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = nc.Write(b)
+		nc.Close()
+	}
+	if inline {
+		refuse()
+		return false
+	}
+	s.mu.Lock()
+	if s.closing {
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			msg := fmt.Sprintf("max number of clients reached (client_connections: %d)", cfg.MaxClients)
-			var b []byte
-			if s.proto == protocol.Redis {
-				b = resp.AppendError(nil, "ERR "+msg)
-			} else {
-				b = memcache.AppendServerError(nil, msg)
-			}
-			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = nc.Write(b)
-			nc.Close()
-		}()
-		return
+		nc.Close()
+		return false
 	}
-	if s.eng != nil && s.acceptEv(nc) {
-		return
-	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		refuse()
+	}()
+	return false
+}
+
+// register makes the session of an admitted client connection nc, to be
+// served by a goroutine (run), and registers it for Shutdown and Close. It
+// returns nil, having closed nc, if the server is closing.
+func (s *Server) register(nc net.Conn) *session {
 	c := newSession(s, rawio.Wrap(nc))
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		s.stats.clientConns.Add(-1)
 		nc.Close()
-		return
+		return nil
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		c.serve()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
+	return c
+}
+
+// run serves a registered session until it ends.
+func (s *Server) run(c *session) {
+	defer s.wg.Done()
+	c.serve()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
 }
 
 // Shutdown stops accepting clients, lets every client finish the requests

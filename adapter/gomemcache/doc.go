@@ -1,11 +1,39 @@
-// Package gomemcache makes a gomemcache client
-// (github.com/bradfitz/gomemcache/memcache) place keys on a memcached pool's
-// servers exactly as nutcracker (twemproxy) does, so a Go service can talk to
-// the memcacheds directly, with no proxy hop, and still find every key
-// nutcracker or walnut's proxy wrote, and write keys where they will find
-// them.
+// Package gomemcache puts a gomemcache client
+// (github.com/bradfitz/gomemcache/memcache) on a memcached pool's servers
+// exactly as nutcracker (twemproxy) places keys, in two ways.
 //
-// # Use
+// NewClient returns a *memcache.Client whose every connection is served by
+// walnut's router inside the process (a proxy.Server reached through an
+// in-memory connection, see proxy.Dialer): keys land where nutcracker puts
+// them, a GetMulti is one request that the router splits by server and
+// merges, and failing servers are ejected as the pool's auto_eject_hosts,
+// server_failure_limit and server_retry_timeout say. It is the one to use
+// unless every hop counts.
+//
+// New returns a *memcache.Client over a Selector, which talks to the
+// memcacheds directly, with no router at all: placement is the same, but
+// nothing ejects a failing server unless its owner calls Selector.SetLive,
+// and each operation is gomemcache's own (see Dead servers and Caveats).
+//
+// # The in-process client
+//
+//	mc, err := gomemcache.NewClient(servers, shard.RingOptions{HashTag: "{}"},
+//		gomemcache.ClientOptions{})
+//	...
+//	items, err := mc.GetMulti([]string{"a", "b", "c"})
+//
+// or from a pool of a nutcracker.yml, whose server connection settings then
+// apply:
+//
+//	mc, err := gomemcache.NewClientFromPool(pool)
+//
+// The router lives while the client has connections, and
+// ClientOptions.Linger after (see proxy.Dialer), which by default keeps an
+// ejected server out for server_retry_timeout even though gomemcache drops
+// its connection after each server error. Client.Close closes the idle
+// connections and so, after the linger time, the server connections.
+//
+// # The Selector: use
 //
 // Build the Client from the pool's servers and ring options (hash,
 // distribution, hash tag), the same values shard.NewRing takes:

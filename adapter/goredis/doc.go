@@ -1,9 +1,42 @@
-// Package goredis makes a go-redis Ring (github.com/redis/go-redis/v9) place
-// keys on a redis pool's servers exactly as nutcracker (twemproxy) does, so a
-// Go service can talk to the servers directly, with no proxy hop, and still
-// find every key nutcracker or walnut's proxy wrote.
+// Package goredis puts go-redis (github.com/redis/go-redis/v9) on a redis
+// pool's servers exactly as nutcracker (twemproxy) places keys, in two ways.
 //
-// # Use
+// NewClient returns a *redis.Client whose every connection is served by
+// walnut's router inside the process (a proxy.Server reached through an
+// in-memory connection, see proxy.Dialer): keys land where nutcracker puts
+// them whatever the pool's hash tag, MGET, MSET, DEL, UNLINK, EXISTS and
+// TOUCH across servers are split and merged, failing servers are ejected as
+// the pool says, and the whole go-redis API works within what nutcracker
+// serves. It is the one to use unless every hop counts.
+//
+// NewRing returns a go-redis Ring that talks to the servers directly, with
+// no router at all, at the price of go-redis's Ring limits: keys are placed
+// as nutcracker places them only for pools with hash_tag "{}" (see Hash
+// tags), multi-key commands go whole to their first key's server (see
+// Limits of go-redis's Ring), and go-redis's heartbeat, not the pool's
+// server_failure_limit and server_retry_timeout, decides ejection.
+//
+// # The in-process client
+//
+//	c, err := goredis.NewClient(servers, shard.RingOptions{}, // no hash tag
+//		goredis.ClientOptions{Password: "s3cret"})
+//	...
+//	vals, err := c.MGet(ctx, "user:{1}", "user:{2}", "user:{3}").Result()
+//
+// or from a pool of a nutcracker.yml, whose redis_auth, redis_db and server
+// connection settings then apply:
+//
+//	c, err := goredis.NewClientFromPool(pool, goredis.ClientOptions{})
+//
+// go-redis's pipelines (of any length: the in-memory connection never
+// makes a writer wait for its reader), hooks and options work as with any
+// server; ClientOptions.Redis is the template of the go-redis options.
+// Commands nutcracker does not serve (blocking commands, Pub/Sub,
+// transactions, most commands without a key) get the router's error reply. The router lives while the client has
+// connections, and ClientOptions.Linger after (see proxy.Dialer): Close the
+// client to release the server connections.
+//
+// # The Ring: use
 //
 // Build the Ring from the pool's servers and ring options (hash,
 // distribution, hash tag), the same values shard.NewRing takes:
