@@ -41,5 +41,6 @@ func (*eloop) do(_ *Server, p *pool.Pool, req *pool.Request) { p.Do(req) }
 func (*evClient) ready()                                     {}
 func (*evClient) send([]byte, []bigReply) error              { return errNoEngine }
 func (*evClient) interrupt()                                 {}
+func (*evClient) resetFD()                                   {}
 func (*evClient) closeFD()                                   {}
 func (*evClient) start()                                     {}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/walnutproxy/walnut/internal/evloop"
 	"github.com/walnutproxy/walnut/pool"
 )
@@ -69,6 +71,13 @@ type evClient struct {
 func (ec *evClient) closeFD() {
 	evloop.Close(ec.fd)
 	ec.fd = -1
+}
+
+// resetFD closes the socket of a client that never started with a reset
+// (see resetClose).
+func (ec *evClient) resetFD() {
+	_ = unix.SetsockoptLinger(ec.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	ec.closeFD()
 }
 
 // start registers the connection with the loop and serves what it sent.

@@ -576,6 +576,17 @@ func (s *Server) admit(nc net.Conn, inline bool) bool {
 	return false
 }
 
+// resetClose closes a client connection accepted while the server shuts
+// down, before anything was read from it, with a reset rather than FIN:
+// the client sees that nothing it sent was taken (a retry is safe), not a
+// server that ended the conversation.
+func resetClose(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	nc.Close()
+}
+
 // register makes the session of an admitted client connection nc, to be
 // served by a goroutine (run), and registers it for Shutdown and Close. It
 // returns nil, having closed nc, if the server is closing.
@@ -585,7 +596,7 @@ func (s *Server) register(nc net.Conn) *session {
 	if s.closing {
 		s.mu.Unlock()
 		s.stats.clientConns.Add(-1)
-		nc.Close()
+		resetClose(nc)
 		return nil
 	}
 	s.conns[c] = struct{}{}
@@ -661,7 +672,7 @@ func (s *Server) acceptEv(nc net.Conn) bool {
 	if s.closing {
 		s.mu.Unlock()
 		s.stats.clientConns.Add(-1)
-		ec.closeFD()
+		ec.resetFD()
 		return true
 	}
 	s.conns[ec.c] = struct{}{}
