@@ -15,9 +15,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/walnutproxy/walnut/config"
-	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/proxy"
 )
 
@@ -56,51 +56,59 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func redisDemo(ctx context.Context, client *proxy.Client, keys []string, out io.Writer) error {
+	rdb, err := client.Redis() // typed calls; fails on a memcached pool
+	if err != nil {
+		return err
+	}
 	for _, k := range keys {
-		v, err := client.Command(ctx, "SET", k, "value of "+k)
-		if err != nil {
+		// A server's error reply is an error (*proxy.RedisError).
+		if err := rdb.Set(ctx, k, "value of "+k, time.Hour); err != nil {
 			return err
-		}
-		if v.Type == resp.TypeError {
-			return errors.New(string(v.Str))
 		}
 		fmt.Fprintf(out, "SET %-18s → %s\n", k, client.Ring().LookupString(k).ID())
 	}
 	// One MGET over every server: walnut splits it and merges the replies
 	// in key order (go-redis's Ring would send it to the first key's
-	// server only).
-	v, err := client.Command(ctx, append([]string{"MGET"}, keys...)...)
+	// server only). A missing key's reply is proxy.ErrNil.
+	vals, err := rdb.MGet(ctx, keys...)
 	if err != nil {
 		return err
 	}
-	if v.Type == resp.TypeError {
-		return errors.New(string(v.Str))
+	for i, v := range vals {
+		text, err := v.Text()
+		if err != nil {
+			return fmt.Errorf("MGET %s: %w", keys[i], err)
+		}
+		fmt.Fprintf(out, "MGET %-17s = %q\n", keys[i], text)
 	}
-	for i, e := range v.Elems {
-		fmt.Fprintf(out, "MGET %-17s = %q\n", keys[i], e.Str)
+	if _, err := rdb.Get(ctx, "no-such-key"); !errors.Is(err, proxy.ErrNil) {
+		return fmt.Errorf("GET of a missing key: %v, want proxy.ErrNil", err)
 	}
 	return nil
 }
 
 func memcacheDemo(ctx context.Context, client *proxy.Client, keys []string, out io.Writer) error {
-	get := []byte("get")
+	mc := client.Memcache() // typed memcached calls
 	for _, k := range keys {
-		val := "value of " + k
-		reply, err := client.Do(ctx, fmt.Appendf(nil, "set %s 0 0 %d\r\n%s\r\n", k, len(val), val))
-		if err != nil {
+		if err := mc.Set(ctx, &proxy.MemcacheItem{Key: k, Value: []byte("value of " + k)}); err != nil {
 			return err
 		}
-		if string(reply) != "STORED\r\n" {
-			return fmt.Errorf("set %s: %q", k, reply)
-		}
 		fmt.Fprintf(out, "set %-18s → %s\n", k, client.Ring().LookupString(k).ID())
-		get = append(get, ' ')
-		get = append(get, k...)
 	}
-	reply, err := client.Do(ctx, append(get, '\r', '\n'))
+	// One get per server, merged; a server that is down would fail only
+	// its own keys (a *proxy.GetMultiError beside the others' items).
+	items, err := mc.GetMulti(ctx, keys)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "get (all keys, split and merged):\n%s", reply)
+	fmt.Fprintf(out, "get (all keys, one request per server, merged):\n")
+	for _, k := range keys {
+		if it, ok := items[k]; ok {
+			fmt.Fprintf(out, "VALUE %s %q\n", k, it.Value)
+		}
+	}
+	if _, err := mc.Get(ctx, "no-such-key"); !errors.Is(err, proxy.ErrCacheMiss) {
+		return fmt.Errorf("get of a missing key: %v, want proxy.ErrCacheMiss", err)
+	}
 	return nil
 }

@@ -59,8 +59,22 @@ m:
 	out.Reset()
 	require.NoError(t, run(context.Background(), []string{"-c", conf, "-pool", "m"}, &out))
 	t.Log(out.String())
-	assert.Equal(t, 5, strings.Count(out.String(), "VALUE "), "every key comes back from the split get")
-	assert.True(t, strings.HasSuffix(out.String(), "END\r\n"))
+	assert.Equal(t, 5, strings.Count(out.String(), "VALUE "), "every key comes back from the per-server gets")
+	assert.Contains(t, out.String(), `VALUE greeting "value of greeting"`)
+	// Each key is on the server the output names, found there directly.
+	maddr := map[string]string{"one": m1.Addr, "two": m2.Addr}
+	used = map[string]bool{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		var key, arrow, name string
+		if n, _ := fmt.Sscanf(line, "set %s %s %s", &key, &arrow, &name); n != 3 {
+			continue
+		}
+		used[name] = true
+		got, err := testserver.DialMemcache(t, maddr[name]).Get([]byte(key))
+		require.NoError(t, err, key)
+		assert.Equal(t, "value of "+key, string(got[key]), key)
+	}
+	assert.Len(t, used, 2, "keys on both servers")
 
 	assert.Error(t, run(context.Background(), []string{"-c", conf, "-pool", "nope"}, &out))
 }
