@@ -309,6 +309,11 @@ func TestFaultRestartBackend(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 
 				l.next("restarting")
+				// Batches sent while the server was down are answered
+				// (with errors) before it restarts: one that reached the
+				// proxy late could otherwise be served by the new server
+				// and counted as an answer from the dead one.
+				l.settle(t)
 				var fresh *testserver.Server
 				if kind == protocol.Redis {
 					fresh = testserver.StartRedis(t, testserver.RedisOptions{Port: victim.Port})
