@@ -73,6 +73,7 @@ type call struct {
 	blk0   int    // memcached merge: first of this call's blocks
 	nblk   int    // memcached merge: number of blocks
 	server int
+	fin    bool // done: its reply (or error) is in (a batch's calls, read by an event loop's prefix writing)
 
 	g        *generation // detached and async calls: the generation they hold
 	detached bool        // not part of a batch: see session.dfree
@@ -103,8 +104,11 @@ func (cl *call) done(reply []byte, err error) {
 	if err == nil {
 		cl.cc.g.backends[cl.server].rtt.observe(nanotime() - cl.cc.t0)
 	}
+	cl.fin = true
 	if cl.cc.pending.Add(-1) == 0 {
 		cl.cc.finish()
+	} else if ev := cl.cc.ev; ev != nil {
+		ev.progress() // on the loop's goroutine: a prefix may be complete
 	}
 }
 
@@ -198,6 +202,7 @@ func (c *session) newCall(server int) (*call, int32) {
 	idx := int32(c.ncalls)
 	c.ncalls++
 	cl.err = nil
+	cl.fin = false
 	cl.reply = cl.reply[:0]
 	cl.buf = cl.buf[:0]
 	cl.nkeys = 0
@@ -370,16 +375,37 @@ func (c *session) wait(done <-chan struct{}) bool {
 // it records in c.marks where each reply ends in the whole output (out and
 // big together).
 func (c *session) appendReplies(out []byte, mark bool) []byte {
+	return c.appendRange(out, 0, len(c.slots), mark)
+}
+
+// appendRange is appendReplies for the replies of slots lo to hi only.
+func (c *session) appendRange(out []byte, lo, hi int, mark bool) []byte {
 	c.marks = c.marks[:0]
 	clear(c.big)
 	c.big, c.bigLen = c.big[:0], 0
-	for i := range c.slots {
+	for i := lo; i < hi; i++ {
 		out = c.h.appendReply(c, out, i)
 		if mark {
 			c.marks = append(c.marks, len(out)+c.bigLen)
 		}
 	}
 	return out
+}
+
+// slotDone reports whether the reply of slot i is complete: every call it
+// is made from is done. The async call's slot is never complete here (an
+// event loop's sessions make no async calls).
+func (c *session) slotDone(i int) bool {
+	sl := &c.slots[i]
+	if sl.kind == slotAsync {
+		return false
+	}
+	for _, cl := range c.calls[sl.call : sl.call+sl.ncall] {
+		if !cl.fin {
+			return false
+		}
+	}
+	return true
 }
 
 // appendPassed appends reply, one call's reply passed through as it is,

@@ -161,15 +161,18 @@ type eloop struct {
 	tasks   []func() // posted by other goroutines
 	running []func()
 
-	readyq  []*evClient // sessions whose window completed
-	again   []*evClient // clients whose step stopped at its budget with input left
-	dirty   []*bconn    // backend connections with requests to write
-	pools   map[*pool.Pool]*lpool
-	conns   []*bconn // every backend connection of the loop, for deadlines
-	timers  timerHeap
-	iov     []unix.Iovec
-	segs    [][]byte // scratch for a client's write
-	stopped bool
+	readyq []*evClient // sessions whose window completed
+	// progressq: sessions a call of whose window completed, which may
+	// have a prefix of replies to write (evClient.writePrefix)
+	progressq []*evClient
+	again     []*evClient // clients whose step stopped at its budget with input left
+	dirty     []*bconn    // backend connections with requests to write
+	pools     map[*pool.Pool]*lpool
+	conns     []*bconn // every backend connection of the loop, for deadlines
+	timers    timerHeap
+	iov       []unix.Iovec
+	segs      [][]byte // scratch for a client's write
+	stopped   bool
 }
 
 // fdRef says what a descriptor of the loop is: a client, a backend
@@ -279,7 +282,7 @@ func (l *eloop) resume() {
 // complete requests (noreply ones, or by failing), which may let sessions
 // go on and queue more.
 func (l *eloop) settle() {
-	for len(l.readyq) > 0 || len(l.dirty) > 0 {
+	for len(l.readyq) > 0 || len(l.dirty) > 0 || len(l.progressq) > 0 {
 		for len(l.readyq) > 0 {
 			q := l.readyq
 			l.readyq = nil
@@ -290,6 +293,20 @@ func (l *eloop) settle() {
 			}
 			if l.readyq == nil {
 				l.readyq = q[:0]
+			}
+		}
+		if len(l.progressq) > 0 {
+			q := l.progressq
+			l.progressq = nil
+			for i, ec := range q {
+				q[i] = nil
+				ec.progressed = false
+				if ec.c != nil {
+					ec.writePrefix()
+				}
+			}
+			if l.progressq == nil {
+				l.progressq = q[:0]
 			}
 		}
 		d := l.dirty

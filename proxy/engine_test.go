@@ -9,11 +9,13 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/proxy"
 )
@@ -228,3 +230,52 @@ func (l wrapListener) Accept() (net.Conn, error) {
 }
 
 type wrapConn struct{ net.Conn }
+
+// TestEngineWritesCompletePrefix: an event loop writes the replies of a
+// pipelined window as soon as a prefix of them is complete, not when the
+// whole window is. One server is kept busy by a script while a client
+// pipelines GETs of a key on the other server around a GET of a key on
+// the busy one: the first reply must reach the client while the script
+// still runs, and every reply must arrive in order once it ends.
+func TestEngineWritesCompletePrefix(t *testing.T) {
+	e, err := proxy.NewEngine(1)
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	bs := startBackends(t, protocol.Redis, 2)
+	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { c.Engine = e })
+	ring := s.Ring()
+	keyOn := func(addr string) string {
+		for i := 0; ; i++ {
+			k := fmt.Sprintf("prefix:%d", i)
+			if ring.Server(ring.PickString(k)).Addr == addr {
+				return k
+			}
+		}
+	}
+	fast, slow := keyOn(bs[0].Addr), keyOn(bs[1].Addr)
+	c := rawDial(t, addr)
+	require.Equal(t, "+OK\r\n", c.do("SET", fast, "f"))
+	require.Equal(t, "+OK\r\n", c.do("SET", slow, "s"))
+
+	// Keep the slow key's server busy for 1.5 s.
+	var scriptDone atomic.Bool
+	started := make(chan struct{})
+	finished := make(chan error, 1)
+	go func() {
+		bc := testserver.DialRedis(t, bs[1].Addr)
+		close(started)
+		_, err := bc.Do("EVAL", "local s = redis.call('TIME') local t0 = s[1]*1000000 + s[2] "+
+			"repeat local n = redis.call('TIME') until n[1]*1000000 + n[2] - t0 > 1500000 return 1", "0")
+		scriptDone.Store(true)
+		finished <- err
+	}()
+	<-started
+	time.Sleep(200 * time.Millisecond) // the script has begun
+	c.send(cmd("GET", fast), cmd("GET", fast), cmd("GET", slow), cmd("GET", fast))
+	require.Equal(t, "$1\r\nf\r\n", c.reply())
+	require.Equal(t, "$1\r\nf\r\n", c.reply())
+	require.False(t, scriptDone.Load(), "the replies before the busy server's came only after it answered")
+	require.Equal(t, "$1\r\ns\r\n", c.reply())
+	require.Equal(t, "$1\r\nf\r\n", c.reply())
+	require.NoError(t, <-finished)
+}

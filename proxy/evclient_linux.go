@@ -45,6 +45,14 @@ type evClient struct {
 	abortErr error
 	queued   bool // in the loop's again list (see step's budget)
 
+	// Prefix writing (writePrefix): the window's first wrote replies have
+	// been written, winBytes bytes of them; progressed says the client is
+	// in the loop's progress list; sentLo to sentHi are the slots whose
+	// replies send is writing.
+	wrote, winBytes int
+	progressed      bool
+	sentLo, sentHi  int
+
 	drained bool // the last read found the socket empty: wait for its next edge
 	hup     bool // the peer hung up (or the socket failed): read until EOF, never assume drained
 
@@ -215,8 +223,57 @@ const stepReads = 16
 // flight.
 func (ec *evClient) ready() { ec.l.readyq = append(ec.l.readyq, ec) }
 
+// progress is called (on the loop) by a call of the window in flight
+// that completed without completing the window: the loop looks for a
+// prefix of replies to write once it has read what is ready
+// (writePrefix).
+func (ec *evClient) progress() {
+	if !ec.progressed {
+		ec.progressed = true
+		ec.l.progressq = append(ec.l.progressq, ec)
+	}
+}
+
+// writePrefix writes the replies of the window in flight that are
+// complete and come before any that is not, so that a client gets its
+// replies in order as soon as they can be written rather than when the
+// whole window is in, and the proxy holds them no longer than that. It
+// writes nothing if the whole window is complete (windowDone writes it
+// in one go), nor under an output limit.
+func (ec *evClient) writePrefix() {
+	c := ec.c
+	if !ec.inflight || ec.st != evWaiting || ec.aborted || c.outLimit > 0 {
+		// With an output limit (client_output_limit) the window is
+		// answered whole or cut off with one error: nothing is written
+		// before it is in.
+		return
+	}
+	p := ec.wrote
+	for p < len(c.slots) && c.slotDone(p) {
+		p++
+	}
+	if p == ec.wrote || p == len(c.slots) {
+		return
+	}
+	out := c.appendRange(c.out[:0], ec.wrote, p, false)
+	ec.winBytes += len(out) + c.bigLen
+	ec.sentLo, ec.sentHi = ec.wrote, p
+	ec.wrote = p
+	c.armWrite(c.g)
+	err := ec.send(out, c.big)
+	clear(c.big)
+	c.big, c.bigLen = c.big[:0], 0
+	if cap(out) > maxKeptBuffer {
+		out = nil // what the socket did not take may wait in it (send)
+	}
+	c.out = out[:0]
+	if err != nil {
+		ec.closeNow(err) // once the window is done: its calls refer to the session
+	}
+}
+
 // windowDone ends the window in flight, once its calls are done: its
-// replies are appended and written.
+// replies (those writePrefix has not written) are appended and written.
 func (ec *evClient) windowDone() {
 	if !ec.inflight {
 		return
@@ -225,6 +282,8 @@ func (ec *evClient) windowDone() {
 	c := ec.c
 	c.end()
 	ec.st = evReading
+	wrote, winBytes := ec.wrote, ec.winBytes
+	ec.wrote, ec.winBytes = 0, 0
 	if ec.aborted {
 		ec.closeNow(ec.abortErr)
 		return
@@ -233,10 +292,11 @@ func (ec *evClient) windowDone() {
 		ec.end(c.cutOff())
 		return
 	}
-	out := c.appendReplies(c.out[:0], false)
+	out := c.appendRange(c.out[:0], wrote, len(c.slots), false)
 	if ec.k > 1 {
-		c.learn(len(out)+c.bigLen, len(c.slots))
+		c.learn(len(out)+c.bigLen+winBytes, len(c.slots))
 	}
+	ec.sentLo, ec.sentHi = wrote, len(c.slots)
 	if size := c.h.size(ec.i, ec.i+ec.k); size >= pool.LargeReply {
 		freeLater(size)
 	}
@@ -330,10 +390,15 @@ func (ec *evClient) send(out []byte, big []bigReply) error {
 	}
 	if kept {
 		// A large reply waits where it lies: its call must not reuse
-		// the buffer for the next reply.
-		for _, cl := range ec.c.calls {
-			if cap(cl.reply) >= pool.LargeReply {
-				cl.reply = nil
+		// the buffer for the next reply. Only the calls of the replies
+		// being written: others of the window may still be unwritten.
+		c := ec.c
+		for i := ec.sentLo; i < min(ec.sentHi, len(c.slots)); i++ {
+			sl := &c.slots[i]
+			for _, cl := range c.calls[sl.call : sl.call+sl.ncall] {
+				if cap(cl.reply) >= pool.LargeReply {
+					cl.reply = nil
+				}
 			}
 		}
 	}
@@ -530,6 +595,7 @@ func (ec *evClient) closeNow(err error) {
 	}
 	prev := ec.st
 	ec.st = evClosed
+
 	c := ec.c
 	s := c.s
 	if ec.fd >= 0 {

@@ -309,7 +309,7 @@ func roundTrip(t *testing.T, kind protocol.Kind, nc net.Conn, br *bufio.Reader, 
 // TestStalledClients: 100 clients each pipeline 2,000 GETs of a 100 KB
 // value and read nothing for a while, next to 50 clients doing ordinary
 // GETs. walnut must hold a bounded amount for each stalled client (at most
-// 8 MiB), keep serving the others, and, once the stalled ones read, give
+// 8 MiB), keep serving the others at their latency, and, once the stalled ones read, give
 // every one of them all its replies, in order and intact. No goroutine may
 // be left over.
 //
@@ -443,9 +443,19 @@ func TestStalledClients(t *testing.T) {
 		len(before), pct(before, 50), pct(before, 99), len(filling), fillTime.Round(100*time.Millisecond), pct(filling, 50), pct(filling, 99),
 		len(stalledLat), pct(stalledLat, 50), pct(stalledLat, 99))
 	assert.LessOrEqual(t, held/stalled, int64(8<<20), "memory per stalled client")
-	// The active clients go on being served while the others stall (their
-	// latency is logged above; how much it may grow is not asserted here).
+	// The active clients keep their latency while the others stall: a
+	// stalled client is no longer read, holds no backend request and costs
+	// the loop nothing. The bounds are loose (the machine is shared, and
+	// the test's own goroutines compete with walnut for the CPU): they
+	// catch a stalled client holding others up, which costs seconds, not a
+	// slower machine. While the stalled clients are still filling their
+	// sockets, walnut moves their replies as fast as it can, and what the
+	// active ones see then is only logged.
 	require.NotEmpty(t, stalledLat, "the active clients were not served while others stalled")
+	assert.LessOrEqual(t, pct(stalledLat, 50), 2*pct(before, 50)+2*time.Millisecond,
+		"median latency of the active clients next to the stalled ones")
+	assert.LessOrEqual(t, pct(stalledLat, 99), 3*pct(before, 99)+20*time.Millisecond,
+		"p99 latency of the active clients next to the stalled ones")
 
 	// Now every stalled client reads all its replies.
 	var readWG sync.WaitGroup
