@@ -118,7 +118,18 @@ func (c *Client) Close() error {
 // Do copies req, so the caller may reuse it at once, and returns a new
 // slice. It is safe to call from many goroutines.
 func (c *Client) Do(ctx context.Context, req []byte) ([]byte, error) {
-	replies, err := c.do(ctx, req, nil)
+	replies, err := c.do(ctx, req, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	return replies[0], nil
+}
+
+// doOwned is Do for a request built by the Client's typed API, which it
+// gives up: it is sent from where it lies instead of being copied (a
+// large value is then held once, not twice).
+func (c *Client) doOwned(ctx context.Context, req []byte) ([]byte, error) {
+	replies, err := c.do(ctx, req, nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +143,7 @@ func (c *Client) DoMulti(ctx context.Context, reqs ...[]byte) ([][]byte, error) 
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	return c.do(ctx, nil, reqs)
+	return c.do(ctx, nil, reqs, false)
 }
 
 // Command is Do for a Redis pool with the command given as strings,
@@ -161,8 +172,9 @@ func (c *Client) Command(ctx context.Context, args ...string) (resp.Value, error
 	return v, nil
 }
 
-// do runs one batch: req alone, or reqs.
-func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, error) {
+// do runs one batch: req alone, or reqs. With own, req is the session's
+// to keep (doOwned).
+func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte, own bool) ([][]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -181,7 +193,10 @@ func (c *Client) do(ctx context.Context, req []byte, reqs [][]byte) ([][]byte, e
 	// each one stops.
 	cc.in = cc.in[:0]
 	ends := cc.pos[:0]
-	if reqs == nil {
+	if own {
+		cc.in = req
+		ends = append(ends, len(cc.in))
+	} else if reqs == nil {
 		cc.in = append(cc.in, req...)
 		ends = append(ends, len(cc.in))
 	} else {

@@ -459,9 +459,16 @@ func (m Memcache) call(ctx context.Context, build func([]byte) []byte) ([]byte, 
 		bp = new([]byte)
 	}
 	req := build((*bp)[:0])
-	reply, err := c.Do(ctx, req) // Do copies req
+	var reply []byte
+	var err error
 	if cap(req) <= maxKeptBuffer {
+		reply, err = c.Do(ctx, req) // Do copies req
 		*bp = req[:0]
+		c.bufs.Put(bp)
+	} else {
+		// A large value: the request is sent from where it lies, not
+		// copied, and the session lets it go after (trim).
+		reply, err = c.doOwned(ctx, req)
 		c.bufs.Put(bp)
 	}
 	if err != nil {
