@@ -165,14 +165,19 @@ type eloop struct {
 	// progressq: sessions a call of whose window completed, which may
 	// have a prefix of replies to write (evClient.writePrefix)
 	progressq []*evClient
-	again     []*evClient // clients whose step stopped at its budget with input left
-	dirty     []*bconn    // backend connections with requests to write
-	pools     map[*pool.Pool]*lpool
-	conns     []*bconn // every backend connection of the loop, for deadlines
-	timers    timerHeap
-	iov       []unix.Iovec
-	segs      [][]byte // scratch for a client's write
-	stopped   bool
+	// heavy is the reply bytes expected of the heavy windows in flight
+	// or admitted; parked are the clients whose heavy window waits for
+	// them to drop (admit).
+	heavy   int
+	parked  []*evClient
+	again   []*evClient // clients whose step stopped at its budget with input left
+	dirty   []*bconn    // backend connections with requests to write
+	pools   map[*pool.Pool]*lpool
+	conns   []*bconn // every backend connection of the loop, for deadlines
+	timers  timerHeap
+	iov     []unix.Iovec
+	segs    [][]byte // scratch for a client's write
+	stopped bool
 }
 
 // fdRef says what a descriptor of the loop is: a client, a backend
@@ -652,4 +657,68 @@ func (b *bconn) poolClosed() {
 		}
 	}
 	l.settle()
+}
+
+// Heavy windows. A client that pipelines requests with large replies
+// (a window expected to bring heavyWindow bytes or more) shares the
+// backend connections with every other client of the loop, and a server
+// answers a connection's requests in order: were every such window sent at
+// once, a small request of another client would wait behind all of their
+// replies (100 clients pipelining 100 KB values put over 100 MB ahead of
+// it). So a loop keeps at most heavyBudget bytes of heavy windows in
+// flight, and always lets one go; the clients whose window would pass the
+// budget wait their turn, in order, and requests with small replies are
+// never held back. A small request then waits behind about heavyBudget
+// bytes of replies at most.
+const (
+	heavyWindow = 64 << 10
+	heavyBudget = 4 << 20
+)
+
+// admit reports whether ec may dispatch a window whose replies are expected
+// to be est bytes; if not, ec is parked until heavy windows in flight are
+// done. A client let go from the parked list was admitted then.
+func (l *eloop) admit(ec *evClient, est int) bool {
+	if ec.heavy > 0 || est < heavyWindow {
+		return true
+	}
+	if l.heavy > 0 && (l.heavy+est > heavyBudget || len(l.parked) > 0) {
+		ec.parked, ec.parkedEst = true, est
+		l.parked = append(l.parked, ec)
+		return false
+	}
+	ec.heavy = est
+	l.heavy += est
+	return true
+}
+
+// heavyDone gives back the share of the budget of ec's heavy window, once
+// it is done (or ec closed before sending it), and lets the clients parked
+// first go on, in order, while the budget allows.
+func (l *eloop) heavyDone(ec *evClient) {
+	if ec.heavy == 0 {
+		return
+	}
+	l.heavy -= ec.heavy
+	ec.heavy = 0
+	for len(l.parked) > 0 {
+		next := l.parked[0]
+		if next.st != evClosed && next.parked {
+			if l.heavy > 0 && l.heavy+next.parkedEst > heavyBudget {
+				break
+			}
+			next.parked = false
+			next.heavy = next.parkedEst
+			l.heavy += next.heavy
+			if !next.queued {
+				next.queued = true
+				l.again = append(l.again, next)
+			}
+		}
+		l.parked[0] = nil
+		l.parked = l.parked[1:]
+	}
+	if len(l.parked) == 0 {
+		l.parked = nil
+	}
 }

@@ -53,6 +53,14 @@ type evClient struct {
 	progressed      bool
 	sentLo, sentHi  int
 
+	// Heavy windows (eloop.admit): heavy is the reply bytes expected of
+	// the window in flight (or admitted), if it counts against the loop's
+	// heavy budget; parked says the client waits in the loop's parked
+	// list, to send a window of parkedEst bytes.
+	heavy     int
+	parked    bool
+	parkedEst int
+
 	drained bool // the last read found the socket empty: wait for its next edge
 	hup     bool // the peer hung up (or the socket failed): read until EOF, never assume drained
 
@@ -139,11 +147,21 @@ func (ec *evClient) event(ev uint32) {
 func (ec *evClient) step() {
 	c := ec.c
 	reads := 0
-	for ec.st == evReading {
+	for ec.st == evReading && !ec.parked {
 		if ec.i < ec.n && !ec.quit {
 			k := c.window(ec.n - ec.i)
 			if rh, ok := c.h.(*redisHandler); ok {
 				k = rh.switchCut(ec.i, ec.i+k) - ec.i
+			}
+			if c.avgReply == 0 && k > 1 {
+				// Nothing known yet of the client's replies: one request
+				// first, whose reply tells whether its windows are heavy
+				// (admit), rather than a window that may bring many
+				// large replies unbudgeted.
+				k = 1
+			}
+			if !ec.l.admit(ec, c.avgReply*k) {
+				return // parked: resumed when heavy windows in flight are done
 			}
 			ec.k = k
 			ec.inflight = true
@@ -282,6 +300,7 @@ func (ec *evClient) windowDone() {
 	c := ec.c
 	c.end()
 	ec.st = evReading
+	ec.l.heavyDone(ec)
 	wrote, winBytes := ec.wrote, ec.winBytes
 	ec.wrote, ec.winBytes = 0, 0
 	if ec.aborted {
@@ -293,7 +312,7 @@ func (ec *evClient) windowDone() {
 		return
 	}
 	out := c.appendRange(c.out[:0], wrote, len(c.slots), false)
-	if ec.k > 1 {
+	if ec.k > 1 || c.avgReply == 0 {
 		c.learn(len(out)+c.bigLen+winBytes, len(c.slots))
 	}
 	ec.sentLo, ec.sentHi = wrote, len(c.slots)
@@ -595,6 +614,7 @@ func (ec *evClient) closeNow(err error) {
 	}
 	prev := ec.st
 	ec.st = evClosed
+	ec.l.heavyDone(ec) // admitted from the parked list, but never sent
 
 	c := ec.c
 	s := c.s

@@ -449,13 +449,19 @@ func TestStalledClients(t *testing.T) {
 	// the test's own goroutines compete with walnut for the CPU): they
 	// catch a stalled client holding others up, which costs seconds, not a
 	// slower machine. While the stalled clients are still filling their
-	// sockets, walnut moves their replies as fast as it can, and what the
-	// active ones see then is only logged.
+	// sockets walnut moves their replies (GBs) as fast as it can, and the
+	// active ones share the server connection with them: their median
+	// must stay within milliseconds (it was about a second before the
+	// event loops budgeted heavy windows); their tail is only logged.
 	require.NotEmpty(t, stalledLat, "the active clients were not served while others stalled")
 	assert.LessOrEqual(t, pct(stalledLat, 50), 2*pct(before, 50)+2*time.Millisecond,
 		"median latency of the active clients next to the stalled ones")
 	assert.LessOrEqual(t, pct(stalledLat, 99), 3*pct(before, 99)+20*time.Millisecond,
 		"p99 latency of the active clients next to the stalled ones")
+	if len(filling) > 0 {
+		assert.LessOrEqual(t, pct(filling, 50), 2*pct(before, 50)+20*time.Millisecond,
+			"median latency of the active clients while the stalled ones fill their sockets")
+	}
 
 	// Now every stalled client reads all its replies.
 	var readWG sync.WaitGroup
