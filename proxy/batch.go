@@ -392,6 +392,20 @@ func (c *session) appendRange(out []byte, lo, hi int, mark bool) []byte {
 	return out
 }
 
+// slotBytes returns about how many bytes the reply of slot i, whose calls
+// are done, takes: its calls' replies together.
+func (c *session) slotBytes(i int) int {
+	sl := &c.slots[i]
+	if sl.kind == slotLocal {
+		return sl.hi - sl.lo
+	}
+	n := 0
+	for _, cl := range c.calls[sl.call : sl.call+sl.ncall] {
+		n += len(cl.reply)
+	}
+	return n
+}
+
 // slotDone reports whether the reply of slot i is complete: every call it
 // is made from is done. The async call's slot is never complete here (an
 // event loop's sessions make no async calls).

@@ -165,6 +165,9 @@ type eloop struct {
 	// progressq: sessions a call of whose window completed, which may
 	// have a prefix of replies to write (evClient.writePrefix)
 	progressq []*evClient
+	// lateq: sessions with a small prefix of replies complete, written if
+	// their window is still in flight prefixDelay after it began (late)
+	lateq []*evClient
 	// heavy is the reply bytes expected of the heavy windows in flight
 	// or admitted; parked are the clients whose heavy window waits for
 	// them to drop (admit).
@@ -303,11 +306,12 @@ func (l *eloop) settle() {
 		if len(l.progressq) > 0 {
 			q := l.progressq
 			l.progressq = nil
+			now := nanotime()
 			for i, ec := range q {
 				q[i] = nil
 				ec.progressed = false
 				if ec.c != nil {
-					ec.writePrefix()
+					ec.writePrefix(now)
 				}
 			}
 			if l.progressq == nil {
@@ -355,6 +359,12 @@ func (l *eloop) waitMillis() int {
 	if len(l.again) > 0 {
 		return 0 // clients have input left: just poll
 	}
+	if len(l.lateq) > 0 {
+		// Small prefixes of replies wait for prefixDelay (late).
+		if at := time.Now().Add(prefixDelay).UnixNano(); next == 0 || at < next {
+			next = at
+		}
+	}
 	if next == 0 {
 		return -1
 	}
@@ -365,8 +375,35 @@ func (l *eloop) waitMillis() int {
 	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
 }
 
+// late writes the small prefixes of replies whose window has been in
+// flight prefixDelay (see writePrefix).
+func (l *eloop) late() {
+	q := l.lateq
+	l.lateq = nil
+	now := nanotime()
+	for i, ec := range q {
+		q[i] = nil
+		ec.late = false
+		if ec.c == nil || !ec.inflight {
+			continue
+		}
+		if now-ec.c.t0 < int64(prefixDelay) {
+			ec.late = true
+			l.lateq = append(l.lateq, ec)
+			continue
+		}
+		ec.writePrefix(now)
+	}
+	if l.lateq == nil {
+		l.lateq = q[:0]
+	}
+}
+
 // expire fires the timers that are due.
 func (l *eloop) expire() {
+	if len(l.lateq) > 0 {
+		l.late()
+	}
 	if len(l.timers) == 0 && len(l.conns) == 0 {
 		return
 	}

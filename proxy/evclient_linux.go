@@ -51,6 +51,7 @@ type evClient struct {
 	// replies send is writing.
 	wrote, winBytes int
 	progressed      bool
+	late            bool // in the loop's late list (eloop.late)
 	sentLo, sentHi  int
 
 	// Heavy windows (eloop.admit): heavy is the reply bytes expected of
@@ -255,10 +256,14 @@ func (ec *evClient) progress() {
 // writePrefix writes the replies of the window in flight that are
 // complete and come before any that is not, so that a client gets its
 // replies in order as soon as they can be written rather than when the
-// whole window is in, and the proxy holds them no longer than that. It
-// writes nothing if the whole window is complete (windowDone writes it
-// in one go), nor under an output limit.
-func (ec *evClient) writePrefix() {
+// whole window is in, and the proxy holds them no longer than that. A
+// prefix of fewer than prefixMin bytes is written only once the window
+// has waited prefixDelay (the loop looks again then, see eloop.late):
+// most windows complete within that, and writing each small prefix of
+// them would cost a system call each. It writes nothing if the whole
+// window is complete (windowDone writes it in one go), nor under an
+// output limit.
+func (ec *evClient) writePrefix(now int64) {
 	c := ec.c
 	if !ec.inflight || ec.st != evWaiting || ec.aborted || c.outLimit > 0 {
 		// With an output limit (client_output_limit) the window is
@@ -266,11 +271,19 @@ func (ec *evClient) writePrefix() {
 		// before it is in.
 		return
 	}
-	p := ec.wrote
+	p, size := ec.wrote, 0
 	for p < len(c.slots) && c.slotDone(p) {
+		size += c.slotBytes(p)
 		p++
 	}
 	if p == ec.wrote || p == len(c.slots) {
+		return
+	}
+	if size < prefixMin && now-c.t0 < int64(prefixDelay) {
+		if !ec.late {
+			ec.late = true
+			ec.l.lateq = append(ec.l.lateq, ec)
+		}
 		return
 	}
 	out := c.appendRange(c.out[:0], ec.wrote, p, false)
@@ -289,6 +302,12 @@ func (ec *evClient) writePrefix() {
 		ec.closeNow(err) // once the window is done: its calls refer to the session
 	}
 }
+
+// Prefix writing's thresholds (writePrefix).
+const (
+	prefixMin   = 16 << 10
+	prefixDelay = time.Millisecond
+)
 
 // windowDone ends the window in flight, once its calls are done: its
 // replies (those writePrefix has not written) are appended and written.
