@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol/resp"
@@ -262,10 +263,36 @@ func (c *session) dedicated(srv int) (*pool.Dedicated, error) {
 // connection to server srv.
 func (c *session) pinError(srv int, err error) string {
 	c.s.stats.forwardError.Add(1)
-	if errors.Is(err, pool.ErrClosed) || errors.Is(err, pool.ErrEjected) {
-		return "ERR " + wireText(err)
+	if errors.Is(err, pool.ErrClosed) {
+		return "ERR " + pinErrText(err)
 	}
-	return "ERR " + wireText(err) + " (server " + c.g.backends[srv].name + ")"
+	return "ERR " + pinErrText(err) + " (server " + c.g.backends[srv].name + ")"
+}
+
+// pinErrText returns the words for a failure of a pinned server
+// connection.
+func pinErrText(err error) string {
+	switch {
+	case errors.Is(err, pool.ErrEOF):
+		return "Connection closed by server"
+	case errors.Is(err, pool.ErrClosed):
+		return "Connection closed by the proxy (server removed, or the proxy is closing)"
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) || isPoolError(err) {
+		return wireText(err)
+	}
+	return err.Error() // a server's error reply
+}
+
+// isPoolError reports whether err is one of package pool's errors.
+func isPoolError(err error) bool {
+	for _, w := range wireTexts {
+		if errors.Is(err, w.err) {
+			return true
+		}
+	}
+	return false
 }
 
 // clientSource is what a Redis session's reader reads from: the bytes a
