@@ -45,7 +45,7 @@ import (
 
 // txState is a client's transaction in progress (see pinState).
 type txState struct {
-	srv    int             // the transaction's server; -1 until a key chooses it
+	be     *backend        // the transaction's server; nil until a key chooses it
 	ded    *pool.Dedicated // its connection, once the server is known
 	multi  bool            // inside MULTI
 	dirty  bool            // a command was refused inside MULTI: EXEC aborts
@@ -86,7 +86,7 @@ func (c *session) transaction(i int, ci *resp.CommandInfo, msg string) (quit boo
 		if err := c.s.pinAcquire(); err != nil {
 			return false, c.txError(c.pinLimitReply())
 		}
-		c.pin = &pinState{kind: pinTransaction, tx: txState{srv: -1}}
+		c.pin = &pinState{kind: pinTransaction}
 	}
 	tx := &c.pin.tx
 	if msg != "" {
@@ -213,9 +213,9 @@ func (c *session) txKeyed(cmd *resp.Command, ci *resp.CommandInfo) error {
 		return c.txKeyless(cmd)
 	case tx.lost != nil:
 		return c.txRefuse(c.txLostReply())
-	case tx.srv >= 0 && srv != tx.srv:
+	case tx.be != nil && c.g.backends[srv] != tx.be:
 		return c.txRefuse("CROSSSLOT Keys in request don't hash to the same server: the transaction runs on server " +
-			c.g.backends[tx.srv].name + ", and '" + ci.Name + "' has a key on another (give the transaction's keys a common hash tag)")
+			tx.be.name + ", and '" + ci.Name + "' has a key on another (give the transaction's keys a common hash tag)")
 	case tx.ded != nil:
 		return c.txForward(cmd)
 	}
@@ -236,7 +236,7 @@ func (c *session) txConnect(srv int) error {
 	if err != nil {
 		return err
 	}
-	tx.srv, tx.ded = srv, d
+	tx.be, tx.ded = c.g.backends[srv], d
 	if !tx.multi {
 		return nil
 	}
@@ -313,10 +313,10 @@ func (c *session) txLose(err error) error {
 // server connection failed.
 func (c *session) txLostReply() string {
 	tx := &c.pin.tx
-	if tx.srv < 0 {
+	if tx.be == nil {
 		return "ERR " + pinErrText(tx.lost) + "; the transaction is lost"
 	}
-	return "ERR " + pinErrText(tx.lost) + " (server " + c.g.backends[tx.srv].name + "); the transaction is lost"
+	return "ERR " + pinErrText(tx.lost) + " (server " + tx.be.name + "); the transaction is lost"
 }
 
 // txExec answers EXEC.
