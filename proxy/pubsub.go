@@ -22,4 +22,8 @@ func (c *session) pubsub(i int, ci *resp.CommandInfo, msg string) (quit bool, er
 }
 
 // pubsubEnd ends a subscribed client's subscriptions: the session ends.
-func (c *session) pubsubEnd() {}
+func (c *session) pubsubEnd() {
+	if c.pin != nil {
+		c.pin.ps = pubsubState{}
+	}
+}
