@@ -311,7 +311,7 @@ func TestBlockingDifferential(t *testing.T) {
 		"blpop timeout":      {st(0, "BLPOP", "{t}a", "{t}b", "0.05")},
 		"brpop ready":        {st(0, "RPUSH", "{t}b", "1", "2"), st(0, "BRPOP", "{t}a", "{t}b", "0"), st(0, "LRANGE", "{t}b", "0", "-1")},
 		"blpop woken":        {stSend(0, "BLPOP", "{t}a", "0"), stBlocked(1), st(1, "RPUSH", "{t}a", "x"), stRead(0), st(0, "PING")},
-		"brpop woken two":    {stSend(0, "BRPOP", "{t}a", "{t}b", "5"), stSend(1, "BRPOP", "{t}b", "5"), stBlocked(2), st(2, "RPUSH", "{t}b", "1", "2"), stRead(0), stRead(1)},
+		"brpop woken two":    {stSend(0, "BRPOP", "{t}a", "{t}b", "5"), stBlocked(1), stSend(1, "BRPOP", "{t}b", "5"), stBlocked(2), st(2, "RPUSH", "{t}b", "1", "2"), stRead(0), stRead(1)},
 		"blmove":             {st(0, "BLMOVE", "{t}a", "{t}b", "LEFT", "RIGHT", "0.05"), st(0, "RPUSH", "{t}a", "m"), st(0, "BLMOVE", "{t}a", "{t}b", "LEFT", "RIGHT", "0"), st(0, "LRANGE", "{t}b", "0", "-1")},
 		"brpoplpush":         {stSend(0, "BRPOPLPUSH", "{t}a", "{t}b", "0"), stBlocked(1), st(1, "LPUSH", "{t}a", "p"), stRead(0), st(0, "LRANGE", "{t}b", "0", "-1")},
 		"blmpop":             {st(0, "BLMPOP", "0.05", "2", "{t}a", "{t}b", "LEFT"), st(0, "RPUSH", "{t}b", "1", "2", "3"), st(0, "BLMPOP", "0", "2", "{t}a", "{t}b", "RIGHT", "COUNT", "2")},
