@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -543,4 +544,84 @@ func TestPinnedInProcessClient(t *testing.T) {
 	reply, err := c.Do(context.Background(), resp.AppendCommandString(nil, "XREAD", "STREAMS", "s", "0"))
 	require.NoError(t, err)
 	assert.Equal(t, "*-1\r\n", string(reply), "XREAD without BLOCK is routed")
+}
+
+// TestPinnedGoRedis runs go-redis's own transaction and blocking helpers
+// through the proxy: an application written for one redis-server works
+// unchanged when its transactions' keys share a hash tag.
+func TestPinnedGoRedis(t *testing.T) {
+	r := newPinRig(t, nil)
+	base := r.base(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr, PoolSize: 4})
+	defer rdb.Close()
+
+	// TxPipelined: MULTI … EXEC in one round trip.
+	cmds, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "{u1}:name", "ann", 0)
+		p.Incr(ctx, "{u1}:visits")
+		p.Get(ctx, "{u1}:name")
+		return nil
+	})
+	require.NoError(t, err)
+	require.Len(t, cmds, 3)
+	assert.Equal(t, "ann", cmds[2].(*redis.StringCmd).Val())
+
+	// Watch: optimistic locking, retried when another client interferes.
+	require.NoError(t, rdb.Set(ctx, "{u1}:balance", 100, 0).Err())
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+					n, err := tx.Get(ctx, "{u1}:balance").Int()
+					if err != nil {
+						return err
+					}
+					_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+						p.Set(ctx, "{u1}:balance", n-1, 0)
+						return nil
+					})
+					return err
+				}, "{u1}:balance")
+				if err == redis.TxFailedErr {
+					continue
+				}
+				assert.NoError(t, err)
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	n, err := rdb.Get(ctx, "{u1}:balance").Int()
+	require.NoError(t, err)
+	assert.Equal(t, 92, n, "every decrement applied once")
+
+	// A cross-server transaction fails as a whole.
+	tags := tagsOnDistinctServers(t, r.s, 2)
+	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, tags[0]+"x", "1", 0)
+		p.Set(ctx, tags[1]+"y", "1", 0)
+		return nil
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "EXECABORT")
+	assert.Equal(t, int64(0), rdb.Exists(ctx, tags[0]+"x", tags[1]+"y").Val())
+
+	// BLPOP: a queue.
+	got := make(chan []string, 1)
+	go func() {
+		v, err := rdb.BLPop(ctx, 5*time.Second, "{q}:jobs").Result()
+		assert.NoError(t, err)
+		got <- v
+	}()
+	waitBlocked(t, r.servers, 1)
+	require.NoError(t, rdb.RPush(ctx, "{q}:jobs", "job1").Err())
+	assert.Equal(t, []string{"{q}:jobs", "job1"}, <-got)
+	_, err = rdb.BLPop(ctx, 50*time.Millisecond, "{q}:jobs").Result()
+	assert.Equal(t, redis.Nil, err)
+	rdb.Close()
+	r.settled(t, base)
 }
