@@ -77,6 +77,7 @@ func (c *session) blockOn(srv int, cmd *resp.Command) (reply []byte, msg string,
 		return nil, c.pinError(srv, err), nil
 	}
 	w := c.watchClient(d)
+	c.pinUnhold() // a Reload may retire the server meanwhile, closing d
 	reply, rerr := d.ReadReply(time.Time{})
 	gone, interrupted := w.stop(c)
 	switch {

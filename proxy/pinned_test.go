@@ -20,6 +20,7 @@ import (
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/proxy"
+	"github.com/walnutproxy/walnut/shard"
 )
 
 // A pinStep is one step of a differential script: client c sends args and
@@ -624,4 +625,39 @@ func TestPinnedGoRedis(t *testing.T) {
 	assert.Equal(t, redis.Nil, err)
 	rdb.Close()
 	r.settled(t, base)
+}
+
+// TestPinnedReloadRemovesServer checks that a Reload that removes the
+// server of a blocked client and of a transaction closes their
+// connections: the clients get errors, and nothing waits for them.
+func TestPinnedReloadRemovesServer(t *testing.T) {
+	r := newPinRig(t, nil)
+	tags := tagsOnDistinctServers(t, r.s, 3)
+	gone := r.s.Ring().Server(r.s.Ring().PickString(tags[0][1 : len(tags[0])-1])).Addr
+	c1, c2 := rawDial(t, r.addr), rawDial(t, r.addr)
+	c1.send(cmd("BLPOP", tags[0]+"q", "0"))
+	waitBlocked(t, []string{gone}, 1)
+	assert.Equal(t, "+OK\r\n", c2.do("MULTI"))
+	assert.Equal(t, "+QUEUED\r\n", c2.do("SET", tags[0]+"k", "1"))
+
+	cfg := r.s.Config()
+	var keep []shard.Server
+	for _, e := range cfg.Servers {
+		if e.Addr != gone {
+			keep = append(keep, e)
+		}
+	}
+	require.Len(t, keep, 2)
+	cfg.Servers = keep
+	require.NoError(t, r.s.Reload(cfg))
+	got := c1.reply()
+	assert.True(t, strings.HasPrefix(got, "-ERR Connection closed by the proxy"), got)
+	// The key lives on another server now (CROSSSLOT), or the
+	// transaction's connection is found closed: an error either way.
+	got = c2.do("SET", tags[0]+"k", "2")
+	assert.True(t, strings.HasPrefix(got, "-"), got)
+	assert.Equal(t, "-EXECABORT Transaction discarded because of previous errors.\r\n", c2.do("EXEC"))
+	waitBlocked(t, []string{gone}, 0)
+	assert.Equal(t, "+OK\r\n", c1.do("SET", tags[0]+"k", "3"), "the key lives elsewhere now")
+	require.Eventually(t, func() bool { return r.s.Stats().PinnedConnections == 0 }, 5*time.Second, 5*time.Millisecond)
 }
