@@ -33,7 +33,9 @@ import (
 // does not apply to a client waiting for a blocking command's reply;
 // Shutdown ends the wait after its grace period with an error reply. A
 // server connection that fails gets the client an error reply naming the
-// server.
+// server. The command does not hold the configuration while it waits: a
+// Reload that removes its server closes that server's connections, its
+// own included, and the client gets an error reply.
 
 // maxEarly is the most a client may send while its blocking command
 // waits that the proxy reads (and keeps) meanwhile.
