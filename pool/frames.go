@@ -15,6 +15,9 @@ type replyBuf struct {
 	r, w int    // unread bytes are buf[r:w]
 	need int    // bytes from r the next reply needs before framing is worth trying
 	hint bool   // need is the framer's size hint, not just one more byte
+	// estimate is Options.Estimate: a guess at the whole length of a
+	// large reply, to size the buffer once rather than element by element.
+	estimate func(b []byte) int
 }
 
 // ready reports whether framing is worth trying: some bytes are unread, and
@@ -74,6 +77,14 @@ func (b *replyBuf) room() {
 		// read would allocate each step of the way to a large reply.
 		if b.hint && bufgrow.Exact(b.w-b.r, b.need) {
 			size = b.need // enough of a large reply is in: its length at once
+			if b.estimate != nil {
+				// Perhaps an array of large strings: its likely
+				// length at once, up to maxEstimate times what is
+				// known to come.
+				if est := b.estimate(buf[b.r:b.w]); est > size {
+					size = min(est, maxEstimate*b.need)
+				}
+			}
 		} else {
 			size = max(2*size, min(b.need, b.w-b.r+maxReadAhead))
 		}
@@ -87,6 +98,14 @@ func (b *replyBuf) room() {
 	}
 	b.r = 0
 }
+
+// maxEstimate bounds the buffer an estimate sizes (Options.Estimate), as a
+// multiple of the bytes the reply is known to need: an estimate that turns
+// out too large (the array's later values are small or missing) costs at
+// most that. An estimate is used only where the buffer grows to the
+// length the server announced (bufgrow.Exact), once enough of it has
+// arrived to take it seriously.
+const maxEstimate = 8
 
 // fill reads once from rd into the free space that room made.
 func (b *replyBuf) fill(rd io.Reader) (int, error) {

@@ -135,6 +135,53 @@ func TestReplyBufReadAhead(t *testing.T) {
 	assert.Equal(t, readBufSize, len(b.buf))
 }
 
+// TestReplyBufEstimate: an array of large strings is read into one buffer
+// sized by the estimate (up to maxEstimate times the known need) instead
+// of one per element; the reply comes out whole either way. (Buffers of
+// 8 MiB or more are counted: the read-ahead's are smaller.)
+func TestReplyBufEstimate(t *testing.T) {
+	const size = 8 << 20 // more than the read-ahead: grown to by Exact
+	val := bytes.Repeat([]byte("v"), size)
+	var arr []byte
+	arr = append(arr, "*3\r\n"...)
+	for range 3 {
+		arr = append(arr, "$8388608\r\n"...)
+		arr = append(arr, val...)
+		arr = append(arr, "\r\n"...)
+	}
+	for _, tc := range []struct {
+		name     string
+		estimate func([]byte) int
+		grows    int
+	}{
+		{"without", nil, 3},
+		{"with", func(b []byte) int { return resp.EstimateArray(b, protocol.Limits{}) }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := replyBuf{estimate: tc.estimate}
+			b.room()
+			src := &chunks{data: arr, chunk: 1 << 20}
+			grows, prev := 0, len(b.buf)
+			for {
+				_, err := b.fill(src)
+				require.NoError(t, err)
+				m, err := b.next(respHint, &Request{})
+				require.NoError(t, err)
+				if m > 0 {
+					require.Equal(t, arr, b.buf[b.r-m:b.r])
+					break
+				}
+				b.room()
+				if len(b.buf) != prev && len(b.buf) >= size {
+					grows++
+				}
+				prev = len(b.buf)
+			}
+			assert.Equal(t, tc.grows, grows, "buffers of a megabyte or more allocated for the reply")
+		})
+	}
+}
+
 // BenchmarkReplyBuf frames one reply with a 1 MiB value delivered in 16 KiB
 // reads through the pool's framing loop, with each codec's framer without
 // and with its size hint (framed after every read and the buffer doubled,

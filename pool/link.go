@@ -183,6 +183,7 @@ func (pp *pipe) newLinkLocked() *link {
 	p := pp.s.p
 	l := &link{pp: pp, epoch: pp.s.epoch.Load(), wake: make(chan struct{}, 1),
 		rwake: make(chan struct{}, 1), initLeft: len(p.init)}
+	l.rb.estimate = p.opts.Estimate
 	for _, r := range p.init {
 		l.queue = append(l.queue, entry{req: r, init: true})
 	}

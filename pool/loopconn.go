@@ -128,6 +128,7 @@ var errDialTimeout = errors.New("pool: connection attempt timed out")
 func (p *Pool) NewLoopConn(closed func()) *LoopConn {
 	s := p.srv
 	c := &LoopConn{p: p, s: s, onClose: closed, preconnect: p.opts.Preconnect, idx: -1}
+	c.rb.estimate = p.opts.Estimate
 	s.loopMu.Lock()
 	if p.closed.Load() {
 		c.dead = true
@@ -582,9 +583,11 @@ func (c *LoopConn) deliver(buf []byte, start int, ends []int, ents []entry, drop
 			c.held = append(c.held, loopHeld{seq: e.seq, req: e.req, reply: bytes.Clone(reply)})
 			continue
 		case len(reply) >= LargeReply && e.req.KeepLarge:
-			if at == 0 && ends[j] == len(buf) && c.rb.w == len(buf) {
-				// The buffer was grown for this reply alone: it becomes
-				// the reply's, and the connection reads on into a new one.
+			if at == 0 && ends[j] == c.rb.w {
+				// The buffer was grown for this reply alone (perhaps
+				// larger, see Options.Estimate): it becomes the reply's,
+				// and the connection reads on into a new one.
+				reply = buf[:ends[j]:ends[j]]
 				c.rb.buf, c.rb.r, c.rb.w = nil, 0, 0
 			} else {
 				reply = bytes.Clone(reply)

@@ -403,10 +403,11 @@ func (l *link) deliver(buf []byte, start int, ends []int, ents []entry, dropLast
 		e := ents[j]
 		reply := buf[from:ends[j]]
 		if len(reply) >= LargeReply && !e.init && e.req.KeepLarge {
-			if from == 0 && ends[j] == len(buf) && l.rb.w == len(buf) {
-				// The buffer was grown for this reply alone: it
-				// becomes the reply's, and the link reads on into a
-				// new one.
+			if from == 0 && ends[j] == l.rb.w {
+				// The buffer was grown for this reply alone (perhaps
+				// larger, see Options.Estimate): it becomes the
+				// reply's, and the link reads on into a new one.
+				reply = buf[:ends[j]:ends[j]]
 				l.rb.buf, l.rb.r, l.rb.w = nil, 0, 0
 			} else {
 				reply = bytes.Clone(reply)

@@ -120,8 +120,10 @@ func (ec *evClient) leave() {
 	c.nc, c.ev = conn, nil
 	c.resumeI, c.resumeN = ec.i, ec.n
 	s.mu.Unlock()
-	// The loop forgets the client: its timers and queues skip it.
+	// The loop forgets the client: its timers and queues skip it, and a
+	// heavy window it was admitted for (but will not send) is given back.
 	ec.st = evClosed
+	l.heavyDone(ec)
 	clear(ec.pend)
 	ec.pend, ec.own = nil, nil
 	ec.c = nil

@@ -343,6 +343,7 @@ func (s *Server) newBackendPool(cfg *Config, b *backend, srv pool.Server, lim pr
 	switch cfg.Protocol {
 	case protocol.Redis:
 		opts.Framer = func(b []byte, _ *pool.Request) (int, error) { return resp.FrameReplyHint(b, lim) }
+		opts.Estimate = func(b []byte) int { return resp.EstimateArray(b, lim) }
 		opts.IsError = func(reply []byte) bool { return len(reply) > 0 && reply[0] == '-' }
 		opts.IsFailure = isRedisFailure
 		opts.Probe = []byte("*1\r\n$4\r\nPING\r\n")
