@@ -152,6 +152,11 @@ const (
 	// sent to and how their replies merge (fanout.go). twemproxy refuses
 	// all of them.
 	classFanout
+
+	// classChannel marks PUBLISH, whose channel (argument 1) is not a key
+	// in redis-server's table but is routed as one (pubsub.go): forwarded
+	// whole to the channel's server, where its subscribers are.
+	classChannel
 )
 
 var commandClassNames = [...]string{
@@ -165,6 +170,7 @@ var commandClassNames = [...]string{
 	classMultiKeyValue: "multi-key-value",
 	classContainer:     "container",
 	classFanout:        "fan-out",
+	classChannel:       "channel",
 }
 
 // String returns the class name in lower case, such as "single-key".
@@ -345,9 +351,8 @@ var redisDecisions = map[string]redisRoute{
 	"subscribe":    refuse(refuseSubscribe),
 	"sunsubscribe": refuse(refuseSubscribe),
 	"unsubscribe":  refuse(refuseSubscribe),
-	"publish":      refuse(refusePublish),
+	"publish":      {class: classChannel},
 	"pubsub":       refuse(refusePublish),
-	"spublish":     refuse(refusePublish),
 
 	"client|caching":      refuse(refuseClientTracking),
 	"client|getredir":     refuse(refuseClientTracking),

@@ -187,6 +187,8 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 		c.forward(cmd, srv)
 	case classFanout:
 		c.redisFanout(cmd, ci, rt.fan)
+	case classChannel:
+		c.forward(cmd, c.ring().Pick(args[1]))
 	case classMultiKey, classMultiKeyValue:
 		pos, err := ci.Keys(args, c.pos[:0])
 		c.pos = pos

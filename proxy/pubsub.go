@@ -1,0 +1,727 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/protocol/resp"
+)
+
+// Pub/Sub through the proxy.
+//
+// A channel is routed like a key: by its hash on the pool's ring, with the
+// pool's hash tag, so a publisher (PUBLISH and SPUBLISH are ordinary
+// single-key commands) and a subscriber meet on one server, and PUBLISH's
+// reply, the receivers on that server, counts every subscriber of the
+// channel. SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH route the same way.
+// PSUBSCRIBE and PUNSUBSCRIBE go to every server: a message is published on
+// its channel's server only, so a pattern subscriber receives it once.
+//
+// A client's first SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE puts it in
+// subscribed mode: it is served by pubsub below until its last
+// subscription ends (or RESET, QUIT, a closed connection). It has a
+// dedicated connection to each server it subscribes on, counted by the
+// pool's limit of pinned connections and closed when the client leaves
+// subscribed mode; a reader goroutine per connection passes the server's
+// messages to the client in the order they arrive. The replies to the
+// client's commands keep the client's order, and a message that arrives
+// while a reply is still awaited waits behind it, so that no message
+// overtakes the confirmation of its subscription.
+//
+// The confirmations are the proxy's own, with the count of subscriptions
+// one redis-server would report for the client (channels and patterns
+// together; shard channels on their own), not one server's count. A
+// PSUBSCRIBE or PUNSUBSCRIBE is confirmed once, when every server has
+// confirmed it. UNSUBSCRIBE (or PUNSUBSCRIBE, SUNSUBSCRIBE) without
+// arguments confirms each subscription it ends, or answers the nil channel
+// when there is none, as redis-server does; the order of those
+// confirmations is redis-server's too in that it is unspecified.
+//
+// In subscribed mode a client may send what redis-server 7 allows there:
+// the subscribe and unsubscribe commands, PING (answered "*2 pong <msg>"
+// in RESP2), QUIT and RESET (which leaves subscribed mode, closes the
+// dedicated connections and answers +RESET). Any other command gets
+// redis-server's error. A RESP3 client (HELLO 3) gets the confirmations
+// and messages as push frames, as redis-server sends them; redis-server
+// would also run its other commands on the subscribed connection, which
+// the proxy does not: they get an error that says so.
+//
+// A subscribed client is not closed by client_timeout (redis-server does
+// not time out Pub/Sub clients either); a client that does not read its
+// messages is bounded by the servers' client-output-buffer-limit for
+// Pub/Sub, which closes the dedicated connection. When a dedicated
+// connection fails (its server stopped, or closed it), the client gets an
+// error reply naming the server and its connection is closed: it cannot
+// know which of its subscriptions were lost, so it must reconnect and
+// subscribe again. Other clients are not affected.
+
+// Subscription families: channels, patterns and shard channels.
+const (
+	psChannels = iota
+	psPatterns
+	psShards
+)
+
+// psBackend is a dedicated server connection of a subscribed client.
+type psBackend interface {
+	Write(b []byte) (int, error)
+	// ReadReply reads the next whole reply; it is valid until the next
+	// call.
+	ReadReply() ([]byte, error)
+	Close() error
+}
+
+// A psEntry is one item of the client's ordered output: a reply to one of
+// its commands (a local reply, or a confirmation awaited from servers), or
+// a message held behind a reply still awaited.
+type psEntry struct {
+	out  []byte // the bytes to write, if not a confirmation
+	verb string // a confirmation: "subscribe", "punsubscribe", …
+	name []byte // its channel or pattern; nil: the nil channel
+	need int    // confirmations still awaited from servers
+	fail []byte // an error reply a server sent instead, written in its place
+	skip bool   // answered by another entry's error
+}
+
+// A psConn is the dedicated connection to one server.
+type psConn struct {
+	srv  int
+	conn psBackend
+	// expect are the confirmations the server owes, in order; last marks
+	// the last of each command.
+	expect []*psEntry
+	last   []bool
+}
+
+// pubsub is a subscribed client's state.
+type pubsub struct {
+	c     *session
+	g     *generation
+	resp3 bool
+
+	mu    sync.Mutex // guards what follows, and writes to the client
+	conns []*psConn  // by server index; nil: no connection yet
+	queue []*psEntry // the client's output not written yet, in order
+	// told holds the subscriptions the client has been confirmed, by
+	// family, from which the counts of confirmations are computed.
+	told [3]map[string]struct{}
+	// asked holds the subscriptions the client has asked for so far (its
+	// commands read), by family, with the server of each (-1: every
+	// server).
+	asked   [3]map[string]int
+	failed  error // a dedicated connection failed: the client is closed
+	werr    error // a write to the client failed
+	closing bool  // leaving: connection errors are expected
+	idle    chan struct{}
+	wg      sync.WaitGroup
+	buf     []byte
+}
+
+// isPubsubCommand reports whether name (resp's name) is one of the
+// commands that subscribe or unsubscribe.
+func isPubsubCommand(name string) bool {
+	switch name {
+	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
+		return true
+	}
+	return false
+}
+
+// pubsubServe serves the client in subscribed mode, from cmd, a subscribe
+// or unsubscribe command, then rest, the commands read with it, then what
+// it reads from the client, until it leaves subscribed mode. The replies
+// to earlier commands must have been written. It returns how many of rest
+// it took: the session goes on with the others, and with what the client
+// sends next. quit reports a QUIT (answered); err a failed connection.
+func (c *session) pubsubServe(cmd *resp.Command, rest []resp.Command) (took int, quit bool, err error) {
+	if err := c.awaitAsync(); err != nil {
+		return 0, false, err
+	}
+	ps := &pubsub{c: c, g: c.s.acquire(), resp3: c.resp3, idle: make(chan struct{}, 1)}
+	for i := range ps.told {
+		ps.told[i] = map[string]struct{}{}
+		ps.asked[i] = map[string]int{}
+	}
+	ps.conns = make([]*psConn, len(ps.g.backends))
+	defer ps.close()
+	if !c.interrupted.Load() && c.readTimed {
+		// Subscribers wait for messages: client_timeout does not apply.
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.readTimed = false
+	}
+
+	next := cmd
+	var read resp.Command
+	for {
+		leave, q := ps.command(next)
+		if q || leave {
+			if err := ps.drain(); err != nil {
+				return took, false, err
+			}
+			return took, q, ps.failure()
+		}
+		if err := ps.failure(); err != nil {
+			return took, false, err
+		}
+		if took < len(rest) {
+			next = &rest[took]
+			took++
+			continue
+		}
+		rd := c.h.(*redisHandler).rd
+		if err := rd.ReadCommand(&read); err != nil {
+			if ferr := ps.failure(); ferr != nil {
+				return took, false, ferr
+			}
+			var pe *protocol.Error
+			if errors.As(err, &pe) {
+				// Malformed framing: answered as redis-server does, then
+				// the connection is closed.
+				ps.enqueueError(pe.Reply)
+				_ = ps.drain()
+			}
+			return took, false, err
+		}
+		next = &read
+	}
+}
+
+// command runs one command of a subscribed client. It reports whether the
+// client leaves subscribed mode after it (no subscription left, or RESET),
+// and a QUIT.
+func (ps *pubsub) command(cmd *resp.Command) (leave, quit bool) {
+	c := ps.c
+	args := cmd.Args
+	ci, err := resp.ResolveCommand(args)
+	if err != nil {
+		var ce *resp.CommandError
+		if errors.As(err, &ce) {
+			ps.enqueueError(ce.Reply)
+		} else {
+			ps.enqueueError("ERR " + err.Error())
+		}
+		return false, false
+	}
+	switch ci.Name {
+	case "subscribe":
+		ps.subscribe(psChannels, "subscribe", args[1:])
+	case "ssubscribe":
+		ps.subscribe(psShards, "ssubscribe", args[1:])
+	case "psubscribe":
+		ps.subscribe(psPatterns, "psubscribe", args[1:])
+	case "unsubscribe":
+		ps.unsubscribe(psChannels, "unsubscribe", args[1:])
+	case "sunsubscribe":
+		ps.unsubscribe(psShards, "sunsubscribe", args[1:])
+	case "punsubscribe":
+		ps.unsubscribe(psPatterns, "punsubscribe", args[1:])
+	case "ping":
+		switch {
+		case len(args) > 2:
+			ps.enqueueError(ci.ArityError().Reply)
+		case ps.resp3 && len(args) == 2:
+			ps.enqueue(resp.AppendBulk(nil, args[1]))
+		case ps.resp3:
+			ps.enqueue([]byte("+PONG\r\n"))
+		default:
+			b := resp.AppendArrayHeader(nil, 2)
+			b = resp.AppendBulkString(b, "pong")
+			if len(args) == 2 {
+				b = resp.AppendBulk(b, args[1])
+			} else {
+				b = resp.AppendBulkString(b, "")
+			}
+			ps.enqueue(b)
+		}
+	case "quit":
+		ps.enqueue([]byte("+OK\r\n"))
+		return false, true
+	case "reset":
+		// As redis-server: the subscriptions end without confirmations,
+		// before +RESET is written (a message published after it does
+		// not count the client).
+		for fam, verb := range [...]string{"unsubscribe", "punsubscribe", "sunsubscribe"} {
+			if len(ps.asked[fam]) > 0 {
+				ps.unsubscribe(fam, verb, nil)
+			}
+		}
+		c.name = c.name[:0]
+		c.resp3 = false // nothing of the client is in flight on shared connections
+		if c.g.cfg.Auth != "" && !c.trusted {
+			c.authed = false
+		}
+		ps.enqueue([]byte("+RESET\r\n"))
+		return true, false
+	default:
+		if ps.resp3 {
+			ps.enqueueError("ERR Can't execute '" + ci.Name + "': walnut serves only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET on a subscribed connection, in RESP3 too; send other commands on another connection")
+		} else {
+			ps.enqueueError("ERR Can't execute '" + ci.Name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+		}
+		return false, false
+	}
+	return ps.subscriptions() == 0, false
+}
+
+// subscriptions returns how many subscriptions the client has asked for.
+func (ps *pubsub) subscriptions() int {
+	return len(ps.asked[psChannels]) + len(ps.asked[psPatterns]) + len(ps.asked[psShards])
+}
+
+// servers returns the servers a subscription of family fam to name lives
+// on: one for a channel, every server for a pattern.
+func (ps *pubsub) servers(fam int, name []byte) []int {
+	if fam != psPatterns {
+		return []int{ps.g.ring.Load().Pick(name)}
+	}
+	all := make([]int, len(ps.g.backends))
+	for i := range all {
+		all[i] = i
+	}
+	return all
+}
+
+// A psSend is the command to send to one server.
+type psSend struct {
+	srv     int
+	names   [][]byte
+	entries []*psEntry
+}
+
+// subscribe runs SUBSCRIBE, SSUBSCRIBE or PSUBSCRIBE: each name is sent to
+// its server(s) and confirmed, in order, when they have confirmed it.
+func (ps *pubsub) subscribe(fam int, verb string, names [][]byte) {
+	var sends []*psSend
+	bySrv := map[int]*psSend{}
+	entries := make([]*psEntry, len(names))
+	for i, name := range names {
+		srvs := ps.servers(fam, name)
+		e := &psEntry{verb: verb, name: name}
+		entries[i] = e
+		for _, srv := range srvs {
+			s := bySrv[srv]
+			if s == nil {
+				s = &psSend{srv: srv}
+				bySrv[srv] = s
+				sends = append(sends, s)
+			}
+			s.names = append(s.names, name)
+			s.entries = append(s.entries, e)
+		}
+	}
+	sends, err := ps.dial(sends)
+	if err != nil {
+		ps.enqueueError("ERR " + err.Error())
+		return
+	}
+	for i, name := range names {
+		srv := -1
+		if fam != psPatterns {
+			srv = ps.g.ring.Load().Pick(name)
+		}
+		ps.asked[fam][string(name)] = srv
+		entries[i].name = append([]byte(nil), name...) // names alias the read buffer
+	}
+	ps.send(verb, sends, entries)
+}
+
+// unsubscribe runs UNSUBSCRIBE, SUNSUBSCRIBE or PUNSUBSCRIBE. A name not
+// subscribed to is confirmed by the proxy, the others by their servers;
+// without names every subscription of the family ends, or the nil channel
+// is confirmed if there is none.
+func (ps *pubsub) unsubscribe(fam int, verb string, names [][]byte) {
+	silent := names == nil
+	if len(names) == 0 {
+		if len(ps.asked[fam]) == 0 {
+			ps.enqueueEntry(&psEntry{verb: verb})
+			return
+		}
+		for name := range ps.asked[fam] {
+			names = append(names, []byte(name))
+		}
+	}
+	var sends []*psSend
+	bySrv := map[int]*psSend{}
+	entries := make([]*psEntry, len(names))
+	for i, name := range names {
+		e := &psEntry{verb: verb, name: append([]byte(nil), name...)}
+		entries[i] = e
+		at, ok := ps.asked[fam][string(name)]
+		if !ok {
+			continue // confirmed by the proxy
+		}
+		delete(ps.asked[fam], string(name))
+		srvs := []int{at} // where it was sent, even if the ring has changed since
+		if at < 0 {
+			srvs = ps.servers(fam, name)
+		}
+		for _, srv := range srvs {
+			if ps.conns[srv] == nil {
+				continue // an ejected server the pattern was not sent to
+			}
+			s := bySrv[srv]
+			if s == nil {
+				s = &psSend{srv: srv}
+				bySrv[srv] = s
+				sends = append(sends, s)
+			}
+			s.names = append(s.names, name)
+			s.entries = append(s.entries, e)
+		}
+	}
+	if silent { // RESET: ends them all without confirmations
+		for _, e := range entries {
+			e.skip = true
+		}
+	}
+	ps.send(verb, sends, entries)
+}
+
+// send queues entries, the client's confirmations in order, and sends each
+// server its command, recording the confirmations it owes.
+func (ps *pubsub) send(verb string, sends []*psSend, entries []*psEntry) {
+	ps.mu.Lock()
+	for _, s := range sends {
+		pc := ps.conns[s.srv]
+		for i, e := range s.entries {
+			e.need++
+			pc.expect = append(pc.expect, e)
+			pc.last = append(pc.last, i == len(s.entries)-1)
+		}
+	}
+	ps.queue = append(ps.queue, entries...)
+	ps.flushLocked()
+	ps.mu.Unlock()
+	for _, s := range sends {
+		b := resp.AppendArrayHeader(nil, 1+len(s.names))
+		b = resp.AppendBulkString(b, verb)
+		for _, n := range s.names {
+			b = resp.AppendBulk(b, n)
+		}
+		if _, err := ps.conns[s.srv].conn.Write(b); err != nil {
+			ps.lost(ps.conns[s.srv], err)
+		}
+	}
+}
+
+// dial makes the dedicated connections sends need. A pattern is not sent
+// to an ejected server (no channel is published there); any other failure
+// fails the command, which is then sent nowhere.
+func (ps *pubsub) dial(sends []*psSend) ([]*psSend, error) {
+	var kept []*psSend
+	for _, s := range sends {
+		if ps.conns[s.srv] != nil {
+			kept = append(kept, s)
+			continue
+		}
+		conn, err := ps.dialServer(s.srv)
+		if err != nil {
+			if errors.Is(err, errPubsubEjected) && len(sends) > 1 && ps.patternsOnly(s) {
+				continue
+			}
+			return nil, err
+		}
+		pc := &psConn{srv: s.srv, conn: conn}
+		ps.mu.Lock()
+		ps.conns[s.srv] = pc
+		ps.mu.Unlock()
+		ps.wg.Add(1)
+		go ps.read(pc)
+		kept = append(kept, s)
+	}
+	return kept, nil
+}
+
+// patternsOnly reports whether every confirmation of s is a pattern's.
+func (ps *pubsub) patternsOnly(s *psSend) bool {
+	for _, e := range s.entries {
+		if e.verb != "psubscribe" {
+			return false
+		}
+	}
+	return true
+}
+
+// read passes what server connection pc receives to the client until it
+// fails or is closed.
+func (ps *pubsub) read(pc *psConn) {
+	defer ps.wg.Done()
+	for {
+		f, err := pc.conn.ReadReply()
+		if err != nil {
+			ps.lost(pc, err)
+			return
+		}
+		if err := ps.frame(pc, f); err != nil {
+			ps.lost(pc, err)
+			return
+		}
+	}
+}
+
+// frame takes one frame from server connection pc: a message, a
+// confirmation or an error reply.
+func (ps *pubsub) frame(pc *psConn, f []byte) error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closing || ps.failed != nil {
+		return nil
+	}
+	if isErrorReply(f) {
+		if len(pc.expect) == 0 {
+			return fmt.Errorf("unexpected reply %q", truncateReply(f))
+		}
+		first := true
+		for len(pc.expect) > 0 {
+			e, last := pc.expect[0], pc.last[0]
+			pc.expect, pc.last = pc.expect[1:], pc.last[1:]
+			e.need--
+			if first && e.fail == nil {
+				e.fail = append([]byte(nil), f...)
+			} else if !first {
+				e.skip = true
+			}
+			first = false
+			if last {
+				break
+			}
+		}
+		ps.flushLocked()
+		return nil
+	}
+	kind, ok := pushKind(f)
+	if !ok {
+		return fmt.Errorf("unexpected reply %q", truncateReply(f))
+	}
+	switch kind {
+	case "message", "pmessage", "smessage":
+		if len(ps.queue) == 0 {
+			ps.writeLocked(f)
+		} else {
+			ps.queue = append(ps.queue, &psEntry{out: append([]byte(nil), f...)})
+		}
+		return nil
+	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
+		if len(pc.expect) == 0 {
+			return fmt.Errorf("unexpected %s confirmation", kind)
+		}
+		e := pc.expect[0]
+		pc.expect, pc.last = pc.expect[1:], pc.last[1:]
+		e.need--
+		ps.flushLocked()
+		return nil
+	}
+	return fmt.Errorf("unexpected push %q", kind)
+}
+
+// pushKind returns the first element of a RESP2 array or RESP3 push frame
+// of bulk strings, the kind of a Pub/Sub frame.
+func pushKind(f []byte) (string, bool) {
+	if len(f) == 0 || (f[0] != resp.TypeArray && f[0] != resp.TypePush) {
+		return "", false
+	}
+	n, p := parseHeader(f, f[0])
+	if p <= 0 || n < 1 || p >= len(f) || f[p] != resp.TypeBulk {
+		return "", false
+	}
+	m, q := parseHeader(f[p:], resp.TypeBulk)
+	if q <= 0 || m < 0 || p+q+int(m) > len(f) {
+		return "", false
+	}
+	return string(f[p+q : p+q+int(m)]), true
+}
+
+func truncateReply(f []byte) []byte {
+	if len(f) > 64 {
+		return f[:64]
+	}
+	return f
+}
+
+// enqueue queues a reply of the proxy's own.
+func (ps *pubsub) enqueue(b []byte) { ps.enqueueEntry(&psEntry{out: b}) }
+
+func (ps *pubsub) enqueueError(msg string) { ps.enqueue(resp.AppendError(nil, msg)) }
+
+func (ps *pubsub) enqueueEntry(e *psEntry) {
+	ps.mu.Lock()
+	ps.queue = append(ps.queue, e)
+	ps.flushLocked()
+	ps.mu.Unlock()
+}
+
+// flushLocked writes the entries at the head of the queue that are ready.
+func (ps *pubsub) flushLocked() {
+	b := ps.buf[:0]
+	n := 0
+	for n < len(ps.queue) && ps.queue[n].need == 0 {
+		b = ps.appendEntry(b, ps.queue[n])
+		ps.queue[n] = nil
+		n++
+	}
+	ps.queue = ps.queue[n:]
+	if len(ps.queue) == 0 {
+		ps.queue = nil
+	}
+	if len(b) > 0 {
+		ps.writeLocked(b)
+	}
+	if cap(b) <= maxKeptBuffer {
+		ps.buf = b[:0]
+	}
+	if len(ps.queue) == 0 {
+		select {
+		case ps.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// appendEntry appends e's bytes; a confirmation updates what the client
+// has been told and carries the count that follows.
+func (ps *pubsub) appendEntry(b []byte, e *psEntry) []byte {
+	switch {
+	case e.skip:
+		return b
+	case e.fail != nil:
+		return append(b, e.fail...)
+	case e.verb == "":
+		return append(b, e.out...)
+	}
+	fam := psChannels
+	switch e.verb {
+	case "psubscribe", "punsubscribe":
+		fam = psPatterns
+	case "ssubscribe", "sunsubscribe":
+		fam = psShards
+	}
+	if e.name != nil {
+		switch e.verb {
+		case "subscribe", "psubscribe", "ssubscribe":
+			ps.told[fam][string(e.name)] = struct{}{}
+		default:
+			delete(ps.told[fam], string(e.name))
+		}
+	}
+	count := len(ps.told[psChannels]) + len(ps.told[psPatterns])
+	if fam == psShards {
+		count = len(ps.told[psShards])
+	}
+	if ps.resp3 {
+		b = append(b, ">3\r\n"...)
+	} else {
+		b = append(b, "*3\r\n"...)
+	}
+	b = resp.AppendBulkString(b, e.verb)
+	switch {
+	case e.name != nil:
+		b = resp.AppendBulk(b, e.name)
+	case ps.resp3:
+		b = append(b, "_\r\n"...)
+	default:
+		b = append(b, "$-1\r\n"...)
+	}
+	return resp.AppendInt(b, int64(count))
+}
+
+// writeLocked writes b to the client.
+func (ps *pubsub) writeLocked(b []byte) {
+	if ps.werr != nil {
+		return
+	}
+	ps.c.armWrite(ps.g)
+	if _, err := ps.c.nc.Write(b); err != nil {
+		ps.werr = err
+		ps.wake()
+	}
+}
+
+// wake makes the client's goroutine return from its read.
+func (ps *pubsub) wake() {
+	_ = ps.c.nc.SetReadDeadline(time.Unix(1, 0))
+	select {
+	case ps.idle <- struct{}{}:
+	default:
+	}
+}
+
+// lost handles the failure of server connection pc: unless the client is
+// leaving, it gets an error reply and its connection is closed.
+func (ps *pubsub) lost(pc *psConn, err error) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closing || ps.failed != nil {
+		return
+	}
+	name := ps.g.backends[pc.srv].name
+	ps.failed = fmt.Errorf("pubsub: connection to server %s lost: %w", name, err)
+	ps.writeLocked(resp.AppendError(nil, "ERR walnut: the connection to server "+name+
+		" that carries this client's subscriptions failed ("+psErrText(err)+"); the client connection is closed, subscribe again"))
+	ps.wake()
+}
+
+func psErrText(err error) string {
+	switch {
+	case errors.Is(err, net.ErrClosed):
+		return "closed"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout"
+	}
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// failure returns why the client must be closed: a failed dedicated
+// connection, or a failed write.
+func (ps *pubsub) failure() error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.failed != nil {
+		return ps.failed
+	}
+	return ps.werr
+}
+
+// drain waits until the client's output queue is written.
+func (ps *pubsub) drain() error {
+	for {
+		ps.mu.Lock()
+		n := len(ps.queue)
+		err := ps.failed
+		if err == nil {
+			err = ps.werr
+		}
+		ps.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		<-ps.idle
+	}
+}
+
+// close leaves subscribed mode: the dedicated connections are closed and
+// their readers waited for.
+func (ps *pubsub) close() {
+	ps.mu.Lock()
+	ps.closing = true
+	conns := ps.conns
+	ps.mu.Unlock()
+	for _, pc := range conns {
+		if pc != nil {
+			pc.conn.Close()
+		}
+	}
+	ps.wg.Wait()
+	ps.c.s.release(ps.g)
+}
