@@ -225,19 +225,6 @@ func (c *session) loop() error {
 		quit := false
 		for i := 0; i < n && !quit; {
 			k := c.window(n - i)
-			if rh, ok := c.h.(*redisHandler); ok {
-				if j := rh.pubsubAt(i, n); j == i {
-					took, q, err := c.pubsubServe(&rh.cmds[i], rh.cmds[i+1:n])
-					if err != nil {
-						return err
-					}
-					i += 1 + took
-					quit = q
-					continue
-				} else if j < i+k {
-					k = j - i
-				}
-			}
 			quit, _ = c.run(i, i+k, nil)
 			if c.overflow.Load() {
 				return c.cutOff()
