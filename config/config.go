@@ -107,6 +107,11 @@ type Pool struct {
 	// used by redis pools. 0 (the default): 64 MiB. walnut's key
 	// client_request_limit.
 	ClientRequestLimit int
+	// MaxPinnedConnections limits the server connections the pool's
+	// clients hold for themselves (transactions, blocking commands,
+	// subscriptions); 0 (the default): 1024. Not used by memcached pools.
+	// walnut's key max_pinned_connections.
+	MaxPinnedConnections int
 	// RedisRefuseCommands lists the Redis commands the proxy refuses,
 	// beyond those it refuses anyway, as written under the key
 	// redis_refuse_commands, in lower case, a subcommand after '|'

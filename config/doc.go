@@ -88,6 +88,9 @@
 //	client_output_limit   none (bytes; 0 also means none); walnut's key
 //	client_request_limit  67108864 (bytes; 0 also means 67108864): the longest
 //	                      memcached get/gets/gat/gats line; walnut's key
+//	max_pinned_connections 1024 (0 also means 1024): the server connections
+//	                      the pool's clients hold for themselves (transactions,
+//	                      blocking commands, subscriptions); walnut's key
 //	redis_refuse_commands none; else a list of Redis commands the proxy
 //	                      refuses, one "- command" or "- command subcommand"
 //	                      per line ("- flushall", "- script flush"), in any
@@ -134,9 +137,11 @@
 //   - reuseport (a key of twemproxy's development branch, after 0.5.0) is
 //     accepted; nutcracker 0.5.0 rejects it as unknown.
 //   - client_timeout, client_output_watermark, client_output_limit,
-//     client_request_limit and redis_refuse_commands are walnut's own keys
-//     (see proxy.Config.ClientTimeout, OutputWatermark, OutputLimit,
-//     Limits.MaxRequest and RefuseCommands); nutcracker rejects them.
+//     client_request_limit, max_pinned_connections and
+//     redis_refuse_commands are walnut's own keys (see
+//     proxy.Config.ClientTimeout, OutputWatermark, OutputLimit,
+//     Limits.MaxRequest, MaxPinned and RefuseCommands); nutcracker
+//     rejects them.
 //     redis_refuse_commands is a list; whether its names are Redis
 //     commands is checked by the proxy (proxy.Config.Validate, which
 //     walnut -t runs too).

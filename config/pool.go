@@ -21,7 +21,7 @@ var keyNames = []string{
 	"server_retry_timeout", "server_failure_limit", "servers",
 	// walnut's own keys; nutcracker rejects them.
 	"client_timeout", "client_output_watermark", "client_output_limit",
-	"client_request_limit",
+	"client_request_limit", "max_pinned_connections",
 	"redis_refuse_commands",
 }
 
@@ -268,6 +268,8 @@ func (p *parser) set(pool *Pool, key, value string) string {
 			pool.ClientOutputLimit = n
 		case "client_request_limit":
 			pool.ClientRequestLimit = n
+		case "max_pinned_connections":
+			pool.MaxPinnedConnections = n
 		}
 	}
 	return ""

@@ -441,6 +441,7 @@ func (p *Pool) Close() error {
 		}
 	}
 	p.srv.closeLoops()
+	p.srv.closeDedicated()
 	p.wg.Wait()
 	return nil
 }

@@ -126,6 +126,10 @@ type server struct {
 	loopMu  sync.Mutex
 	loops   []*LoopConn // each at its index
 	retired pipeCounters
+
+	// The Dedicated connections open (dedicated.go).
+	dedMu     sync.Mutex
+	dedicated map[*Dedicated]struct{}
 }
 
 // failure records the close of a connection to s, or a failed attempt,

@@ -82,7 +82,10 @@
 //     to every configured server, and one that is down or ejected fails
 //     the request with an error naming it; reads go to the servers of the
 //     ring, skipping ejected ones. twemproxy refuses all of these;
-//   - other commands (MULTI, SUBSCRIBE, SELECT n, CONFIG, …) get an error
+//   - transactions, blocking commands and subscriptions are served on a
+//     server connection of the client's own (pinned.go), up to
+//     Config.MaxPinned of them per pool;
+//   - other commands (WAIT, SELECT n, CONFIG, …) get an error
 //     reply that names the command and says why, and the connection stays
 //     open (twemproxy closes it without a word), and so do the commands a
 //     pool refuses by configuration (Config.RefuseCommands, the key

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/walnutproxy/walnut/internal/evloop"
+	"github.com/walnutproxy/walnut/internal/rawio"
 	"github.com/walnutproxy/walnut/pool"
 )
 
@@ -65,6 +66,49 @@ type evClient struct {
 
 	endErr    error
 	lingering bool // FIN and discard input before closing (Shutdown, output limit)
+
+	// moved is the connection of a client that left the loop (leave),
+	// which the handler's reader, made with evConn, reads from.
+	moved net.Conn
+}
+
+// leave hands the client, whose next request is a pinned command (see
+// pinned.go), to a goroutine of its own, as the goroutine engine serves
+// its clients, for the rest of the connection's life: the loop lets go of
+// its socket, which becomes an ordinary net.Conn, and the session goes on
+// with the requests it has read. The replies to the requests before have
+// been written (step runs only with nothing pending). A client that sends
+// one while the server shuts down is closed instead.
+func (ec *evClient) leave() {
+	c, l, s := ec.c, ec.l, ec.c.s
+	l.p.Del(ec.fd)
+	l.fds[ec.fd] = fdRef{}
+	f := os.NewFile(uintptr(ec.fd), "client")
+	nc, err := net.FileConn(f) // a duplicate, in the runtime's poller
+	f.Close()                  // closes the loop's descriptor
+	ec.fd = -1
+	if err != nil {
+		ec.closeNow(err)
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		ec.closeNow(net.ErrClosed)
+		return
+	}
+	conn := rawio.Wrap(nc)
+	ec.moved = conn
+	c.nc, c.ev = conn, nil
+	c.resumeI, c.resumeN = ec.i, ec.n
+	s.mu.Unlock()
+	// The loop forgets the client: its timers and queues skip it.
+	ec.st = evClosed
+	clear(ec.pend)
+	ec.pend, ec.own = nil, nil
+	ec.c = nil
+	go s.run(c)
 }
 
 // closeFD closes the socket of a client that never started.
@@ -133,9 +177,14 @@ func (ec *evClient) step() {
 	reads := 0
 	for ec.st == evReading {
 		if ec.i < ec.n && !ec.quit {
+			if c.pinNext(ec.i) {
+				ec.leave()
+				return
+			}
 			k := c.window(ec.n - ec.i)
 			if rh, ok := c.h.(*redisHandler); ok {
 				k = rh.switchCut(ec.i, ec.i+k) - ec.i
+				k = rh.pinCut(ec.i, ec.i+k) - ec.i
 			}
 			ec.k = k
 			ec.inflight = true
@@ -385,6 +434,9 @@ func (ec *evClient) flush() error {
 
 // read reads the client, for the handler's reader.
 func (ec *evClient) read(p []byte) (int, error) {
+	if ec.moved != nil {
+		return ec.moved.Read(p) // the client left the loop (leave)
+	}
 	switch {
 	case ec.timedOut:
 		return 0, os.ErrDeadlineExceeded

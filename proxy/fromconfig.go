@@ -23,7 +23,8 @@ import (
 // reuseport → ReusePort. walnut's keys: client_timeout → ClientTimeout;
 // client_output_watermark → OutputWatermark; client_output_limit →
 // OutputLimit; client_request_limit → Limits.MaxRequest;
-// redis_refuse_commands → RefuseCommands.
+// max_pinned_connections → MaxPinned; redis_refuse_commands →
+// RefuseCommands.
 func FromPool(p config.Pool, log *slog.Logger) Config {
 	cfg := Config{
 		Name:         p.Name,
@@ -44,6 +45,7 @@ func FromPool(p config.Pool, log *slog.Logger) Config {
 		OutputWatermark: p.ClientOutputWatermark,
 		OutputLimit:     p.ClientOutputLimit,
 		RefuseCommands:  p.RedisRefuseCommands,
+		MaxPinned:       p.MaxPinnedConnections,
 	}
 	cfg.Limits.MaxRequest = p.ClientRequestLimit
 	if p.Redis {

@@ -33,10 +33,13 @@ import (
 //     MSETNX, BITOP, EVAL …) go to the first key's server; their keys must
 //     share it.
 //   - Stream commands on one key are supported, as are XGROUP and XINFO;
-//     XREAD and XREADGROUP are not (BLOCK, and keys after STREAMS).
-//   - Blocking commands, transactions, Pub/Sub, replication, cluster and
-//     per-server administration commands are refused, and the connection
-//     stays open. A pool can refuse more (Config.RefuseCommands, the
+//     XREAD and XREADGROUP are routed by the keys after STREAMS, which
+//     must share a server.
+//   - Transactions, blocking commands (and XREAD/XREADGROUP with BLOCK)
+//     and subscriptions are served on a server connection of the
+//     client's own (classPinned, see pinned.go).
+//   - WAIT, PUBLISH, replication, cluster and per-server administration
+//     commands are refused, and the connection stays open. A pool can refuse more (Config.RefuseCommands, the
 //     nutcracker.yml key redis_refuse_commands).
 
 // A commandClass says how the proxy routes a Redis command.
@@ -146,6 +149,16 @@ const (
 	// CONFIG, ACL, CLUSTER, … are refused.
 	classContainer
 
+	// classPinned marks a command served on a server connection of the
+	// client's own rather than on the shared ones (pinned.go): a
+	// transaction (MULTI, EXEC, DISCARD, WATCH, UNWATCH; transaction.go),
+	// a blocking command (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP,
+	// BZPOPMIN, BZPOPMAX, BZMPOP, XREAD and XREADGROUP with BLOCK;
+	// blocking.go) or a subscription (the SUBSCRIBE and UNSUBSCRIBE
+	// commands; pubsub.go). The route's pin says which. twemproxy
+	// refuses them all and closes the connection.
+	classPinned
+
 	// classFanout marks a command without keys that concerns every key
 	// or every server: FLUSHALL, FLUSHDB, DBSIZE, KEYS, SCAN, RANDOMKEY,
 	// INFO, SCRIPT and FUNCTION. The route's fan says which servers it is
@@ -170,6 +183,7 @@ var commandClassNames = [...]string{
 	classMultiKeyValue: "multi-key-value",
 	classContainer:     "container",
 	classFanout:        "fan-out",
+	classPinned:        "pinned",
 	classChannel:       "channel",
 }
 
@@ -196,14 +210,8 @@ const (
 	refusePlacement = "where a key lives is decided by the proxy"
 	// refuseCluster: Redis Cluster commands (CLUSTER, ASKING, READONLY, …).
 	refuseCluster = "it is a Redis Cluster command"
-	// refuseBlocking: blocking list and sorted-set pops and moves.
-	refuseBlocking = "a blocking command would stall the server connection the proxy shares between clients"
-	// refuseStreamRead: XREAD, XREADGROUP.
-	refuseStreamRead = "with BLOCK it would stall the server connection the proxy shares between clients, and its keys follow the STREAMS keyword"
 	// refuseWait: WAIT, WAITAOF.
 	refuseWait = "it waits on the server connection the proxy shares between clients"
-	// refuseTransaction: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
-	refuseTransaction = "a transaction needs a server connection of its own, and the proxy shares server connections between clients"
 	// refuseSubscribe: the subscribe and unsubscribe commands.
 	refuseSubscribe = "Pub/Sub needs a server connection of its own, and the proxy shares server connections between clients"
 	// refusePublish: PUBLISH, SPUBLISH, PUBSUB.
@@ -230,6 +238,8 @@ type redisRoute struct {
 	class commandClass
 	// fan says how a classFanout command reaches the servers (fanout.go).
 	fan fanOp
+	// pin says what a classPinned command is (pinned.go).
+	pin pinKind
 	// reason says why a classUnsupported command is refused: one of the
 	// refuse constants.
 	reason string
@@ -242,6 +252,12 @@ type redisRoute struct {
 // refuse returns the route of a command refused for reason.
 func refuse(reason string) redisRoute {
 	return redisRoute{class: classUnsupported, reason: reason}
+}
+
+// pinned returns the route of a command served on a connection of the
+// client's own.
+func pinned(kind pinKind) redisRoute {
+	return redisRoute{class: classPinned, pin: kind}
 }
 
 // redisDecisions lists the route of every command that is not routed by
@@ -326,33 +342,36 @@ var redisDecisions = map[string]redisRoute{
 	"readwrite":      refuse(refuseCluster),
 	"restore-asking": refuse(refuseCluster),
 
-	"blmove":     refuse(refuseBlocking),
-	"blmpop":     refuse(refuseBlocking),
-	"blpop":      refuse(refuseBlocking),
-	"brpop":      refuse(refuseBlocking),
-	"brpoplpush": refuse(refuseBlocking),
-	"bzmpop":     refuse(refuseBlocking),
-	"bzpopmax":   refuse(refuseBlocking),
-	"bzpopmin":   refuse(refuseBlocking),
-	"xread":      refuse(refuseStreamRead),
-	"xreadgroup": refuse(refuseStreamRead),
-	"wait":       refuse(refuseWait),
-	"waitaof":    refuse(refuseWait),
+	// Served on a server connection of the client's own (classPinned,
+	// pinned.go); twemproxy refuses them all.
+	"blmove":     pinned(pinBlocking),
+	"blmpop":     pinned(pinBlocking),
+	"blpop":      pinned(pinBlocking),
+	"brpop":      pinned(pinBlocking),
+	"brpoplpush": pinned(pinBlocking),
+	"bzmpop":     pinned(pinBlocking),
+	"bzpopmax":   pinned(pinBlocking),
+	"bzpopmin":   pinned(pinBlocking),
+	"xread":      pinned(pinBlocking), // with BLOCK; without, routed by its keys (blocking.go)
+	"xreadgroup": pinned(pinBlocking), // likewise
 
-	"discard": refuse(refuseTransaction),
-	"exec":    refuse(refuseTransaction),
-	"multi":   refuse(refuseTransaction),
-	"unwatch": refuse(refuseTransaction),
-	"watch":   refuse(refuseTransaction),
+	"discard": pinned(pinTransaction),
+	"exec":    pinned(pinTransaction),
+	"multi":   pinned(pinTransaction),
+	"unwatch": pinned(pinTransaction),
+	"watch":   pinned(pinTransaction),
 
-	"psubscribe":   refuse(refuseSubscribe),
-	"punsubscribe": refuse(refuseSubscribe),
-	"ssubscribe":   refuse(refuseSubscribe),
-	"subscribe":    refuse(refuseSubscribe),
-	"sunsubscribe": refuse(refuseSubscribe),
-	"unsubscribe":  refuse(refuseSubscribe),
+	"psubscribe":   pinned(pinPubsub),
+	"punsubscribe": pinned(pinPubsub),
+	"ssubscribe":   pinned(pinPubsub),
+	"subscribe":    pinned(pinPubsub),
+	"sunsubscribe": pinned(pinPubsub),
+	"unsubscribe":  pinned(pinPubsub),
 	"publish":      {class: classChannel},
 	"pubsub":       refuse(refusePublish),
+
+	"wait":    refuse(refuseWait),
+	"waitaof": refuse(refuseWait),
 
 	"client|caching":      refuse(refuseClientTracking),
 	"client|getredir":     refuse(refuseClientTracking),
@@ -400,6 +419,9 @@ func buildRedisRoutes(cmds []resp.CommandInfo, decisions map[string]redisRoute) 
 		}
 		if (rt.class == classFanout) != (rt.fan != fanNone) {
 			panic("proxy: Redis command " + ci.Name + " has a fan-out without the fan-out class, or the class without one")
+		}
+		if (rt.class == classPinned) != (rt.pin != pinNone) {
+			panic("proxy: Redis command " + ci.Name + " is pinned without a kind, or has a kind without the pinned class")
 		}
 		if rt.class == classUnsupported {
 			if rt.reason == "" {

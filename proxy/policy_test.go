@@ -26,6 +26,7 @@ func TestCommandClassString(t *testing.T) {
 		{classMultiKeyValue, "multi-key-value"},
 		{classContainer, "container"},
 		{classFanout, "fan-out"},
+		{classPinned, "pinned"},
 		{commandClass(200), "commandClass(200)"},
 	}
 	for _, tt := range tests {
@@ -74,9 +75,11 @@ func TestRedisRoutesConsistent(t *testing.T) {
 			case classMultiKeyValue:
 				assert.Equal(t, [3]int{1, -1, 2}, [3]int{ci.FirstKey, ci.LastKey, ci.Step})
 			}
-			if ci.Flags&resp.FlagBlocking != 0 {
-				assert.Equal(t, classUnsupported, rt.class, "a blocking command is routed")
+			if ci.Flags&resp.FlagBlocking != 0 && ci.Name != "wait" && ci.Name != "waitaof" {
+				assert.Equal(t, classPinned, rt.class, "a blocking command is routed on the shared connections")
+				assert.Equal(t, pinBlocking, rt.pin)
 			}
+			assert.Equal(t, rt.class == classPinned, rt.pin != pinNone, "pinned")
 		})
 	}
 }
@@ -133,7 +136,10 @@ func TestRedisRouteClass(t *testing.T) {
 		{[]string{"FUNCTION"}, classFanout},
 		{[]string{"lastsave"}, classKeyless},
 		{[]string{"CONFIG"}, classUnsupported},
-		{[]string{"BLPOP"}, classUnsupported},
+		{[]string{"BLPOP"}, classPinned},
+		{[]string{"multi"}, classPinned},
+		{[]string{"XREAD"}, classPinned},
+		{[]string{"WAIT"}, classUnsupported},
 		{[]string{"XADD"}, classSingleKey},
 		{[]string{"HEXPIRE"}, classSingleKey},
 		{[]string{"CLIENT", "SETINFO"}, classLocal},

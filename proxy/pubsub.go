@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -8,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/walnutproxy/walnut/protocol"
+	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol/resp"
 )
 
@@ -67,15 +68,6 @@ const (
 	psShards
 )
 
-// psBackend is a dedicated server connection of a subscribed client.
-type psBackend interface {
-	Write(b []byte) (int, error)
-	// ReadReply reads the next whole reply; it is valid until the next
-	// call.
-	ReadReply() ([]byte, error)
-	Close() error
-}
-
 // A psEntry is one item of the client's ordered output: a reply to one of
 // its commands (a local reply, or a confirmation awaited from servers), or
 // a message held behind a reply still awaited.
@@ -91,7 +83,7 @@ type psEntry struct {
 // A psConn is the dedicated connection to one server.
 type psConn struct {
 	srv  int
-	conn psBackend
+	conn *pool.Dedicated
 	// expect are the confirmations the server owes, in order; last marks
 	// the last of each command.
 	expect []*psEntry
@@ -122,90 +114,76 @@ type pubsub struct {
 	buf     []byte
 }
 
-// isPubsubCommand reports whether name (resp's name) is one of the
-// commands that subscribe or unsubscribe.
-func isPubsubCommand(name string) bool {
-	switch name {
-	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
-		return true
+// pubsubState is a subscribed client's state (see pinState).
+type pubsubState struct{ p *pubsub }
+
+// pubsub serves request i of the batch, a Pub/Sub command (ci), or any
+// request of a subscribed client; msg, if not empty, is the error reply
+// redisCheck gave it. It writes its replies itself and reports a QUIT, and
+// an error that ends the session. The first SUBSCRIBE, PSUBSCRIBE or
+// SSUBSCRIBE pins the client; it is unpinned when it leaves subscribed
+// mode, once the replies to its commands so far are written.
+func (c *session) pubsub(i int, ci *resp.CommandInfo, msg string) (quit bool, err error) {
+	if c.pin == nil {
+		c.pin = &pinState{kind: pinPubsub, ps: pubsubState{p: newPubsub(c)}}
 	}
-	return false
+	ps := c.pin.ps.p
+	leave, quit := ps.command(&c.h.(*redisHandler).cmds[i], ci, msg)
+	if !leave && !quit {
+		return false, ps.failure()
+	}
+	err = ps.drain()
+	ps.close()
+	c.pin = nil
+	if err != nil {
+		return false, err
+	}
+	return quit, nil
 }
 
-// pubsubServe serves the client in subscribed mode, from cmd, a subscribe
-// or unsubscribe command, then rest, the commands read with it, then what
-// it reads from the client, until it leaves subscribed mode. The replies
-// to earlier commands must have been written. It returns how many of rest
-// it took: the session goes on with the others, and with what the client
-// sends next. quit reports a QUIT (answered); err a failed connection.
-func (c *session) pubsubServe(cmd *resp.Command, rest []resp.Command) (took int, quit bool, err error) {
-	if err := c.awaitAsync(); err != nil {
-		return 0, false, err
+// pubsubEnd ends a subscribed client's subscriptions: the session ends.
+func (c *session) pubsubEnd() {
+	if c.pin.ps.p != nil {
+		c.pin.ps.p.close()
 	}
+}
+
+// newPubsub returns the state of a client entering subscribed mode.
+func newPubsub(c *session) *pubsub {
 	ps := &pubsub{c: c, g: c.s.acquire(), resp3: c.resp3, idle: make(chan struct{}, 1)}
 	for i := range ps.told {
 		ps.told[i] = map[string]struct{}{}
 		ps.asked[i] = map[string]int{}
 	}
 	ps.conns = make([]*psConn, len(ps.g.backends))
-	defer ps.close()
-	if !c.interrupted.Load() && c.readTimed {
-		// Subscribers wait for messages: client_timeout does not apply.
-		_ = c.nc.SetReadDeadline(time.Time{})
-		c.readTimed = false
-	}
+	return ps
+}
 
-	next := cmd
-	var read resp.Command
-	for {
-		leave, q := ps.command(next)
-		if q || leave {
-			if err := ps.drain(); err != nil {
-				return took, false, err
-			}
-			return took, q, ps.failure()
-		}
-		if err := ps.failure(); err != nil {
-			return took, false, err
-		}
-		if took < len(rest) {
-			next = &rest[took]
-			took++
-			continue
-		}
-		rd := c.h.(*redisHandler).rd
-		if err := rd.ReadCommand(&read); err != nil {
-			if ferr := ps.failure(); ferr != nil {
-				return took, false, ferr
-			}
-			var pe *protocol.Error
-			if errors.As(err, &pe) {
-				// Malformed framing: answered as redis-server does, then
-				// the connection is closed.
-				ps.enqueueError(pe.Reply)
-				_ = ps.drain()
-			}
-			return took, false, err
-		}
-		next = &read
+// pubsubBeforeRead prepares a subscribed client's next read: no deadline
+// (subscribers wait for messages, and redis-server does not time them
+// out either), unless a dedicated connection failed meanwhile, which ends
+// the session.
+func (c *session) pubsubBeforeRead() {
+	ps := c.pin.ps.p
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.failed != nil || ps.werr != nil {
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+		return
 	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	c.readTimed = false
 }
 
 // command runs one command of a subscribed client. It reports whether the
 // client leaves subscribed mode after it (no subscription left, or RESET),
 // and a QUIT.
-func (ps *pubsub) command(cmd *resp.Command) (leave, quit bool) {
+func (ps *pubsub) command(cmd *resp.Command, ci *resp.CommandInfo, msg string) (leave, quit bool) {
 	c := ps.c
 	args := cmd.Args
-	ci, err := resp.ResolveCommand(args)
-	if err != nil {
-		var ce *resp.CommandError
-		if errors.As(err, &ce) {
-			ps.enqueueError(ce.Reply)
-		} else {
-			ps.enqueueError("ERR " + err.Error())
-		}
-		return false, false
+	if msg != "" {
+		ps.enqueueError(msg)
+		return ps.subscriptions() == 0, false
 	}
 	switch ci.Name {
 	case "subscribe":
@@ -316,7 +294,7 @@ func (ps *pubsub) subscribe(fam int, verb string, names [][]byte) {
 	}
 	sends, err := ps.dial(sends)
 	if err != nil {
-		ps.enqueueError("ERR " + err.Error())
+		ps.enqueueError(err.Error())
 		return
 	}
 	for i, name := range names {
@@ -403,7 +381,7 @@ func (ps *pubsub) send(verb string, sends []*psSend, entries []*psEntry) {
 		for _, n := range s.names {
 			b = resp.AppendBulk(b, n)
 		}
-		if _, err := ps.conns[s.srv].conn.Write(b); err != nil {
+		if err := ps.conns[s.srv].conn.Write(b); err != nil {
 			ps.lost(ps.conns[s.srv], err)
 		}
 	}
@@ -421,10 +399,13 @@ func (ps *pubsub) dial(sends []*psSend) ([]*psSend, error) {
 		}
 		conn, err := ps.dialServer(s.srv)
 		if err != nil {
-			if errors.Is(err, errPubsubEjected) && len(sends) > 1 && ps.patternsOnly(s) {
+			if errors.Is(err, pool.ErrEjected) && len(sends) > 1 && ps.patternsOnly(s) {
 				continue
 			}
-			return nil, err
+			if errors.Is(err, errPinLimit) {
+				return nil, errors.New(ps.c.pinLimitReply())
+			}
+			return nil, errors.New("ERR " + wireText(err) + " (server " + ps.g.backends[s.srv].name + ")")
 		}
 		pc := &psConn{srv: s.srv, conn: conn}
 		ps.mu.Lock()
@@ -447,12 +428,36 @@ func (ps *pubsub) patternsOnly(s *psSend) bool {
 	return true
 }
 
+// dialServer makes a dedicated connection to server srv, in the client's
+// protocol, counted by the pool's limit of pinned connections.
+func (ps *pubsub) dialServer(srv int) (*pool.Dedicated, error) {
+	s := ps.c.s
+	if err := s.pinAcquire(); err != nil {
+		return nil, err
+	}
+	b := ps.g.backends[srv]
+	p := b.pool
+	if ps.resp3 {
+		var err error
+		if p, err = s.resp3Pool(b); err != nil {
+			s.pinRelease()
+			return nil, err
+		}
+	}
+	d, err := p.Dedicated(context.Background())
+	if err != nil {
+		s.pinRelease()
+		return nil, err
+	}
+	return d, nil
+}
+
 // read passes what server connection pc receives to the client until it
 // fails or is closed.
 func (ps *pubsub) read(pc *psConn) {
 	defer ps.wg.Done()
 	for {
-		f, err := pc.conn.ReadReply()
+		f, err := pc.conn.ReadReply(time.Time{})
 		if err != nil {
 			ps.lost(pc, err)
 			return
@@ -714,12 +719,17 @@ func (ps *pubsub) drain() error {
 // their readers waited for.
 func (ps *pubsub) close() {
 	ps.mu.Lock()
+	if ps.closing {
+		ps.mu.Unlock()
+		return
+	}
 	ps.closing = true
 	conns := ps.conns
 	ps.mu.Unlock()
 	for _, pc := range conns {
 		if pc != nil {
 			pc.conn.Close()
+			ps.c.s.pinRelease()
 		}
 	}
 	ps.wg.Wait()

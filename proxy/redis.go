@@ -38,7 +38,7 @@ type redisHandler struct {
 
 func (h *redisHandler) read(c *session) (int, error) {
 	if h.rd == nil {
-		h.rd = resp.NewReaderSize(c.nc, c.g.lim, readerSize)
+		h.rd = resp.NewReaderSize(clientSource{c}, c.g.lim, readerSize)
 	}
 	if cap(h.cmds) > maxKeptCalls {
 		h.cmds = nil // a large batch's commands are not kept
@@ -132,30 +132,13 @@ func (h *redisHandler) reset() {
 // redisDispatch routes one command. It reports whether the command was QUIT.
 func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 	args := cmd.Args
-	ci, err := resp.ResolveCommand(args)
-	if err != nil {
-		var ce *resp.CommandError
-		if errors.As(err, &ce) {
-			c.addError(ce.Reply)
-		} else {
-			c.addError("ERR " + err.Error())
-		}
+	ci, msg := c.redisCheck(cmd)
+	if ci != nil {
+		c.cmdIDs = append(c.cmdIDs, int16(ci.Index()))
+	}
+	if msg != "" {
+		c.addError(msg)
 		return false
-	}
-	c.cmdIDs = append(c.cmdIDs, int16(ci.Index()))
-	if c.g.cfg.Auth != "" && !c.authed {
-		switch ci.Name {
-		case "auth", "hello", "quit":
-		default:
-			c.addError(replyNoAuth)
-			return false
-		}
-	}
-	if c.g.refuse != nil {
-		if msg, ok := c.g.refuse[ci.Name]; ok {
-			c.addError(msg)
-			return false
-		}
 	}
 	switch rt := redisRouteOf(ci); rt.class {
 	case classUnsupported:
@@ -179,8 +162,7 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 		srv := r.Pick(args[pos[0]])
 		for _, p := range pos[1:] {
 			if r.Pick(args[p]) != srv {
-				c.addError("CROSSSLOT Keys in request don't hash to the same server: '" + ci.Name +
-					"' needs all its keys on one server (give them a common hash tag)")
+				c.addError(crossSlot(ci))
 				return false
 			}
 		}
@@ -189,6 +171,14 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 		c.redisFanout(cmd, ci, rt.fan)
 	case classChannel:
 		c.forward(cmd, c.ring().Pick(args[1]))
+	case classPinned:
+		if c.nc == nil {
+			c.addError("ERR " + strings.ToUpper(ci.Name) + " is not supported by proxy.Client: it needs a server connection of its own, which the in-process Client does not keep; use a client connection to the proxy")
+			return false
+		}
+		// XREAD or XREADGROUP without BLOCK (pinKindOf): routed by the
+		// keys after STREAMS.
+		c.routeStreamRead(cmd, ci)
 	case classMultiKey, classMultiKeyValue:
 		pos, err := ci.Keys(args, c.pos[:0])
 		c.pos = pos
@@ -208,6 +198,46 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 		c.addError("ERR unknown subcommand or wrong number of arguments for '" + ci.Name + "'")
 	}
 	return false
+}
+
+// crossSlot returns the error reply to command ci whose keys do not all
+// live on one server.
+func crossSlot(ci *resp.CommandInfo) string {
+	return "CROSSSLOT Keys in request don't hash to the same server: '" + ci.Name +
+		"' needs all its keys on one server (give them a common hash tag)"
+}
+
+// upperName returns the name of ci in upper case, "CLIENT KILL" for a
+// subcommand.
+func upperName(ci *resp.CommandInfo) string {
+	return strings.ToUpper(strings.ReplaceAll(ci.Name, "|", " "))
+}
+
+// redisCheck resolves cmd and checks that the client may send it: it
+// returns the command and "", or the error reply to send instead (ci nil
+// if the command is unknown or malformed).
+func (c *session) redisCheck(cmd *resp.Command) (ci *resp.CommandInfo, msg string) {
+	ci, err := resp.ResolveCommand(cmd.Args)
+	if err != nil {
+		var ce *resp.CommandError
+		if errors.As(err, &ce) {
+			return nil, ce.Reply
+		}
+		return nil, "ERR " + err.Error()
+	}
+	if c.g.cfg.Auth != "" && !c.authed {
+		switch ci.Name {
+		case "auth", "hello", "quit":
+		default:
+			return ci, replyNoAuth
+		}
+	}
+	if c.g.refuse != nil {
+		if msg, ok := c.g.refuse[ci.Name]; ok {
+			return ci, msg
+		}
+	}
+	return ci, ""
 }
 
 // forward sends the command whole to server srv.

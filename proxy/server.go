@@ -115,6 +115,14 @@ type Config struct {
 	// walnut's client_output_limit.
 	OutputLimit int
 
+	// MaxPinned limits the server connections the pool's clients hold
+	// for themselves: one per transaction (from MULTI or WATCH to its
+	// end), per blocking command while it waits, per server a subscribed
+	// client subscribes on. A command that would pass it is answered
+	// "-ERR max pinned connections reached …". If zero, DefaultMaxPinned
+	// (1024). Redis only. walnut's key max_pinned_connections.
+	MaxPinned int
+
 	// Engine, if not nil, serves the client connections with its event
 	// loops instead of a goroutine per connection (see Engine). Servers
 	// may share one. Reload keeps the Engine a Server was made with.
@@ -269,6 +277,9 @@ func (cfg *Config) validate() (*shard.Ring, error) {
 	}
 	if cfg.MaxClients < 0 || cfg.DB < 0 {
 		return nil, fmt.Errorf("proxy: pool %q: negative MaxClients or DB", cfg.Name)
+	}
+	if cfg.MaxPinned < 0 {
+		return nil, fmt.Errorf("proxy: pool %q: negative MaxPinned", cfg.Name)
 	}
 	if cfg.OutputWatermark < 0 || cfg.OutputLimit < 0 {
 		return nil, fmt.Errorf("proxy: pool %q: negative OutputWatermark or OutputLimit", cfg.Name)

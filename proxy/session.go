@@ -80,6 +80,8 @@ type session struct {
 	ndetached atomic.Int32  // in flight, for a client connection
 	nd        *atomic.Int32 // the counter to use: &ndetached, or the Client's
 
+	pinFields // pinned conversations (pinned.go)
+
 	// Redis session state.
 	authed bool
 	name   []byte
@@ -188,6 +190,7 @@ func (c *session) serve() {
 	if aerr := c.awaitAsync(); err == nil {
 		err = aerr
 	}
+	c.unpin()
 	if c.interrupted.Load() {
 		c.linger()
 	}
@@ -216,15 +219,30 @@ func (c *session) serve() {
 // in order, when it reads. Nothing is dropped and the client is not
 // disconnected for being slow; client_timeout is what bounds a stall.
 func (c *session) loop() error {
+	// A session that left an event loop goes on with its batch.
+	i, n := c.resumeI, c.resumeN
+	c.resumeI, c.resumeN = 0, 0
 	for {
-		c.beforeRead()
-		n, err := c.h.read(c)
-		if err != nil {
-			return err
+		if n == 0 {
+			c.beforeRead()
+			var err error
+			if n, err = c.h.read(c); err != nil {
+				return err
+			}
+			i = 0
 		}
 		quit := false
-		for i := 0; i < n && !quit; {
-			k := c.window(n - i)
+		for i < n && !quit {
+			if c.pinNext(i) {
+				// Served alone, on a server connection of its own.
+				var err error
+				if quit, err = c.pinned(i); err != nil {
+					return err
+				}
+				i++
+				continue
+			}
+			k := c.windowCut(i, i+c.window(n-i)) - i
 			quit, _ = c.run(i, i+k, nil)
 			if c.overflow.Load() {
 				return c.cutOff()
@@ -242,6 +260,7 @@ func (c *session) loop() error {
 			i += k
 		}
 		c.h.reset()
+		n = 0
 		if c.done(quit) {
 			return nil
 		}
@@ -288,6 +307,10 @@ var errOutputLimit = errors.New("client output limit exceeded")
 func (c *session) beforeRead() {
 	if c.interrupted.Load() {
 		return // Shutdown's deadline stays
+	}
+	if c.pin != nil && c.pin.kind == pinPubsub {
+		c.pubsubBeforeRead()
+		return
 	}
 	switch t := c.s.gen.Load().cfg.ClientTimeout; {
 	case t > 0:

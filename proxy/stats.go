@@ -24,6 +24,8 @@ type poolCounters struct {
 	fragments    atomic.Int64
 	listeners    atomic.Int64
 	serverDials  atomic.Int64
+	pinned       atomic.Int64 // pinned server connections held (pinned.go)
+	pinRefused   atomic.Int64 // pinned commands refused by MaxPinned
 }
 
 // PoolStats are a pool's statistics, named after nutcracker's stats JSON.
@@ -34,6 +36,13 @@ type PoolStats struct {
 	ServerEjects      int64 // server ejections
 	ForwardError      int64 // error replies the proxy made up because a backend failed
 	Fragments         int64 // sub-requests created by splitting multi-key requests and by Redis fan-out (nutcracker: always 0)
+	// PinnedConnections (gauge) counts the server connections clients
+	// hold for themselves (transactions, blocking commands,
+	// subscriptions; see Config.MaxPinned), and PinnedRefused the
+	// commands refused because the pool had MaxPinned of them. walnut's
+	// own: not in nutcracker's stats JSON, only in /metrics.
+	PinnedConnections int64
+	PinnedRefused     int64
 	Servers           []ServerStats
 }
 
@@ -59,6 +68,8 @@ func (s *Server) Stats() PoolStats {
 		ClientConnections: s.stats.clientConns.Load(),
 		ForwardError:      s.stats.forwardError.Load(),
 		Fragments:         s.stats.fragments.Load(),
+		PinnedConnections: s.stats.pinned.Load(),
+		PinnedRefused:     s.stats.pinRefused.Load(),
 		Servers:           make([]ServerStats, len(g.backends)),
 	}
 	for i, b := range g.backends {

@@ -20,6 +20,8 @@
 //	walnut_server_ejects_total         counter  server_ejects
 //	walnut_forward_error_total         counter  forward_error
 //	walnut_fragments_total             counter  fragments
+//	walnut_pinned_connections          gauge    server connections held by one client (walnut's own)
+//	walnut_pinned_refused_total        counter  commands refused by max_pinned_connections (walnut's own)
 //	walnut_request_duration_seconds    histogram  time from reading a request to its reply being
 //	                                              ready, per command (label command, such as "get")
 //
@@ -87,6 +89,8 @@ var (
 	serverEjects      = poolDesc("server_ejects_total", "Times a backend server of the pool was ejected.")
 	forwardError      = poolDesc("forward_error_total", "Error replies made up by the proxy because a backend failed.")
 	fragments         = poolDesc("fragments_total", "Sub-requests created by splitting multi-key requests.")
+	pinnedConns       = poolDesc("pinned_connections", "Server connections held by one client: transactions, blocking commands, subscriptions.")
+	pinnedRefused     = poolDesc("pinned_refused_total", "Commands refused because the pool had max_pinned_connections pinned connections.")
 	requestDuration   = prometheus.NewDesc("walnut_request_duration_seconds",
 		"Time from reading a request to its reply being ready to write, per command.", commandLabels, nil)
 
@@ -114,7 +118,7 @@ var (
 	configLastSuccess = processDesc("config_last_reload_success_timestamp_seconds", "Time of the last successful configuration load (the start, or a reload) in seconds since the Unix epoch.")
 
 	poolDescs = []*prometheus.Desc{
-		clientEOF, clientErr, clientConnections, serverEjects, forwardError, fragments, requestDuration,
+		clientEOF, clientErr, clientConnections, serverEjects, forwardError, fragments, pinnedConns, pinnedRefused, requestDuration,
 		serverEOF, serverErr, serverTimedOut, serverConnections, serverEjectedAt,
 		serverRequests, serverRequestBytes, serverResponses, serverResponseBytes,
 		serverInQueue, serverInQueueBytes, serverOutQueue, serverOutQueueBytes,
@@ -213,6 +217,8 @@ func collectPool(ch chan<- prometheus.Metric, s *proxy.Server) {
 	counter(serverEjects, st.ServerEjects, pool)
 	counter(forwardError, st.ForwardError, pool)
 	counter(fragments, st.Fragments, pool)
+	gauge(pinnedConns, float64(st.PinnedConnections), pool)
+	counter(pinnedRefused, st.PinnedRefused, pool)
 	for _, cl := range s.Latencies() {
 		ch <- histogram(requestDuration, cl.Histogram, pool, cl.Command)
 	}
