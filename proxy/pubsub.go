@@ -735,3 +735,86 @@ func (ps *pubsub) close() {
 	ps.wg.Wait()
 	ps.c.s.release(ps.g)
 }
+
+// pubsubIntrospect dispatches PUBSUB, whose subcommands ask every server
+// of the ring and merge their replies:
+//   - CHANNELS [pattern] and SHARDCHANNELS [pattern]: the channels
+//     united (a channel subscribed through the proxy lives on one server);
+//   - NUMSUB and SHARDNUMSUB channel …: each channel's subscribers added
+//     over the servers;
+//   - NUMPAT: the largest count of any server, as a pattern subscribed
+//     through the proxy is subscribed on every server (patterns
+//     subscribed on the servers directly may make it differ from the
+//     number of distinct patterns).
+//
+// HELP, other subcommands and wrong arities go to one server, whose reply
+// (or error) is redis-server's.
+func (c *session) pubsubIntrospect(cmd *resp.Command) {
+	args := cmd.Args
+	switch sub := args[1]; {
+	case (equalFold(sub, "channels") || equalFold(sub, "shardchannels")) && len(args) <= 3:
+		c.fanOut(cmd, true, mergeUnion)
+	case equalFold(sub, "numsub") || equalFold(sub, "shardnumsub"):
+		c.fanOut(cmd, true, mergeNumSub)
+	case equalFold(sub, "numpat") && len(args) == 2:
+		c.fanOut(cmd, true, mergeMax)
+	default:
+		c.forward(cmd, c.ring().Pick(placeholderKey))
+	}
+}
+
+// appendMax appends the largest of the calls' integer replies.
+func appendMax(out []byte, calls []*call) ([]byte, bool) {
+	var most int64
+	for _, cl := range calls {
+		n, hdr := parseHeader(cl.reply, resp.TypeInt)
+		if hdr != len(cl.reply) {
+			return out, false
+		}
+		most = max(most, n)
+	}
+	return resp.AppendInt(out, most), true
+}
+
+// appendNumSub appends the merge of PUBSUB NUMSUB replies (arrays of
+// channel and count, in the order asked, the same for every server): the
+// channels with their counts added.
+func appendNumSub(out []byte, calls []*call) ([]byte, bool) {
+	var names [][]byte
+	var counts []int64
+	for i, cl := range calls {
+		b := cl.reply
+		n, hdr := parseHeader(b, resp.TypeArray)
+		if hdr <= 0 || n < 0 || n%2 != 0 || (i > 0 && int(n/2) != len(names)) {
+			return out, false
+		}
+		b = b[hdr:]
+		for j := range int(n / 2) {
+			name, m := parseBulk(b)
+			if m == 0 || name == nil {
+				return out, false
+			}
+			b = b[m:]
+			k, h := parseHeader(b, resp.TypeInt)
+			if h <= 0 {
+				return out, false
+			}
+			b = b[h:]
+			if i == 0 {
+				names = append(names, name)
+				counts = append(counts, k)
+			} else {
+				counts[j] += k
+			}
+		}
+		if len(b) != 0 {
+			return out, false
+		}
+	}
+	out = resp.AppendArrayHeader(out, 2*len(names))
+	for j, name := range names {
+		out = resp.AppendBulk(out, name)
+		out = resp.AppendInt(out, counts[j])
+	}
+	return out, true
+}

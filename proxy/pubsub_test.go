@@ -37,6 +37,9 @@ type psStep struct {
 	// ignore leaves the frames read out of the comparison (HELLO's
 	// reply, which walnut writes itself).
 	ignore bool
+	// sorted compares an array reply's elements in sorted order (PUBSUB
+	// CHANNELS, whose order is a hash table's).
+	sorted bool
 }
 
 // psRun runs steps on fresh connections to addr and returns what each
@@ -76,6 +79,8 @@ func psRun(t *testing.T, addr string, steps []psStep) []string {
 		switch {
 		case st.ignore:
 			out = append(out, "(ignored)")
+		case st.sorted:
+			out = append(out, psSorted(t, frames))
 		case st.byChannel:
 			out = append(out, psGroup(frames))
 		default:
@@ -83,6 +88,23 @@ func psRun(t *testing.T, addr string, steps []psStep) []string {
 		}
 	}
 	return out
+}
+
+// psSorted returns frames, each array's elements sorted.
+func psSorted(t *testing.T, frames []string) string {
+	var b strings.Builder
+	for _, f := range frames {
+		var v resp.Value
+		_, err := resp.ParseReply([]byte(f), dtLimits, &v)
+		require.NoError(t, err)
+		var elems []string
+		for _, e := range v.Elems {
+			elems = append(elems, string(resp.AppendValue(nil, e)))
+		}
+		slices.Sort(elems)
+		fmt.Fprintf(&b, "%c%d %q\n", v.Type, len(elems), elems)
+	}
+	return b.String()
 }
 
 // psGroup returns frames grouped by the channel or pattern they concern
@@ -432,4 +454,38 @@ func psChannelsByServer(t *testing.T, bs []backend, addr string) []string {
 		sub.nc.Close()
 	}
 	return out
+}
+
+func TestPubsubDifferentialIntrospection(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	steps := []psStep{
+		{conn: 0, cmds: one("SUBSCRIBE", "a", "b", "c", "{t}d"), read: 4},
+		{conn: 2, cmds: one("SUBSCRIBE", "a"), read: 1},
+		{conn: 2, cmds: one("PSUBSCRIBE", "p*", "q*"), read: 2},
+		{conn: 3, cmds: one("SSUBSCRIBE", "s1", "s2"), read: 2},
+		{conn: 4, cmds: one("PSUBSCRIBE", "p*"), read: 1},
+		{conn: 1, cmds: one("PUBSUB", "CHANNELS"), read: 1, sorted: true},
+		{conn: 1, cmds: one("PUBSUB", "CHANNELS", "*d"), read: 1, sorted: true},
+		{conn: 1, cmds: one("PUBSUB", "CHANNELS", "nothing"), read: 1},
+		{conn: 1, cmds: one("PUBSUB", "NUMSUB", "a", "b", "zz", "{t}d"), read: 1},
+		{conn: 1, cmds: one("PUBSUB", "NUMSUB"), read: 1},
+		{conn: 1, cmds: one("PUBSUB", "NUMPAT"), read: 1},
+		{conn: 1, cmds: one("PUBSUB", "SHARDCHANNELS"), read: 1, sorted: true},
+		{conn: 1, cmds: one("PUBSUB", "SHARDNUMSUB", "s1", "x", "s2"), read: 1},
+		{conn: 1, cmds: one("PUBSUB", "HELP"), read: 1},
+		{conn: 1, cmds: one("PUBSUB", "NOPE"), read: 1},
+		{conn: 1, cmds: one("PUBSUB", "CHANNELS", "a", "b"), read: 1},
+		{conn: 1, cmds: one("PUBSUB", "NUMPAT", "x"), read: 1},
+		{conn: 1, cmds: one("PUBSUB"), read: 1},
+		{conn: 1, cmds: one("PUBLISH", "a"), read: 1},
+		{conn: 1, cmds: one("SPUBLISH", "s1"), read: 1},
+		{conn: 5, cmds: one("HELLO", "3"), read: 1, ignore: true},
+		{conn: 5, cmds: one("PUBSUB", "NUMSUB", "a", "b"), read: 1},
+		{conn: 5, cmds: one("PUBSUB", "NUMPAT"), read: 1},
+		{conn: 5, cmds: one("PUBSUB", "CHANNELS"), read: 1, sorted: true},
+		{conn: 5, cmds: one("PUBLISH", "a", "x"), read: 1},
+		{conn: 0, read: 1},
+		{conn: 2, read: 1},
+	}
+	psDiff(t, steps)
 }
