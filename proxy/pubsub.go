@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -128,7 +129,10 @@ func (c *session) pubsub(i int, ci *resp.CommandInfo, msg string) (quit bool, er
 		c.pin = &pinState{kind: pinPubsub, ps: pubsubState{p: newPubsub(c)}}
 	}
 	ps := c.pin.ps.p
-	leave, quit := ps.command(&c.h.(*redisHandler).cmds[i], ci, msg)
+	leave, quit, err := ps.command(i, ci, msg)
+	if err != nil {
+		return false, err
+	}
 	if !leave && !quit {
 		return false, ps.failure()
 	}
@@ -178,12 +182,12 @@ func (c *session) pubsubBeforeRead() {
 // command runs one command of a subscribed client. It reports whether the
 // client leaves subscribed mode after it (no subscription left, or RESET),
 // and a QUIT.
-func (ps *pubsub) command(cmd *resp.Command, ci *resp.CommandInfo, msg string) (leave, quit bool) {
+func (ps *pubsub) command(i int, ci *resp.CommandInfo, msg string) (leave, quit bool, err error) {
 	c := ps.c
-	args := cmd.Args
+	args := c.h.(*redisHandler).cmds[i].Args
 	if msg != "" {
 		ps.enqueueError(msg)
-		return ps.subscriptions() == 0, false
+		return ps.subscriptions() == 0, false, nil
 	}
 	switch ci.Name {
 	case "subscribe":
@@ -218,7 +222,7 @@ func (ps *pubsub) command(cmd *resp.Command, ci *resp.CommandInfo, msg string) (
 		}
 	case "quit":
 		ps.enqueue([]byte("+OK\r\n"))
-		return false, true
+		return false, true, nil
 	case "reset":
 		// As redis-server: the subscriptions end without confirmations,
 		// before +RESET is written (a message published after it does
@@ -234,16 +238,41 @@ func (ps *pubsub) command(cmd *resp.Command, ci *resp.CommandInfo, msg string) (
 			c.authed = false
 		}
 		ps.enqueue([]byte("+RESET\r\n"))
-		return true, false
+		return true, false, nil
 	default:
-		if ps.resp3 {
-			ps.enqueueError("ERR Can't execute '" + ci.Name + "': walnut serves only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET on a subscribed connection, in RESP3 too; send other commands on another connection")
-		} else {
+		switch {
+		case !ps.resp3:
 			ps.enqueueError("ERR Can't execute '" + ci.Name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+		case ci.Name == "hello" || redisRouteOf(ci).class == classPinned:
+			// HELLO could switch the client to RESP2 under its
+			// subscriptions, whose connections speak RESP3.
+			ps.enqueueError("ERR Can't execute '" + ci.Name + "' on a subscribed connection through walnut: only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET and commands that need no server connection of their own are")
+		default:
+			return false, false, ps.runShared(i)
 		}
-		return false, false
+		return false, false, nil
 	}
-	return ps.subscriptions() == 0, false
+	return ps.subscriptions() == 0, false, nil
+}
+
+// runShared runs request i of a RESP3 subscribed client, an ordinary
+// command, on the shared connections as any client's, and writes its
+// reply after the replies before it; messages arriving meanwhile wait
+// until it is written.
+func (ps *pubsub) runShared(i int) error {
+	if err := ps.drain(); err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	_, err := ps.c.runOne(i)
+	if aerr := ps.c.awaitAsync(); err == nil {
+		err = aerr
+	}
+	if err != nil {
+		ps.werr = err
+	}
+	return err
 }
 
 // subscriptions returns how many subscriptions the client has asked for.
@@ -505,11 +534,18 @@ func (ps *pubsub) frame(pc *psConn, f []byte) error {
 	}
 	switch kind {
 	case "message", "pmessage", "smessage":
-		if len(ps.queue) == 0 {
-			ps.writeLocked(f)
-		} else {
-			ps.queue = append(ps.queue, &psEntry{out: append([]byte(nil), f...)})
+		// The server sent it after the confirmations it has sent and
+		// before those it still owes: it goes before the first reply
+		// this server still owes, after the others queued.
+		at := len(ps.queue)
+		if len(pc.expect) > 0 {
+			at = slices.Index(ps.queue, pc.expect[0])
 		}
+		if at == 0 {
+			ps.writeLocked(f)
+			return nil
+		}
+		ps.queue = slices.Insert(ps.queue, at, &psEntry{out: append([]byte(nil), f...)})
 		return nil
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
 		if len(pc.expect) == 0 {

@@ -9,6 +9,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/walnutproxy/walnut/internal/testserver"
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
+	"github.com/walnutproxy/walnut/proxy"
 )
 
 // A psStep sends commands on one of the script's connections and reads
@@ -345,6 +347,14 @@ func TestPubsubDifferentialRESP3(t *testing.T) {
 		{conn: 0, cmds: one("PSUBSCRIBE", "a*"), read: 1},
 		{conn: 1, cmds: one("PUBLISH", "a", "m"), read: 1},
 		{conn: 0, read: 2},
+		// RESP3: other commands on the subscribed connection too.
+		{conn: 0, cmds: one("SET", "k", "v"), read: 1},
+		{conn: 0, cmds: cmds([]string{"GET", "k"}, []string{"SUBSCRIBE", "c"}, []string{"ECHO", "e"},
+			[]string{"HGETALL", "nokey"}, []string{"UNSUBSCRIBE", "c"}, []string{"DEL", "k"}, []string{"GET", "k"}), read: 7},
+		{conn: 1, cmds: one("PUBLISH", "a", "m2"), read: 1},
+		{conn: 0, read: 2},
+		{conn: 0, cmds: one("INCR", "k"), read: 1},
+		{conn: 0, cmds: one("NOSUCHCOMMAND"), read: 1},
 		{conn: 0, cmds: one("PING"), read: 1},
 		{conn: 0, cmds: one("PING", "x"), read: 1},
 		{conn: 0, cmds: one("UNSUBSCRIBE", "a", "b", "c"), read: 3},
@@ -488,4 +498,175 @@ func TestPubsubDifferentialIntrospection(t *testing.T) {
 		{conn: 2, read: 1},
 	}
 	psDiff(t, steps)
+}
+
+// TestPubsubPinnedLimit: each server a client subscribes on holds one of
+// the pool's pinned connections; past the limit the command is refused at
+// once, and the connections are given back when the client leaves.
+func TestPubsubPinnedLimit(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	bs := startBackends(t, protocol.Redis, 3)
+	s, addr := startProxy(t, protocol.Redis, bs, func(cfg *proxy.Config) { cfg.MaxPinned = 2 })
+	chOn := psChannelsByServer(t, bs, addr)
+
+	c := psDial(t, addr)
+	// A pattern needs every server: 3 connections, over the limit.
+	psSend(t, c, "PSUBSCRIBE", "p*")
+	require.NoError(t, c.nc.SetReadDeadline(time.Now().Add(dtTimeout)))
+	f, err := c.rd.ReadRawReply()
+	require.NoError(t, err)
+	require.Contains(t, string(f), "-ERR max pinned connections reached (2, max_pinned_connections)")
+	// Not subscribed: ordinary commands work.
+	psSend(t, c, "SET", "k", "v")
+	psExpect(t, c, "+OK\r\n")
+	require.Zero(t, s.Stats().PinnedConnections)
+
+	psSend(t, c, "SUBSCRIBE", chOn[0], chOn[1])
+	psExpect(t, c, psFrame("subscribe", chOn[0], 1))
+	psExpect(t, c, psFrame("subscribe", chOn[1], 2))
+	require.EqualValues(t, 2, s.Stats().PinnedConnections)
+	other := psDial(t, addr)
+	psSend(t, other, "SUBSCRIBE", chOn[2])
+	require.NoError(t, other.nc.SetReadDeadline(time.Now().Add(dtTimeout)))
+	f, err = other.rd.ReadRawReply()
+	require.NoError(t, err)
+	require.Contains(t, string(f), "-ERR max pinned connections reached")
+	psSend(t, other, "PING")
+	psExpect(t, other, "+PONG\r\n")
+
+	psSend(t, c, "UNSUBSCRIBE")
+	for range 2 {
+		_, err := c.rd.ReadRawReply()
+		require.NoError(t, err)
+	}
+	// Given back right after the last confirmation is written.
+	require.Eventually(t, func() bool { return s.Stats().PinnedConnections == 0 }, 5*time.Second, 10*time.Millisecond)
+	psSend(t, other, "SUBSCRIBE", chOn[2])
+	psExpect(t, other, psFrame("subscribe", chOn[2], 1))
+	require.EqualValues(t, 1, s.Stats().PinnedConnections)
+
+	// A subscriber that closes its connection gives its connections back.
+	other.nc.Close()
+	require.Eventually(t, func() bool { return s.Stats().PinnedConnections == 0 }, 5*time.Second, 10*time.Millisecond)
+	psWaitSubscribers(t, bs)
+	c.nc.Close()
+}
+
+// TestPubsubShutdown: a subscribed client does not hold up Shutdown, and
+// its dedicated connections are closed.
+func TestPubsubShutdown(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	bs := startBackends(t, protocol.Redis, 2)
+	s, addr := startProxy(t, protocol.Redis, bs, nil)
+	c := psDial(t, addr)
+	defer c.nc.Close()
+	psSend(t, c, "PSUBSCRIBE", "*")
+	psExpect(t, c, psFrame("psubscribe", "*", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, s.Shutdown(ctx))
+	require.Less(t, time.Since(start), 2*time.Second)
+	require.NoError(t, c.nc.SetReadDeadline(time.Now().Add(dtTimeout)))
+	_, err := io.ReadAll(c.nc)
+	require.NoError(t, err)
+	psWaitSubscribers(t, bs)
+}
+
+// TestPubsubHelloRefused: HELLO on a subscribed RESP3 connection is
+// refused (it would switch the client's protocol under its
+// subscriptions); the subscription goes on.
+func TestPubsubHelloRefused(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	bs := startBackends(t, protocol.Redis, 2)
+	_, addr := startProxy(t, protocol.Redis, bs, nil)
+	c := psDial(t, addr)
+	defer c.nc.Close()
+	psSend(t, c, "HELLO", "3")
+	_, err := c.rd.ReadRawReply()
+	require.NoError(t, err)
+	psSend(t, c, "SUBSCRIBE", "a")
+	psExpect(t, c, ">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n")
+	for _, cmd := range [][]string{{"HELLO", "2"}, {"MULTI"}, {"BLPOP", "x", "0"}} {
+		psSend(t, c, cmd...)
+		require.NoError(t, c.nc.SetReadDeadline(time.Now().Add(dtTimeout)))
+		f, err := c.rd.ReadRawReply()
+		require.NoError(t, err)
+		require.Contains(t, string(f), "-ERR Can't execute '"+strings.ToLower(cmd[0])+"' on a subscribed connection through walnut")
+	}
+	pub := psDial(t, addr)
+	defer pub.nc.Close()
+	psSend(t, pub, "PUBLISH", "a", "m")
+	psExpect(t, pub, ":1\r\n")
+	psExpect(t, c, ">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nm\r\n")
+}
+
+// psFrame returns a RESP2 confirmation frame.
+func psFrame(kind, name string, count int) string {
+	return string(resp.AppendInt(resp.AppendBulkString(resp.AppendBulkString(resp.AppendArrayHeader(nil, 3), kind), name), int64(count)))
+}
+
+// TestPubsubConfirmationOrder: while messages are published all the time,
+// a pattern subscriber (subscribed on every server) never gets a message
+// before the confirmation of its PSUBSCRIBE, nor after the confirmation
+// of its PUNSUBSCRIBE, as with one redis-server.
+func TestPubsubConfirmationOrder(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	bs := startBackends(t, protocol.Redis, 3)
+	_, addr := startProxy(t, protocol.Redis, bs, nil)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		pub, err := net.DialTimeout("tcp", addr, dtTimeout)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer pub.Close()
+		rd := resp.NewReader(pub, dtLimits)
+		var batch []byte
+		for i := range 20 {
+			batch = resp.AppendCommandString(batch, "PUBLISH", "p"+strconv.Itoa(i), "m")
+		}
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			_ = pub.SetDeadline(time.Now().Add(dtTimeout))
+			if _, err := pub.Write(batch); err != nil {
+				done <- err
+				return
+			}
+			for range 20 {
+				if _, err := rd.ReadRawReply(); err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+	}()
+	c := psDial(t, addr)
+	defer c.nc.Close()
+	messages := 0
+	for round := range 40 {
+		psSend(t, c, "PSUBSCRIBE", "p*")
+		psExpect(t, c, psFrame("psubscribe", "p*", 1))
+		psSend(t, c, "PUNSUBSCRIBE", "p*")
+		for {
+			require.NoError(t, c.nc.SetReadDeadline(time.Now().Add(dtTimeout)))
+			f, err := c.rd.ReadRawReply()
+			require.NoError(t, err, "round %d", round)
+			if string(f) == psFrame("punsubscribe", "p*", 0) {
+				break
+			}
+			require.True(t, strings.HasPrefix(string(f), "*4\r\n$8\r\npmessage\r\n"), "round %d: %q", round, f)
+			messages++
+		}
+	}
+	close(stop)
+	require.NoError(t, <-done)
+	t.Logf("%d messages between the confirmations", messages)
 }
