@@ -17,50 +17,72 @@ import (
 // Pub/Sub through the proxy.
 //
 // A channel is routed like a key: by its hash on the pool's ring, with the
-// pool's hash tag, so a publisher (PUBLISH and SPUBLISH are ordinary
-// single-key commands) and a subscriber meet on one server, and PUBLISH's
-// reply, the receivers on that server, counts every subscriber of the
-// channel. SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH route the same way.
-// PSUBSCRIBE and PUNSUBSCRIBE go to every server: a message is published on
-// its channel's server only, so a pattern subscriber receives it once.
+// pool's hash tag, so a publisher and a subscriber meet on one server.
+// PUBLISH and SPUBLISH are ordinary commands on the shared connections,
+// sent to their channel's server, whose reply (the receivers there) counts
+// every subscriber of the channel. SUBSCRIBE, UNSUBSCRIBE, SSUBSCRIBE and
+// SUNSUBSCRIBE go to the server of each channel; PSUBSCRIBE and
+// PUNSUBSCRIBE go to every server, and since a message is published on
+// its channel's server only, a pattern subscriber receives it once. A
+// channel matched by both a subscription and a pattern gives two frames,
+// as on one redis-server. PUBSUB's subcommands ask every server of the
+// ring and merge the replies (pubsubIntrospect).
 //
-// A client's first SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE puts it in
-// subscribed mode: it is served by pubsub below until its last
-// subscription ends (or RESET, QUIT, a closed connection). It has a
-// dedicated connection to each server it subscribes on, counted by the
-// pool's limit of pinned connections and closed when the client leaves
-// subscribed mode; a reader goroutine per connection passes the server's
-// messages to the client in the order they arrive. The replies to the
-// client's commands keep the client's order, and a message that arrives
-// while a reply is still awaited waits behind it, so that no message
-// overtakes the confirmation of its subscription.
+// A client's first SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE pins it (pinned.go):
+// it is served here, one request at a time, until its last subscription
+// ends (or RESET, QUIT, a closed connection), and then the ordinary way
+// again. It has a connection of its own to each server it subscribes on
+// (pool.Dedicated, in the client's protocol), each counted by the pool's
+// limit of pinned connections and closed when the client leaves subscribed
+// mode, and a reader goroutine per connection. The client's output is one
+// ordered stream: the replies to its commands in the order of the
+// commands, and the messages in the order they arrive, each placed before
+// the first reply its server still owes. So a message follows the
+// confirmation of its subscription, and none follows the confirmation
+// that ends it, as on one server.
 //
-// The confirmations are the proxy's own, with the count of subscriptions
-// one redis-server would report for the client (channels and patterns
-// together; shard channels on their own), not one server's count. A
-// PSUBSCRIBE or PUNSUBSCRIBE is confirmed once, when every server has
-// confirmed it. UNSUBSCRIBE (or PUNSUBSCRIBE, SUNSUBSCRIBE) without
-// arguments confirms each subscription it ends, or answers the nil channel
-// when there is none, as redis-server does; the order of those
-// confirmations is redis-server's too in that it is unspecified.
+// The confirmations are written by the proxy, with the count of
+// subscriptions one redis-server would report for the client at that
+// point of its stream (channels and patterns together; shard channels on
+// their own), not one server's count. A PSUBSCRIBE or PUNSUBSCRIBE is
+// confirmed once, when every server has confirmed it. UNSUBSCRIBE,
+// PUNSUBSCRIBE or SUNSUBSCRIBE without arguments confirms each
+// subscription of its kind (in an unspecified order, as redis-server's is
+// a hash table's), or the nil channel when there is none; an unsubscribe
+// outside subscribed mode is answered the same way, by the proxy. A
+// server's error reply to a subscription command takes the place of the
+// confirmations that server owed for it.
 //
-// In subscribed mode a client may send what redis-server 7 allows there:
-// the subscribe and unsubscribe commands, PING (answered "*2 pong <msg>"
-// in RESP2), QUIT and RESET (which leaves subscribed mode, closes the
-// dedicated connections and answers +RESET). Any other command gets
-// redis-server's error. A RESP3 client (HELLO 3) gets the confirmations
-// and messages as push frames, as redis-server sends them; redis-server
-// would also run its other commands on the subscribed connection, which
-// the proxy does not: they get an error that says so.
+// In subscribed mode a RESP2 client may send what redis-server 7 allows
+// there: the subscribe and unsubscribe commands, PING (answered
+// "*2 pong <msg>"), QUIT, and RESET (which ends the subscriptions on the
+// servers without confirmations, answers +RESET and closes the
+// connections); any other command gets redis-server's error. A RESP3
+// client (HELLO 3) gets the confirmations and messages as push frames, as
+// redis-server sends them, and may send other commands, which run on the
+// shared connections as anyone's, their replies in order with the
+// confirmations; messages arriving while such a command runs are written
+// after its reply. Messages and replies come from different server
+// connections, so a message published by the subscriber itself may come
+// after the reply to its PUBLISH (one redis-server sends it first). HELLO
+// and the commands that pin (MULTI, BLPOP, …) are refused on a subscribed
+// RESP3 connection: HELLO 2 would leave RESP3 connections under the
+// subscriptions.
 //
 // A subscribed client is not closed by client_timeout (redis-server does
-// not time out Pub/Sub clients either); a client that does not read its
-// messages is bounded by the servers' client-output-buffer-limit for
-// Pub/Sub, which closes the dedicated connection. When a dedicated
-// connection fails (its server stopped, or closed it), the client gets an
-// error reply naming the server and its connection is closed: it cannot
-// know which of its subscriptions were lost, so it must reconnect and
-// subscribe again. Other clients are not affected.
+// not time out Pub/Sub clients either); writes to it still are. A client
+// that does not read its messages is bounded by the servers'
+// client-output-buffer-limit for Pub/Sub, which closes the dedicated
+// connection. When a dedicated connection fails (its server stopped or
+// closed it, or the pool was closed by a Reload that dropped the server),
+// the client gets the error reply "-ERR walnut: the connection to server
+// <name> that carries this client's subscriptions failed (…)" and its
+// connection is closed: it cannot know which subscriptions were lost, so it
+// reconnects and subscribes again, as after a redis-server restart. Other
+// clients are not affected. A channel stays on the server it was
+// subscribed on even if the ring changes (auto_eject_hosts), while
+// PUBLISH follows the ring; a pattern is not subscribed on a server that
+// is ejected when it is subscribed.
 
 // Subscription families: channels, patterns and shard channels.
 const (

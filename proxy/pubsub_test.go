@@ -670,3 +670,28 @@ func TestPubsubConfirmationOrder(t *testing.T) {
 	require.NoError(t, <-done)
 	t.Logf("%d messages between the confirmations", messages)
 }
+
+// TestPubsubClientTimeout: client_timeout does not close a subscriber
+// waiting for messages (redis-server does not time out Pub/Sub clients),
+// and applies again once it leaves subscribed mode.
+func TestPubsubClientTimeout(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	bs := startBackends(t, protocol.Redis, 2)
+	_, addr := startProxy(t, protocol.Redis, bs, func(cfg *proxy.Config) { cfg.ClientTimeout = 150 * time.Millisecond })
+	c := psDial(t, addr)
+	defer c.nc.Close()
+	psSend(t, c, "SUBSCRIBE", "a")
+	psExpect(t, c, psFrame("subscribe", "a", 1))
+	time.Sleep(500 * time.Millisecond)
+	pub := psDial(t, addr)
+	defer pub.nc.Close()
+	psSend(t, pub, "PUBLISH", "a", "late")
+	psExpect(t, pub, ":1\r\n")
+	psExpect(t, c, "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$4\r\nlate\r\n")
+	psSend(t, c, "UNSUBSCRIBE")
+	psExpect(t, c, psFrame("unsubscribe", "a", 0))
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, c.nc.SetReadDeadline(time.Now().Add(dtTimeout)))
+	_, err := c.rd.ReadRawReply()
+	require.ErrorIs(t, err, io.EOF, "closed by client_timeout once out of subscribed mode")
+}
