@@ -176,7 +176,10 @@ func (c *session) pubsubEnd() {
 
 // newPubsub returns the state of a client entering subscribed mode.
 func newPubsub(c *session) *pubsub {
-	ps := &pubsub{c: c, g: c.s.acquire(), resp3: c.resp3, idle: make(chan struct{}, 1)}
+	// The configuration in force, for routing and dialling; not held
+	// (acquire) for the life of the subscriptions, so that a Reload that
+	// drops a server closes its pool, and with it the connections to it.
+	ps := &pubsub{c: c, g: c.s.gen.Load(), resp3: c.resp3, idle: make(chan struct{}, 1)}
 	for i := range ps.told {
 		ps.told[i] = map[string]struct{}{}
 		ps.asked[i] = map[string]int{}
@@ -697,7 +700,7 @@ func (ps *pubsub) writeLocked(b []byte) {
 	if ps.werr != nil {
 		return
 	}
-	ps.c.armWrite(ps.g)
+	ps.c.armWrite(ps.c.s.gen.Load())
 	if _, err := ps.c.nc.Write(b); err != nil {
 		ps.werr = err
 		ps.wake()
@@ -791,7 +794,6 @@ func (ps *pubsub) close() {
 		}
 	}
 	ps.wg.Wait()
-	ps.c.s.release(ps.g)
 }
 
 // pubsubIntrospect dispatches PUBSUB, whose subcommands ask every server

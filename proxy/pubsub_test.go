@@ -695,3 +695,38 @@ func TestPubsubClientTimeout(t *testing.T) {
 	_, err := c.rd.ReadRawReply()
 	require.ErrorIs(t, err, io.EOF, "closed by client_timeout once out of subscribed mode")
 }
+
+// TestPubsubReloadDropsServer: a Reload that drops the server of a
+// subscription closes its subscriber with an error; a subscriber on a
+// server that stays goes on.
+func TestPubsubReloadDropsServer(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	bs := startBackends(t, protocol.Redis, 2)
+	var cfg proxy.Config
+	s, addr := startProxy(t, protocol.Redis, bs, func(c *proxy.Config) { cfg = *c })
+	chOn := psChannelsByServer(t, bs, addr)
+	gone := psDial(t, addr)
+	defer gone.nc.Close()
+	psSend(t, gone, "SUBSCRIBE", chOn[1])
+	psExpect(t, gone, psFrame("subscribe", chOn[1], 1))
+	stays := psDial(t, addr)
+	defer stays.nc.Close()
+	psSend(t, stays, "SUBSCRIBE", chOn[0])
+	psExpect(t, stays, psFrame("subscribe", chOn[0], 1))
+
+	cfg.Servers = cfg.Servers[:1]
+	require.NoError(t, s.Reload(cfg))
+
+	require.NoError(t, gone.nc.SetReadDeadline(time.Now().Add(dtTimeout)))
+	f, err := gone.rd.ReadRawReply()
+	require.NoError(t, err)
+	require.Contains(t, string(f), "-ERR walnut: the connection to server")
+	_, err = gone.rd.ReadRawReply()
+	require.ErrorIs(t, err, io.EOF)
+
+	pub := psDial(t, addr)
+	defer pub.nc.Close()
+	psSend(t, pub, "PUBLISH", chOn[0], "m")
+	psExpect(t, pub, ":1\r\n")
+	psExpect(t, stays, "*3\r\n$7\r\nmessage\r\n$"+strconv.Itoa(len(chOn[0]))+"\r\n"+chOn[0]+"\r\n$1\r\nm\r\n")
+}
