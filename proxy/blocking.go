@@ -1,14 +1,149 @@
 package proxy
 
 import (
+	"errors"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol/resp"
 )
 
+// Blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+// BZPOPMAX, BZMPOP, and XREAD and XREADGROUP with BLOCK (without BLOCK
+// they are ordinary reads, routed by the keys after STREAMS on the shared
+// connections).
+//
+// Each is sent on a server connection of the client's own to the server of
+// its keys, which must all live there (else -CROSSSLOT), or, without a key
+// the proxy can find, to the server of placeholderKey, which answers the
+// error. The pool's timeout does not apply: the command waits as long as
+// its own timeout says. The connection is closed once the command is
+// answered (it holds a place of the pool's limit on pinned connections
+// meanwhile).
+//
+// While the command waits, the proxy watches the client: a client that
+// closes its connection (or whose connection fails) has its server
+// connection closed, so that redis-server stops waiting for it and hands
+// nothing to a client that is gone. What the client sends meanwhile is
+// kept, up to maxEarly bytes, and served after the reply (beyond that
+// the proxy stops reading until then, and so stops watching). client_timeout
+// does not apply to a client waiting for a blocking command's reply;
+// Shutdown ends the wait after its grace period with an error reply. A
+// server connection that fails gets the client an error reply naming the
+// server.
+
+// maxEarly is the most a client may send while its blocking command
+// waits that the proxy reads (and keeps) meanwhile.
+const maxEarly = 64 << 10
+
 // blocking serves request i of the batch, a blocking command.
 func (c *session) blocking(i int, ci *resp.CommandInfo) (quit bool, err error) {
-	_ = i
-	msg := "ERR " + upperName(ci) + " is not supported through a sharding proxy: a blocking command needs a server connection of its own"
-	return false, c.pinReply(resp.AppendError(c.out[:0], msg))
+	cmd := &c.h.(*redisHandler).cmds[i]
+	srv, msg := c.commandServer(cmd, ci)
+	if msg != "" {
+		return false, c.txError(msg)
+	}
+	if srv < 0 {
+		srv = c.ring().Pick(placeholderKey)
+	}
+	if err := c.s.pinAcquire(); err != nil {
+		return false, c.txError(c.pinLimitReply())
+	}
+	defer c.s.pinRelease()
+	d, err := c.dedicated(srv)
+	if err != nil {
+		return false, c.txError(c.pinError(srv, err))
+	}
+	defer d.Close()
+	if err := d.Write(appendRaw(c.out[:0], cmd)); err != nil {
+		return false, c.txError(c.pinError(srv, err))
+	}
+	w := c.watchClient(d)
+	reply, rerr := d.ReadReply(time.Time{})
+	gone, interrupted := w.stop(c)
+	switch {
+	case gone != nil:
+		return false, gone // the client left: the session ends
+	case rerr != nil && interrupted:
+		return false, c.txError("ERR the proxy is shutting down: the blocking command was interrupted")
+	case rerr != nil:
+		return false, c.txError(c.pinError(srv, rerr))
+	}
+	return false, c.pinWrite(reply)
+}
+
+// A clientWatch reads a client while its blocking command waits (see
+// watchClient).
+type clientWatch struct {
+	done        chan struct{}
+	stopping    atomic.Bool
+	buf         []byte
+	err         error // the read error that ended the watch, if not stop's
+	interrupted bool  // Shutdown's deadline ended it
+}
+
+// watchClient reads the client on a goroutine of its own until stop: the
+// bytes it sends are kept for the session, and its going (or Shutdown)
+// closes d, which ends the wait for the reply.
+func (c *session) watchClient(d *pool.Dedicated) *clientWatch {
+	w := &clientWatch{done: make(chan struct{})}
+	// client_timeout does not apply while the client waits; Shutdown's
+	// deadline does (interrupt sets interrupted before the deadline).
+	_ = c.nc.SetReadDeadline(time.Time{})
+	if c.interrupted.Load() {
+		_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
+	}
+	nc := c.nc
+	go func() {
+		defer close(w.done)
+		var b [4096]byte
+		for len(w.buf) < maxEarly {
+			n, err := nc.Read(b[:])
+			w.buf = append(w.buf, b[:n]...)
+			if err == nil {
+				continue
+			}
+			if w.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && c.interrupted.Load() {
+				w.interrupted = true
+			} else {
+				w.err = err
+			}
+			d.Close()
+			return
+		}
+	}()
+	return w
+}
+
+// stop ends the watch, once the reply is in: the bytes read go to the
+// session's reader. It returns the error of a client that went
+// meanwhile, and whether Shutdown ended the wait.
+func (w *clientWatch) stop(c *session) (gone error, interrupted bool) {
+	w.stopping.Store(true)
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	<-w.done
+	if c.interrupted.Load() {
+		_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
+	} else {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.readTimed = false
+	}
+	if len(w.buf) > 0 {
+		c.early = append(c.early, w.buf...)
+	}
+	if w.err != nil {
+		if errors.Is(w.err, io.EOF) {
+			return io.EOF, w.interrupted
+		}
+		return w.err, w.interrupted
+	}
+	return nil, w.interrupted
 }
 
 // streamBlocks reports whether XREAD or XREADGROUP args has BLOCK.

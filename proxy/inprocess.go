@@ -113,7 +113,11 @@ func (c *Client) Close() error {
 // The Client has no connection of its own, so commands that set connection
 // state do not: AUTH and HELLO answer as the proxy would but the Client
 // stays authenticated, HELLO 3 is refused with NOPROTO (the Client speaks
-// RESP2), and CLIENT SETNAME and GETNAME are refused.
+// RESP2), and CLIENT SETNAME and GETNAME are refused, as are the commands
+// that need a server connection of the caller's own (transactions,
+// blocking commands, subscriptions; see pinned.go): "-ERR MULTI is not
+// supported by proxy.Client: …". XREAD and XREADGROUP without BLOCK are
+// served, routed by their keys.
 //
 // Do copies req, so the caller may reuse it at once, and returns a new
 // slice. It is safe to call from many goroutines.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/walnutproxy/walnut/pool"
 	"github.com/walnutproxy/walnut/protocol/resp"
@@ -66,14 +67,13 @@ type pinState struct {
 	ps   pubsubState // a subscription's (pubsub.go)
 }
 
-// pinFirst is a bit mask of the first letters (lower case, 'a' = bit 0)
-// of the pinned commands' names, which spares most commands a lookup in
-// pinKindOf.
-var pinFirst = func() uint32 {
-	var m uint32
+// pinFirst holds, by name length, a bit mask of the first letters (lower
+// case, 'a' = bit 0) of the pinned commands' names, which spares nearly
+// every other command a lookup in pinKindOf.
+var pinFirst = func() (m [len("punsubscribe") + 1]uint32) {
 	for name, rt := range redisDecisions {
 		if rt.class == classPinned {
-			m |= 1 << (name[0] - 'a')
+			m[len(name)] |= 1 << (name[0] - 'a')
 		}
 	}
 	return m
@@ -83,10 +83,10 @@ var pinFirst = func() uint32 {
 // other command (and for XREAD or XREADGROUP without BLOCK, which are
 // routed by their keys on the shared connections).
 func pinKindOf(args [][]byte) pinKind {
-	if len(args) == 0 || len(args[0]) < 4 || len(args[0]) > len("punsubscribe") {
+	if len(args) == 0 || len(args[0]) == 0 || len(args[0]) >= len(pinFirst) {
 		return pinNone
 	}
-	if b := args[0][0] | 0x20; b < 'a' || b > 'z' || pinFirst&(1<<(b-'a')) == 0 {
+	if b := args[0][0] | 0x20; b < 'a' || b > 'z' || pinFirst[len(args[0])]&(1<<(b-'a')) == 0 {
 		return pinNone
 	}
 	ci, ok := resp.LookupCommand(args[0])
@@ -262,10 +262,36 @@ func (c *session) dedicated(srv int) (*pool.Dedicated, error) {
 // connection to server srv.
 func (c *session) pinError(srv int, err error) string {
 	c.s.stats.forwardError.Add(1)
-	if errors.Is(err, pool.ErrClosed) || errors.Is(err, pool.ErrEjected) {
-		return "ERR " + wireText(err)
+	if errors.Is(err, pool.ErrClosed) {
+		return "ERR " + pinErrText(err)
 	}
-	return "ERR " + wireText(err) + " (server " + c.g.backends[srv].name + ")"
+	return "ERR " + pinErrText(err) + " (server " + c.g.backends[srv].name + ")"
+}
+
+// pinErrText returns the words for a failure of a pinned server
+// connection.
+func pinErrText(err error) string {
+	switch {
+	case errors.Is(err, pool.ErrEOF):
+		return "Connection closed by server"
+	case errors.Is(err, pool.ErrClosed):
+		return "Connection closed by the proxy (server removed, or the proxy is closing)"
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) || isPoolError(err) {
+		return wireText(err)
+	}
+	return err.Error() // a server's error reply
+}
+
+// isPoolError reports whether err is one of package pool's errors.
+func isPoolError(err error) bool {
+	for _, w := range wireTexts {
+		if errors.Is(err, w.err) {
+			return true
+		}
+	}
+	return false
 }
 
 // clientSource is what a Redis session's reader reads from: the bytes a

@@ -172,7 +172,7 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 	case classChannel:
 		c.forward(cmd, c.ring().Pick(args[1]))
 	case classPinned:
-		if c.nc == nil {
+		if c.nc == nil && pinKindOf(args) != pinNone {
 			c.addError("ERR " + strings.ToUpper(ci.Name) + " is not supported by proxy.Client: it needs a server connection of its own, which the in-process Client does not keep; use a client connection to the proxy")
 			return false
 		}
