@@ -204,6 +204,19 @@ func (c *session) pubsubBeforeRead() {
 	c.readTimed = false
 }
 
+// pubsubFramingError answers a subscribed client's malformed request with
+// reply, after the replies it is owed, in its stream; it reports false if
+// the client is not subscribed.
+func (c *session) pubsubFramingError(reply string) bool {
+	if c.pin == nil || c.pin.kind != pinPubsub {
+		return false
+	}
+	ps := c.pin.ps.p
+	ps.enqueueError(reply)
+	_ = ps.drain()
+	return true
+}
+
 // command runs one command of a subscribed client. It reports whether the
 // client leaves subscribed mode after it (no subscription left, or RESET),
 // and a QUIT.

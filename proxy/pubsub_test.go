@@ -730,3 +730,33 @@ func TestPubsubReloadDropsServer(t *testing.T) {
 	psExpect(t, pub, ":1\r\n")
 	psExpect(t, stays, "*3\r\n$7\r\nmessage\r\n$"+strconv.Itoa(len(chOn[0]))+"\r\n"+chOn[0]+"\r\n$1\r\nm\r\n")
 }
+
+// TestPubsubDifferentialFramingError: a subscribed client's malformed
+// request is answered with redis-server's protocol error, after the
+// replies before it, and the connection is closed.
+func TestPubsubDifferentialFramingError(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	run := func(addr string) string {
+		c, err := net.DialTimeout("tcp", addr, dtTimeout)
+		require.NoError(t, err)
+		defer c.Close()
+		req := resp.AppendCommandString(nil, "SUBSCRIBE", "a", "b")
+		req = resp.AppendCommandString(req, "PING")
+		req = append(req, "*1\r\n$x\r\n"...)
+		_, err = c.Write(req)
+		require.NoError(t, err)
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(dtTimeout)))
+		b, err := io.ReadAll(c)
+		require.NoError(t, err)
+		return string(b)
+	}
+	direct := testserver.StartRedis(t, testserver.RedisOptions{})
+	want := run(direct.Addr)
+	require.Contains(t, want, "-ERR Protocol error")
+	for _, n := range []int{1, 3} {
+		bs := startBackends(t, protocol.Redis, n)
+		_, addr := startProxy(t, protocol.Redis, bs, nil)
+		require.Equal(t, want, run(addr), "%d servers", n)
+		psWaitSubscribers(t, bs)
+	}
+}

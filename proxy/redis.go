@@ -63,6 +63,9 @@ func (h *redisHandler) readFailed(c *session, err error) error {
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
 		// Malformed framing: answer as redis-server does, then close.
+		if c.pubsubFramingError(pe.Reply) {
+			return err
+		}
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.nc.Write(resp.AppendError(c.out[:0], pe.Reply))
 	}
