@@ -33,7 +33,9 @@ import (
 // does not apply to a client waiting for a blocking command's reply;
 // Shutdown ends the wait after its grace period with an error reply. A
 // server connection that fails gets the client an error reply naming the
-// server.
+// server. The command does not hold the configuration while it waits: a
+// Reload that removes its server closes that server's connections, its
+// own included, and the client gets an error reply.
 
 // maxEarly is the most a client may send while its blocking command
 // waits that the proxy reads (and keeps) meanwhile.
@@ -52,27 +54,43 @@ func (c *session) blocking(i int, ci *resp.CommandInfo) (quit bool, err error) {
 	if err := c.s.pinAcquire(); err != nil {
 		return false, c.txError(c.pinLimitReply())
 	}
-	defer c.s.pinRelease()
+	reply, msg, err := c.blockOn(srv, cmd)
+	c.s.pinRelease() // before the reply: the client may block again at once
+	switch {
+	case err != nil:
+		return false, err
+	case msg != "":
+		return false, c.txError(msg)
+	}
+	return false, c.pinWrite(reply)
+}
+
+// blockOn sends cmd on a new connection to server srv and waits for its
+// reply, watching the client meanwhile. It returns the reply (kept in the
+// closed connection's buffer), or the error reply to send instead, or the
+// error of a client that went.
+func (c *session) blockOn(srv int, cmd *resp.Command) (reply []byte, msg string, err error) {
 	d, err := c.dedicated(srv)
 	if err != nil {
-		return false, c.txError(c.pinError(srv, err))
+		return nil, c.pinError(srv, err), nil
 	}
 	defer d.Close()
 	if err := d.Write(appendRaw(c.out[:0], cmd)); err != nil {
-		return false, c.txError(c.pinError(srv, err))
+		return nil, c.pinError(srv, err), nil
 	}
 	w := c.watchClient(d)
+	c.pinUnhold() // a Reload may retire the server meanwhile, closing d
 	reply, rerr := d.ReadReply(time.Time{})
 	gone, interrupted := w.stop(c)
 	switch {
 	case gone != nil:
-		return false, gone // the client left: the session ends
+		return nil, "", gone // the client left: the session ends
 	case rerr != nil && interrupted:
-		return false, c.txError("ERR the proxy is shutting down: the blocking command was interrupted")
+		return nil, "ERR the proxy is shutting down: the blocking command was interrupted", nil
 	case rerr != nil:
-		return false, c.txError(c.pinError(srv, rerr))
+		return nil, c.pinError(srv, rerr), nil
 	}
-	return false, c.pinWrite(reply)
+	return reply, "", nil
 }
 
 // A clientWatch reads a client while its blocking command waits (see

@@ -143,7 +143,8 @@ func (c *session) pinned(i int) (quit bool, err error) {
 		return false, err
 	}
 	c.g = c.s.acquire()
-	defer c.s.release(c.g)
+	c.pinGen = c.g
+	defer c.pinUnhold()
 	cmd := &c.h.(*redisHandler).cmds[i]
 	ci, msg := c.redisCheck(cmd)
 	kind := pinNone
@@ -164,6 +165,18 @@ func (c *session) pinned(i int) (quit bool, err error) {
 		return false, c.pinReply(resp.AppendError(c.out[:0], msg))
 	}
 	return c.runOne(i)
+}
+
+// pinUnhold releases the configuration pinned took for its request,
+// if it still holds it. A blocking command releases it before it waits,
+// so that a Reload that removes its server can close that server's
+// connections, its own included, without waiting for it; c.g is still
+// read for its immutable fields.
+func (c *session) pinUnhold() {
+	if g := c.pinGen; g != nil {
+		c.pinGen = nil
+		c.s.release(g)
+	}
 }
 
 // runOne serves request i of the batch the ordinary way, as a window of
@@ -319,6 +332,9 @@ type pinFields struct {
 	pin   *pinState
 	pinMu sync.Mutex // serialises writes to the client while pinned (pinWrite)
 	early []byte     // client bytes read while watching it (clientSource)
+	// pinGen is the configuration pinned holds for its request, until
+	// pinUnhold.
+	pinGen *generation
 
 	// A session that left an event loop resumes its batch at request
 	// resumeI of resumeN (evClient.leave).

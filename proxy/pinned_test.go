@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/walnutproxy/walnut/protocol"
 	"github.com/walnutproxy/walnut/protocol/resp"
 	"github.com/walnutproxy/walnut/proxy"
+	"github.com/walnutproxy/walnut/shard"
 )
 
 // A pinStep is one step of a differential script: client c sends args and
@@ -311,7 +313,7 @@ func TestBlockingDifferential(t *testing.T) {
 		"blpop timeout":      {st(0, "BLPOP", "{t}a", "{t}b", "0.05")},
 		"brpop ready":        {st(0, "RPUSH", "{t}b", "1", "2"), st(0, "BRPOP", "{t}a", "{t}b", "0"), st(0, "LRANGE", "{t}b", "0", "-1")},
 		"blpop woken":        {stSend(0, "BLPOP", "{t}a", "0"), stBlocked(1), st(1, "RPUSH", "{t}a", "x"), stRead(0), st(0, "PING")},
-		"brpop woken two":    {stSend(0, "BRPOP", "{t}a", "{t}b", "5"), stSend(1, "BRPOP", "{t}b", "5"), stBlocked(2), st(2, "RPUSH", "{t}b", "1", "2"), stRead(0), stRead(1)},
+		"brpop woken two":    {stSend(0, "BRPOP", "{t}a", "{t}b", "5"), stBlocked(1), stSend(1, "BRPOP", "{t}b", "5"), stBlocked(2), st(2, "RPUSH", "{t}b", "1", "2"), stRead(0), stRead(1)},
 		"blmove":             {st(0, "BLMOVE", "{t}a", "{t}b", "LEFT", "RIGHT", "0.05"), st(0, "RPUSH", "{t}a", "m"), st(0, "BLMOVE", "{t}a", "{t}b", "LEFT", "RIGHT", "0"), st(0, "LRANGE", "{t}b", "0", "-1")},
 		"brpoplpush":         {stSend(0, "BRPOPLPUSH", "{t}a", "{t}b", "0"), stBlocked(1), st(1, "LPUSH", "{t}a", "p"), stRead(0), st(0, "LRANGE", "{t}b", "0", "-1")},
 		"blmpop":             {st(0, "BLMPOP", "0.05", "2", "{t}a", "{t}b", "LEFT"), st(0, "RPUSH", "{t}b", "1", "2", "3"), st(0, "BLMPOP", "0", "2", "{t}a", "{t}b", "RIGHT", "COUNT", "2")},
@@ -543,4 +545,119 @@ func TestPinnedInProcessClient(t *testing.T) {
 	reply, err := c.Do(context.Background(), resp.AppendCommandString(nil, "XREAD", "STREAMS", "s", "0"))
 	require.NoError(t, err)
 	assert.Equal(t, "*-1\r\n", string(reply), "XREAD without BLOCK is routed")
+}
+
+// TestPinnedGoRedis runs go-redis's own transaction and blocking helpers
+// through the proxy: an application written for one redis-server works
+// unchanged when its transactions' keys share a hash tag.
+func TestPinnedGoRedis(t *testing.T) {
+	r := newPinRig(t, nil)
+	base := r.base(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr, PoolSize: 4})
+	defer rdb.Close()
+
+	// TxPipelined: MULTI … EXEC in one round trip.
+	cmds, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "{u1}:name", "ann", 0)
+		p.Incr(ctx, "{u1}:visits")
+		p.Get(ctx, "{u1}:name")
+		return nil
+	})
+	require.NoError(t, err)
+	require.Len(t, cmds, 3)
+	assert.Equal(t, "ann", cmds[2].(*redis.StringCmd).Val())
+
+	// Watch: optimistic locking, retried when another client interferes.
+	require.NoError(t, rdb.Set(ctx, "{u1}:balance", 100, 0).Err())
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+					n, err := tx.Get(ctx, "{u1}:balance").Int()
+					if err != nil {
+						return err
+					}
+					_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+						p.Set(ctx, "{u1}:balance", n-1, 0)
+						return nil
+					})
+					return err
+				}, "{u1}:balance")
+				if err == redis.TxFailedErr {
+					continue
+				}
+				assert.NoError(t, err)
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	n, err := rdb.Get(ctx, "{u1}:balance").Int()
+	require.NoError(t, err)
+	assert.Equal(t, 92, n, "every decrement applied once")
+
+	// A cross-server transaction fails as a whole.
+	tags := tagsOnDistinctServers(t, r.s, 2)
+	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, tags[0]+"x", "1", 0)
+		p.Set(ctx, tags[1]+"y", "1", 0)
+		return nil
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "EXECABORT")
+	assert.Equal(t, int64(0), rdb.Exists(ctx, tags[0]+"x", tags[1]+"y").Val())
+
+	// BLPOP: a queue.
+	got := make(chan []string, 1)
+	go func() {
+		v, err := rdb.BLPop(ctx, 5*time.Second, "{q}:jobs").Result()
+		assert.NoError(t, err)
+		got <- v
+	}()
+	waitBlocked(t, r.servers, 1)
+	require.NoError(t, rdb.RPush(ctx, "{q}:jobs", "job1").Err())
+	assert.Equal(t, []string{"{q}:jobs", "job1"}, <-got)
+	_, err = rdb.BLPop(ctx, 50*time.Millisecond, "{q}:jobs").Result()
+	assert.Equal(t, redis.Nil, err)
+	rdb.Close()
+	r.settled(t, base)
+}
+
+// TestPinnedReloadRemovesServer checks that a Reload that removes the
+// server of a blocked client and of a transaction closes their
+// connections: the clients get errors, and nothing waits for them.
+func TestPinnedReloadRemovesServer(t *testing.T) {
+	r := newPinRig(t, nil)
+	tags := tagsOnDistinctServers(t, r.s, 3)
+	gone := r.s.Ring().Server(r.s.Ring().PickString(tags[0][1 : len(tags[0])-1])).Addr
+	c1, c2 := rawDial(t, r.addr), rawDial(t, r.addr)
+	c1.send(cmd("BLPOP", tags[0]+"q", "0"))
+	waitBlocked(t, []string{gone}, 1)
+	assert.Equal(t, "+OK\r\n", c2.do("MULTI"))
+	assert.Equal(t, "+QUEUED\r\n", c2.do("SET", tags[0]+"k", "1"))
+
+	cfg := r.s.Config()
+	var keep []shard.Server
+	for _, e := range cfg.Servers {
+		if e.Addr != gone {
+			keep = append(keep, e)
+		}
+	}
+	require.Len(t, keep, 2)
+	cfg.Servers = keep
+	require.NoError(t, r.s.Reload(cfg))
+	got := c1.reply()
+	assert.True(t, strings.HasPrefix(got, "-ERR Connection closed by the proxy"), got)
+	// The key lives on another server now (CROSSSLOT), or the
+	// transaction's connection is found closed: an error either way.
+	got = c2.do("SET", tags[0]+"k", "2")
+	assert.True(t, strings.HasPrefix(got, "-"), got)
+	assert.Equal(t, "-EXECABORT Transaction discarded because of previous errors.\r\n", c2.do("EXEC"))
+	waitBlocked(t, []string{gone}, 0)
+	assert.Equal(t, "+OK\r\n", c1.do("SET", tags[0]+"k", "3"), "the key lives elsewhere now")
+	require.Eventually(t, func() bool { return r.s.Stats().PinnedConnections == 0 }, 5*time.Second, 5*time.Millisecond)
 }

@@ -119,9 +119,7 @@ func (c *session) transaction(i int, ci *resp.CommandInfo, msg string) (quit boo
 			c.txEnd()
 			return false, c.pinReply(append(c.out[:0], "+OK\r\n"...))
 		}
-		err := c.txForward(cmd)
-		c.txEnd()
-		return false, err
+		return false, c.txForwardEnd(cmd)
 	case "exec":
 		return false, c.txExec()
 	case "discard":
@@ -273,6 +271,26 @@ func (c *session) txForward(cmd *resp.Command) error {
 	return c.pinWrite(reply)
 }
 
+// txForwardEnd sends cmd, the transaction's last, and passes its reply
+// on, having ended the transaction first: a client that has the reply
+// may begin another at once, within the pool's limit.
+func (c *session) txForwardEnd(cmd *resp.Command) error {
+	tx := &c.pin.tx
+	err := c.txSend(appendRaw(c.out[:0], cmd))
+	var reply []byte
+	if err == nil {
+		reply, err = tx.ded.ReadReply(c.txDeadline())
+	}
+	if err != nil {
+		_ = c.txLose(err)
+		msg := c.txLostReply()
+		c.txEnd()
+		return c.txError(msg)
+	}
+	c.txEnd() // the reply stays in the closed connection's buffer
+	return c.pinWrite(reply)
+}
+
 func (c *session) txSend(b []byte) error {
 	tx := &c.pin.tx
 	if d := c.txDeadline(); !d.IsZero() {
@@ -342,9 +360,7 @@ func (c *session) txExec() error {
 			return c.txError(msg)
 		}
 	}
-	err := c.txForward(&resp.Command{Args: [][]byte{[]byte("EXEC")}, Raw: execCmd})
-	c.txEnd()
-	return err
+	return c.txForwardEnd(&resp.Command{Args: [][]byte{[]byte("EXEC")}, Raw: execCmd})
 }
 
 // txEnd ends the client's transaction, closing its server connection, and
