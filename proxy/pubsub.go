@@ -132,9 +132,14 @@ type pubsub struct {
 	failed  error // a dedicated connection failed: the client is closed
 	werr    error // a write to the client failed
 	closing bool  // leaving: connection errors are expected
-	idle    chan struct{}
-	wg      sync.WaitGroup
-	buf     []byte
+	// last is set when the client has asked for its last subscription
+	// to end: once its replies are ready, the connections' places under
+	// max_pinned_connections are given back (released) before the last
+	// reply is written, so that a client that has it can pin again.
+	last, released bool
+	idle           chan struct{}
+	wg             sync.WaitGroup
+	buf            []byte
 }
 
 // pubsubState is a subscribed client's state (see pinState).
@@ -440,6 +445,7 @@ func (ps *pubsub) send(verb string, sends []*psSend, entries []*psEntry) {
 		}
 	}
 	ps.queue = append(ps.queue, entries...)
+	ps.last = ps.subscriptions() == 0
 	ps.flushLocked()
 	ps.mu.Unlock()
 	for _, s := range sends {
@@ -630,6 +636,7 @@ func (ps *pubsub) enqueueError(msg string) { ps.enqueue(resp.AppendError(nil, ms
 func (ps *pubsub) enqueueEntry(e *psEntry) {
 	ps.mu.Lock()
 	ps.queue = append(ps.queue, e)
+	ps.last = ps.subscriptions() == 0
 	ps.flushLocked()
 	ps.mu.Unlock()
 }
@@ -646,6 +653,9 @@ func (ps *pubsub) flushLocked() {
 	ps.queue = ps.queue[n:]
 	if len(ps.queue) == 0 {
 		ps.queue = nil
+		if ps.last {
+			ps.releaseLocked()
+		}
 	}
 	if len(b) > 0 {
 		ps.writeLocked(b)
@@ -789,6 +799,20 @@ func (ps *pubsub) drain() error {
 	}
 }
 
+// releaseLocked gives back the places of the client's connections under
+// the pool's max_pinned_connections, once.
+func (ps *pubsub) releaseLocked() {
+	if ps.released {
+		return
+	}
+	ps.released = true
+	for _, pc := range ps.conns {
+		if pc != nil {
+			ps.c.s.pinRelease()
+		}
+	}
+}
+
 // close leaves subscribed mode: the dedicated connections are closed and
 // their readers waited for.
 func (ps *pubsub) close() {
@@ -799,11 +823,11 @@ func (ps *pubsub) close() {
 	}
 	ps.closing = true
 	conns := ps.conns
+	ps.releaseLocked()
 	ps.mu.Unlock()
 	for _, pc := range conns {
 		if pc != nil {
 			pc.conn.Close()
-			ps.c.s.pinRelease()
 		}
 	}
 	ps.wg.Wait()
