@@ -84,7 +84,10 @@
 //     ring, skipping ejected ones. twemproxy refuses all of these;
 //   - transactions, blocking commands and subscriptions are served on a
 //     server connection of the client's own (pinned.go), up to
-//     Config.MaxPinned of them per pool;
+//     Config.MaxPinned of them per pool; a channel is routed like a key,
+//     so PUBLISH and SPUBLISH go to their channel's server, a pattern is
+//     subscribed on every server, and PUBSUB merges the servers' replies
+//     (pubsub.go);
 //   - other commands (WAIT, SELECT n, CONFIG, …) get an error
 //     reply that names the command and says why, and the connection stays
 //     open (twemproxy closes it without a word), and so do the commands a

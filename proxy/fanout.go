@@ -86,6 +86,7 @@ const (
 	fanInfo            // INFO: sections merged or made by walnut
 	fanScript          // SCRIPT: by subcommand
 	fanFunction        // FUNCTION: by subcommand
+	fanPubsub          // PUBSUB: by subcommand (pubsub.go)
 )
 
 // A fanMerge says how the replies of a fan-out slot (slotFan) merge.
@@ -101,6 +102,8 @@ const (
 	mergeScan            // one SCAN reply, cursor encoded; key0: server, nkeys: next server or -1
 	mergeRandom          // RANDOMKEY replies, then as many DBSIZE replies
 	mergeInfo            // INFO parts; key0: infoWant bits, nkeys: 1 if the first call is the Server section
+	mergeMax             // integers: the largest (PUBSUB NUMPAT, pubsub.go)
+	mergeNumSub          // PUBSUB NUMSUB and SHARDNUMSUB: counts added channel by channel (pubsub.go)
 )
 
 // everyServer reports whether the merge's command went to every server
@@ -186,6 +189,8 @@ func (c *session) redisFanout(cmd *resp.Command, ci *resp.CommandInfo, op fanOp)
 		c.info(cmd.Args)
 	case fanScript, fanFunction:
 		c.scriptOrFunction(cmd, ci, op)
+	case fanPubsub:
+		c.pubsubIntrospect(cmd)
 	default:
 		c.addError("ERR '" + ci.Name + "' is not handled by walnut")
 	}
@@ -500,6 +505,10 @@ func (c *session) appendFanReply(out []byte, sl *slot) []byte {
 		out, ok = appendRandom(out, calls, c.appendNull)
 	case mergeInfo:
 		out, ok = c.appendInfo(out, calls, int(sl.key0), sl.nkeys == 1)
+	case mergeMax:
+		out, ok = appendMax(out, calls)
+	case mergeNumSub:
+		out, ok = appendNumSub(out, calls)
 	}
 	if !ok {
 		return c.invalidReply(out[:mark])

@@ -27,8 +27,10 @@ import (
 //     SETNAME, CLIENT SETINFO as configured) works.
 //   - COMMAND, LOLWUT, TIME and LASTSAVE go to one fixed server.
 //   - Commands over the whole keyspace or every server (FLUSHALL, FLUSHDB,
-//     DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SCRIPT, FUNCTION) are fanned
-//     out to the servers and their replies merged (fanout.go).
+//     DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SCRIPT, FUNCTION, PUBSUB) are
+//     fanned out to the servers and their replies merged (fanout.go).
+//   - PUBLISH and SPUBLISH go to the server of their channel, which is
+//     routed as a key (pubsub.go).
 //   - Several-key commands that cannot be split (SDIFF …, COPY, RENAME,
 //     MSETNX, BITOP, EVAL …) go to the first key's server; their keys must
 //     share it.
@@ -38,9 +40,10 @@ import (
 //   - Transactions, blocking commands (and XREAD/XREADGROUP with BLOCK)
 //     and subscriptions are served on a server connection of the
 //     client's own (classPinned, see pinned.go).
-//   - WAIT, PUBLISH, replication, cluster and per-server administration
-//     commands are refused, and the connection stays open. A pool can refuse more (Config.RefuseCommands, the
-//     nutcracker.yml key redis_refuse_commands).
+//   - WAIT, replication, cluster and per-server administration commands
+//     are refused, and the connection stays open. A pool can refuse more
+//     (Config.RefuseCommands, the nutcracker.yml key
+//     redis_refuse_commands).
 
 // A commandClass says how the proxy routes a Redis command.
 type commandClass uint8
@@ -161,10 +164,15 @@ const (
 
 	// classFanout marks a command without keys that concerns every key
 	// or every server: FLUSHALL, FLUSHDB, DBSIZE, KEYS, SCAN, RANDOMKEY,
-	// INFO, SCRIPT and FUNCTION. The route's fan says which servers it is
-	// sent to and how their replies merge (fanout.go). twemproxy refuses
-	// all of them.
+	// INFO, SCRIPT, FUNCTION and PUBSUB. The route's fan says which
+	// servers it is sent to and how their replies merge (fanout.go).
+	// twemproxy refuses all of them.
 	classFanout
+
+	// classChannel marks PUBLISH, whose channel (argument 1) is not a key
+	// in redis-server's table but is routed as one (pubsub.go): forwarded
+	// whole to the channel's server, where its subscribers are.
+	classChannel
 )
 
 var commandClassNames = [...]string{
@@ -179,6 +187,7 @@ var commandClassNames = [...]string{
 	classContainer:     "container",
 	classFanout:        "fan-out",
 	classPinned:        "pinned",
+	classChannel:       "channel",
 }
 
 // String returns the class name in lower case, such as "single-key".
@@ -206,10 +215,6 @@ const (
 	refuseCluster = "it is a Redis Cluster command"
 	// refuseWait: WAIT, WAITAOF.
 	refuseWait = "it waits on the server connection the proxy shares between clients"
-	// refuseSubscribe: the subscribe and unsubscribe commands.
-	refuseSubscribe = "Pub/Sub needs a server connection of its own, and the proxy shares server connections between clients"
-	// refusePublish: PUBLISH, SPUBLISH, PUBSUB.
-	refusePublish = "Pub/Sub is not available through the proxy"
 	// refuseScriptKill: SCRIPT KILL, FUNCTION KILL (refused in fanout.go).
 	refuseScriptKill = "a script that runs too long blocks its server for every client; kill it on that server directly"
 	// refuseScriptDebug: SCRIPT DEBUG (refused in fanout.go).
@@ -299,6 +304,7 @@ var redisDecisions = map[string]redisRoute{
 	"randomkey": {class: classFanout, fan: fanRandomKey},
 	"scan":      {class: classFanout, fan: fanScan},
 	"script":    {class: classFanout, fan: fanScript},
+	"pubsub":    {class: classFanout, fan: fanPubsub}, // by subcommand (pubsub.go)
 
 	// Refused (classUnsupported), by reason.
 	"acl":                 refuse(refuseServerAdmin),
@@ -361,9 +367,7 @@ var redisDecisions = map[string]redisRoute{
 	"subscribe":    pinned(pinPubsub),
 	"sunsubscribe": pinned(pinPubsub),
 	"unsubscribe":  pinned(pinPubsub),
-	"publish":      refuse(refusePublish),
-	"pubsub":       refuse(refusePublish),
-	"spublish":     refuse(refusePublish),
+	"publish":      {class: classChannel},
 
 	"wait":    refuse(refuseWait),
 	"waitaof": refuse(refuseWait),

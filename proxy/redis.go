@@ -63,6 +63,9 @@ func (h *redisHandler) readFailed(c *session, err error) error {
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
 		// Malformed framing: answer as redis-server does, then close.
+		if c.pubsubFramingError(pe.Reply) {
+			return err
+		}
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.nc.Write(resp.AppendError(c.out[:0], pe.Reply))
 	}
@@ -169,6 +172,8 @@ func (c *session) redisDispatch(cmd *resp.Command) (quit bool) {
 		c.forward(cmd, srv)
 	case classFanout:
 		c.redisFanout(cmd, ci, rt.fan)
+	case classChannel:
+		c.forward(cmd, c.ring().Pick(args[1]))
 	case classPinned:
 		if c.nc == nil && pinKindOf(args) != pinNone {
 			c.addError("ERR " + strings.ToUpper(ci.Name) + " is not supported by proxy.Client: it needs a server connection of its own, which the in-process Client does not keep; use a client connection to the proxy")

@@ -308,6 +308,10 @@ func (c *session) beforeRead() {
 	if c.interrupted.Load() {
 		return // Shutdown's deadline stays
 	}
+	if c.pin != nil && c.pin.kind == pinPubsub {
+		c.pubsubBeforeRead()
+		return
+	}
 	switch t := c.s.gen.Load().cfg.ClientTimeout; {
 	case t > 0:
 		_ = c.nc.SetReadDeadline(time.Now().Add(t))
