@@ -16,8 +16,10 @@ type replyBuf struct {
 	need int    // bytes from r the next reply needs before framing is worth trying
 	hint bool   // need is the framer's size hint, not just one more byte
 	// estimate is Options.Estimate: a guess at the whole length of a
-	// large reply, to size the buffer once rather than element by element.
-	estimate func(b []byte) int
+	// large reply, to size the buffer once rather than element by element;
+	// req is the request of the reply in progress (set by next).
+	estimate func(b []byte, req *Request) int
+	req      *Request
 }
 
 // ready reports whether framing is worth trying: some bytes are unread, and
@@ -40,9 +42,10 @@ func (b *replyBuf) next(framer Framer, req *Request) (int, error) {
 	case m <= 0:
 		b.need = max(avail+1, -m)
 		b.hint = -m > avail+1
+		b.req = req
 		return 0, nil
 	}
-	b.need, b.hint = 0, false
+	b.need, b.hint, b.req = 0, false, nil
 	b.r += m
 	return m, nil
 }
@@ -81,7 +84,7 @@ func (b *replyBuf) room() {
 				// Perhaps an array of large strings: its likely
 				// length at once, up to maxEstimate times what is
 				// known to come.
-				if est := b.estimate(buf[b.r:b.w]); est > size {
+				if est := b.estimate(buf[b.r:b.w], b.req); est > size {
 					size = min(est, maxEstimate*b.need)
 				}
 			}

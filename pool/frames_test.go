@@ -151,11 +151,11 @@ func TestReplyBufEstimate(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
-		estimate func([]byte) int
+		estimate func([]byte, *Request) int
 		grows    int
 	}{
 		{"without", nil, 3},
-		{"with", func(b []byte) int { return resp.EstimateArray(b, protocol.Limits{}) }, 1},
+		{"with", func(b []byte, _ *Request) int { return resp.EstimateArray(b, protocol.Limits{}) }, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := replyBuf{estimate: tc.estimate}

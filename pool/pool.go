@@ -97,14 +97,16 @@ type Options struct {
 	Init [][]byte
 
 	// Estimate, if not nil, guesses the whole length of the reply at the
-	// start of b, once the Framer's size hint has shown it to be large (a
-	// megabyte or more) and its buffer must grow; 0 if it cannot tell. A
+	// start of b, the reply to req, once the Framer's size hint has shown
+	// it to be large (a megabyte or more) and its buffer must grow; 0 if it
+	// cannot tell. A
 	// buffer is then sized at once to the guess (up to 4 times the hint)
 	// instead of growing once per large element, which leaves each
 	// smaller buffer behind as garbage: for an array of large strings
-	// such as an MGET's, resp.EstimateArray. It is a guess: replies are
+	// such as an MGET's, resp.EstimateArray; for a memcached get of
+	// several keys, memcache.EstimateValues. It is a guess: replies are
 	// framed by the Framer alone.
-	Estimate func(b []byte) int
+	Estimate func(b []byte, req *Request) int
 
 	// IsError reports whether reply is an error reply. It is used only to
 	// check the replies to Init requests: each error reply is counted in

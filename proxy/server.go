@@ -343,7 +343,7 @@ func (s *Server) newBackendPool(cfg *Config, b *backend, srv pool.Server, lim pr
 	switch cfg.Protocol {
 	case protocol.Redis:
 		opts.Framer = func(b []byte, _ *pool.Request) (int, error) { return resp.FrameReplyHint(b, lim) }
-		opts.Estimate = func(b []byte) int { return resp.EstimateArray(b, lim) }
+		opts.Estimate = func(b []byte, _ *pool.Request) int { return resp.EstimateArray(b, lim) }
 		opts.IsError = func(reply []byte) bool { return len(reply) > 0 && reply[0] == '-' }
 		opts.IsFailure = isRedisFailure
 		opts.Probe = []byte("*1\r\n$4\r\nPING\r\n")
@@ -369,6 +369,13 @@ func (s *Server) newBackendPool(cfg *Config, b *backend, srv pool.Server, lim pr
 				cmd = memcache.Version
 			}
 			return memcache.FrameResponseHint(b, cmd, lim)
+		}
+		opts.Estimate = func(b []byte, req *pool.Request) int {
+			if req == nil {
+				return 0
+			}
+			cmd := memcache.Command(req.Tag)
+			return memcache.EstimateValues(b, memcache.CountKeys(req.Data, cmd), lim)
 		}
 		opts.Probe = []byte("version\r\n")
 	}

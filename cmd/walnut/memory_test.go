@@ -573,3 +573,43 @@ func pct(d []time.Duration, p int) time.Duration {
 	}
 	return d[min(len(d)-1, len(d)*p/100)]
 }
+
+// TestMemoryLargeMemcacheGet is TestMemoryLargeMGet for memcached: a get
+// of 8 values of 8 MiB over two servers, split and merged by walnut.
+func TestMemoryLargeMemcacheGet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a race-free walnut and moves 64 MiB of values; run without -short")
+	}
+	args := []string{"-I", "16m", "-m", "256"}
+	m1 := testserver.StartMemcached(t, testserver.MemcachedOptions{Args: args})
+	m2 := testserver.StartMemcached(t, testserver.MemcachedOptions{Args: args})
+	addr, p := startPlainWalnut(t, "  servers:\n"+server(m1.Addr)+server(m2.Addr))
+	pid := p.cmd.Process.Pid
+	mc := testserver.DialMemcache(t, addr)
+	const n, size = 8, largeValue / 8
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = []byte([]string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"}[i])
+		require.NoError(t, mc.Set(keys[i], bytes.Repeat([]byte{byte('a' + i)}, size)))
+	}
+	on1, err := testserver.DialMemcache(t, m1.Addr).Get(keys...)
+	require.NoError(t, err)
+	require.True(t, len(on1) > 0 && len(on1) < n, "%d of %d keys on one server: the get is not split", len(on1), n)
+	time.Sleep(2 * time.Second)
+	base := rss(t, pid)
+	s := samplePeak(t, pid)
+	got, err := mc.Get(keys...)
+	require.NoError(t, err)
+	peak := s.end()
+	require.Len(t, got, n)
+	for i, k := range keys {
+		require.Equal(t, bytes.Repeat([]byte{byte('a' + i)}, size), got[string(k)], "value %d", i)
+	}
+	got = nil
+	start := time.Now()
+	after := settle(t, pid, base)
+	t.Logf("walnut RSS: baseline %d MiB; get of %d x %d MiB over 2 servers (%d on one): peak +%d MiB; after %v: +%d MiB",
+		base>>20, n, size>>20, len(on1), (peak-base)>>20, time.Since(start).Round(100*time.Millisecond), (after-base)>>20)
+	assert.LessOrEqual(t, peak-base, int64(largeValue)*5/4, "get: RSS grew by more than 1.25 times the values")
+	assert.LessOrEqual(t, after-base, int64(32<<20), "RSS not back within 32 MiB of its baseline 10 s after")
+}

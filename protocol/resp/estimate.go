@@ -41,12 +41,18 @@ func EstimateArray(b []byte, lim protocol.Limits) int {
 			// The string being read: the elements after it as large
 			// as the largest so far.
 			rest := count - i - 1
-			if rest > int64(lim.MaxBulk)/int64(largest) {
+			if rest > int64(lim.MaxBulk)/int64(largest+estimateSlack) {
 				return 0
 			}
-			return end + int(rest)*largest
+			// A later header may have more digits: estimateSlack
+			// bytes more each.
+			return end + int(rest)*(largest+estimateSlack)
 		}
 		p = end
 	}
 	return 0
 }
+
+// estimateSlack is what EstimateArray adds for each element to come beyond
+// the largest so far: its header may have more digits.
+const estimateSlack = 16

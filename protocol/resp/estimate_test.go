@@ -19,12 +19,12 @@ func TestEstimateArray(t *testing.T) {
 	}{
 		{"", 0},
 		{"$5\r\nhello\r\n", 0},
-		{"*3\r\n", 0},                   // no string begun
-		{"*3\r\n$1000\r\n", 4 + 3*elem}, // the first string: two more like it
-		{"*3\r\n$1000\r\nvvv", 4 + 3*elem},
+		{"*3\r\n", 0}, // no string begun
+		{"*3\r\n$1000\r\n", 4 + 3*elem + 2*estimateSlack}, // the first string: two more like it
+		{"*3\r\n$1000\r\nvvv", 4 + 3*elem + 2*estimateSlack},
 		{full[:4+elem+5+10], 4 + elem + 5 + elem}, // the nil counts nothing
-		{full, 0},                                 // complete
-		{"*2\r\n:1\r\n$1000\r\n", 0},              // not an array of strings
+		{full, 0},                    // complete
+		{"*2\r\n:1\r\n$1000\r\n", 0}, // not an array of strings
 		{"*-1\r\n", 0},
 		{"*2\r\n$x\r\n", 0},
 	} {
