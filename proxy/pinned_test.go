@@ -362,6 +362,24 @@ func TestPinnedRESP3(t *testing.T) {
 	r.settled(t, base)
 }
 
+// TestTransactionWatchHello checks that a HELLO between WATCH and MULTI
+// switches the protocol of EXEC's reply, as on redis-server (the HELLO
+// replies, which the proxy makes itself, are left out of the comparison).
+func TestTransactionWatchHello(t *testing.T) {
+	r := newPinRig(t, nil)
+	base := r.base(t)
+	for _, protos := range [][2]string{{"2", "3"}, {"3", "2"}} {
+		steps := []pinStep{st(0, "HELLO", protos[0]), st(0, "DEL", "{t}h"), st(0, "HSET", "{t}h", "f", "v"),
+			st(0, "WATCH", "{t}h"), st(0, "HELLO", protos[1]), st(0, "MULTI"), st(0, "HGETALL", "{t}h"), st(0, "EXEC"),
+			st(0, "WATCH", "{t}h"), st(1, "SET", "{t}h", "x"), st(0, "MULTI"), st(0, "GET", "{t}h"), st(0, "EXEC")}
+		want := runPinScript(t, r.direct, []string{r.direct}, steps)
+		got := runPinScript(t, r.addr, r.servers, steps)
+		want[0], want[4], got[0], got[4] = "", "", "", ""
+		assert.Equal(t, want, got, "HELLO %s, WATCH, HELLO %s", protos[0], protos[1])
+	}
+	r.settled(t, base)
+}
+
 // TestBlockingIgnoresTimeouts checks that the pool's timeout and
 // client_timeout do not cut a blocking command short.
 func TestBlockingIgnoresTimeouts(t *testing.T) {
