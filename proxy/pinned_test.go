@@ -526,6 +526,26 @@ func TestPinnedServerKilled(t *testing.T) {
 	}
 }
 
+// TestPinnedClientResets checks that clients that send a pinned command
+// and reset their connection at once do no harm: on an event loop, the
+// reset may come before the loop hands the connection to a goroutine of
+// its own, which then has no remote address.
+func TestPinnedClientResets(t *testing.T) {
+	r := newPinRig(t, nil)
+	base := r.base(t)
+	cmds := [][]string{{"MULTI"}, {"BLPOP", "{t}x", "0"}, {"SUBSCRIBE", "{t}x"}, {"WATCH", "{t}x"}}
+	for i := range 300 {
+		nc, err := net.Dial("tcp", r.addr)
+		require.NoError(t, err)
+		_, err = nc.Write(resp.AppendCommandString(nil, cmds[i%len(cmds)]...))
+		require.NoError(t, err)
+		require.NoError(t, nc.(*net.TCPConn).SetLinger(0))
+		nc.Close()
+	}
+	assert.Equal(t, "+PONG\r\n", rawDial(t, r.addr).do("PING"))
+	r.settled(t, base)
+}
+
 // TestPinnedShutdown checks that Shutdown ends a client blocked in a
 // blocking command and one inside a transaction.
 func TestPinnedShutdown(t *testing.T) {
