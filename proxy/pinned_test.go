@@ -568,6 +568,26 @@ func TestPinnedShutdown(t *testing.T) {
 	waitBlocked(t, servers, 0)
 }
 
+// TestPinnedShutdownFullClient checks that Shutdown also ends the wait of
+// a blocking command whose client has sent more than the proxy keeps for
+// it meanwhile (the proxy no longer reads that client then).
+func TestPinnedShutdownFullClient(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	s, addr := startProxy(t, protocol.Redis, bs, nil)
+	servers := []string{bs[0].Addr, bs[1].Addr}
+	c := rawDial(t, addr)
+	c.send(cmd("BLPOP", "{t}a", "0"))
+	waitBlocked(t, servers, 1)
+	c.send(cmd("SET", "{t}b", strings.Repeat("v", 200<<10)))
+	time.Sleep(100 * time.Millisecond) // read up to the proxy's limit
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, s.Shutdown(ctx))
+	assert.Less(t, time.Since(start), 2*time.Second)
+	waitBlocked(t, servers, 0)
+}
+
 // TestPinnedInProcessClient checks that the in-process Client, which has
 // no connection of its own, refuses the pinned commands clearly.
 func TestPinnedInProcessClient(t *testing.T) {
