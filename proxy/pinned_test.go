@@ -578,7 +578,7 @@ func TestPinnedShutdownFullClient(t *testing.T) {
 	c := rawDial(t, addr)
 	c.send(cmd("BLPOP", "{t}a", "0"))
 	waitBlocked(t, servers, 1)
-	c.send(cmd("SET", "{t}b", strings.Repeat("v", 200<<10)))
+	c.send(cmd("SET", "{t}b", strings.Repeat("v", 80<<10)))
 	time.Sleep(100 * time.Millisecond) // read up to the proxy's limit
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
