@@ -29,7 +29,8 @@ import (
 // connection closed, so that redis-server stops waiting for it and hands
 // nothing to a client that is gone. What the client sends meanwhile is
 // kept, up to maxEarly bytes, and served after the reply (beyond that
-// the proxy stops reading until then, and so stops watching). client_timeout
+// the proxy stops reading until then, and so no longer sees the client
+// close, though Shutdown still ends the wait). client_timeout
 // does not apply to a client waiting for a blocking command's reply;
 // Shutdown ends the wait after its grace period with an error reply. A
 // server connection that fails gets the client an error reply naming the
@@ -97,6 +98,7 @@ func (c *session) blockOn(srv int, cmd *resp.Command) (reply []byte, msg string,
 // watchClient).
 type clientWatch struct {
 	done        chan struct{}
+	quit        chan struct{} // closed by stop
 	stopping    atomic.Bool
 	buf         []byte
 	err         error // the read error that ended the watch, if not stop's
@@ -107,7 +109,7 @@ type clientWatch struct {
 // bytes it sends are kept for the session, and its going (or Shutdown)
 // closes d, which ends the wait for the reply.
 func (c *session) watchClient(d *pool.Dedicated) *clientWatch {
-	w := &clientWatch{done: make(chan struct{})}
+	w := &clientWatch{done: make(chan struct{}), quit: make(chan struct{})}
 	// client_timeout does not apply while the client waits; Shutdown's
 	// deadline does (interrupt sets interrupted before the deadline).
 	_ = c.nc.SetReadDeadline(time.Time{})
@@ -135,6 +137,22 @@ func (c *session) watchClient(d *pool.Dedicated) *clientWatch {
 			d.Close()
 			return
 		}
+		// Full: the client is not read until the reply, but Shutdown
+		// still ends the wait once its grace period is over.
+		t := time.NewTicker(drainGrace / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.quit:
+				return
+			case <-t.C:
+			}
+			if c.interrupted.Load() && time.Now().UnixNano() >= c.drainBy.Load() {
+				w.interrupted = true
+				d.Close()
+				return
+			}
+		}
 	}()
 	return w
 }
@@ -144,6 +162,7 @@ func (c *session) watchClient(d *pool.Dedicated) *clientWatch {
 // meanwhile, and whether Shutdown ended the wait.
 func (w *clientWatch) stop(c *session) (gone error, interrupted bool) {
 	w.stopping.Store(true)
+	close(w.quit)
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 	<-w.done
 	if c.interrupted.Load() {

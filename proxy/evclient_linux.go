@@ -104,6 +104,12 @@ func (ec *evClient) leave() {
 	nc, err := net.FileConn(f) // a duplicate, in the runtime's poller
 	f.Close()                  // closes the loop's descriptor
 	ec.fd = -1
+	if err == nil && nc.RemoteAddr() == nil {
+		// The peer reset the connection before the hand-over (no peer
+		// address): the client is gone.
+		nc.Close()
+		err = syscall.ENOTCONN
+	}
 	if err != nil {
 		ec.closeNow(err)
 		return

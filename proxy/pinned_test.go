@@ -362,6 +362,24 @@ func TestPinnedRESP3(t *testing.T) {
 	r.settled(t, base)
 }
 
+// TestTransactionWatchHello checks that a HELLO between WATCH and MULTI
+// switches the protocol of EXEC's reply, as on redis-server (the HELLO
+// replies, which the proxy makes itself, are left out of the comparison).
+func TestTransactionWatchHello(t *testing.T) {
+	r := newPinRig(t, nil)
+	base := r.base(t)
+	for _, protos := range [][2]string{{"2", "3"}, {"3", "2"}} {
+		steps := []pinStep{st(0, "HELLO", protos[0]), st(0, "DEL", "{t}h"), st(0, "HSET", "{t}h", "f", "v"),
+			st(0, "WATCH", "{t}h"), st(0, "HELLO", protos[1]), st(0, "MULTI"), st(0, "HGETALL", "{t}h"), st(0, "EXEC"),
+			st(0, "WATCH", "{t}h"), st(1, "SET", "{t}h", "x"), st(0, "MULTI"), st(0, "GET", "{t}h"), st(0, "EXEC")}
+		want := runPinScript(t, r.direct, []string{r.direct}, steps)
+		got := runPinScript(t, r.addr, r.servers, steps)
+		want[0], want[4], got[0], got[4] = "", "", "", ""
+		assert.Equal(t, want, got, "HELLO %s, WATCH, HELLO %s", protos[0], protos[1])
+	}
+	r.settled(t, base)
+}
+
 // TestBlockingIgnoresTimeouts checks that the pool's timeout and
 // client_timeout do not cut a blocking command short.
 func TestBlockingIgnoresTimeouts(t *testing.T) {
@@ -508,6 +526,26 @@ func TestPinnedServerKilled(t *testing.T) {
 	}
 }
 
+// TestPinnedClientResets checks that clients that send a pinned command
+// and reset their connection at once do no harm: on an event loop, the
+// reset may come before the loop hands the connection to a goroutine of
+// its own, which then has no remote address.
+func TestPinnedClientResets(t *testing.T) {
+	r := newPinRig(t, nil)
+	base := r.base(t)
+	cmds := [][]string{{"MULTI"}, {"BLPOP", "{t}x", "0"}, {"SUBSCRIBE", "{t}x"}, {"WATCH", "{t}x"}}
+	for i := range 300 {
+		nc, err := net.Dial("tcp", r.addr)
+		require.NoError(t, err)
+		_, err = nc.Write(resp.AppendCommandString(nil, cmds[i%len(cmds)]...))
+		require.NoError(t, err)
+		require.NoError(t, nc.(*net.TCPConn).SetLinger(0))
+		nc.Close()
+	}
+	assert.Equal(t, "+PONG\r\n", rawDial(t, r.addr).do("PING"))
+	r.settled(t, base)
+}
+
 // TestPinnedShutdown checks that Shutdown ends a client blocked in a
 // blocking command and one inside a transaction.
 func TestPinnedShutdown(t *testing.T) {
@@ -527,6 +565,26 @@ func TestPinnedShutdown(t *testing.T) {
 	assert.True(t, strings.HasPrefix(c1.reply(), "-ERR the proxy is shutting down"))
 	assert.True(t, c1.closed())
 	assert.True(t, c2.closed())
+	waitBlocked(t, servers, 0)
+}
+
+// TestPinnedShutdownFullClient checks that Shutdown also ends the wait of
+// a blocking command whose client has sent more than the proxy keeps for
+// it meanwhile (the proxy no longer reads that client then).
+func TestPinnedShutdownFullClient(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	s, addr := startProxy(t, protocol.Redis, bs, nil)
+	servers := []string{bs[0].Addr, bs[1].Addr}
+	c := rawDial(t, addr)
+	c.send(cmd("BLPOP", "{t}a", "0"))
+	waitBlocked(t, servers, 1)
+	c.send(cmd("SET", "{t}b", strings.Repeat("v", 80<<10)))
+	time.Sleep(100 * time.Millisecond) // read up to the proxy's limit
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, s.Shutdown(ctx))
+	assert.Less(t, time.Since(start), 2*time.Second)
 	waitBlocked(t, servers, 0)
 }
 

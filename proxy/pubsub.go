@@ -207,6 +207,10 @@ func (c *session) pubsubBeforeRead() {
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.readTimed = false
+	if c.interrupted.Load() {
+		// Shutdown's interrupt came meanwhile: keep its deadline.
+		_ = c.nc.SetReadDeadline(time.Now().Add(drainGrace))
+	}
 }
 
 // pubsubFramingError answers a subscribed client's malformed request with

@@ -139,7 +139,14 @@ func (c *session) transaction(i int, ci *resp.CommandInfo, msg string) (quit boo
 		// Between WATCH and MULTI: served as usual.
 		switch rt := redisRouteOf(ci); {
 		case rt.class != classPinned:
-			return c.runOne(i)
+			was := c.resp3
+			quit, err := c.runOne(i)
+			if c.resp3 != was && tx.ded != nil {
+				// HELLO switched the client's protocol: the watching
+				// connection follows, so that EXEC answers in it.
+				c.txHello()
+			}
+			return quit, err
 		case rt.pin == pinBlocking:
 			return c.blocking(i, ci)
 		}
@@ -164,6 +171,26 @@ func (c *session) transaction(i int, ci *resp.CommandInfo, msg string) (quit boo
 		}
 	}
 	return false, c.txKeyed(cmd, ci)
+}
+
+// txHello switches the transaction's connection to the client's protocol;
+// a failure loses the transaction.
+func (c *session) txHello() {
+	tx := &c.pin.tx
+	proto := "2"
+	if c.resp3 {
+		proto = "3"
+	}
+	err := c.txSend(resp.AppendCommandString(nil, "HELLO", proto))
+	if err == nil {
+		var reply []byte
+		if reply, err = tx.ded.ReadReply(c.txDeadline()); err == nil && isErrorReply(reply) {
+			err = errors.New(string(trimCRLF(reply[1:])))
+		}
+	}
+	if err != nil {
+		_ = c.txLose(err)
+	}
 }
 
 // txError writes the error reply msg.
