@@ -29,8 +29,8 @@ import (
 // connection closed, so that redis-server stops waiting for it and hands
 // nothing to a client that is gone. What the client sends meanwhile is
 // kept, up to maxEarly bytes, and served after the reply (beyond that
-// the proxy stops reading until then, and so no longer sees the client
-// close, though Shutdown still ends the wait). client_timeout
+// the proxy stops reading until then; it still sees the client close,
+// without reading, on Linux, and Shutdown still ends the wait). client_timeout
 // does not apply to a client waiting for a blocking command's reply;
 // Shutdown ends the wait after its grace period with an error reply. A
 // server connection that fails gets the client an error reply naming the
@@ -138,7 +138,10 @@ func (c *session) watchClient(d *pool.Dedicated) *clientWatch {
 			return
 		}
 		// Full: the client is not read until the reply, but Shutdown
-		// still ends the wait once its grace period is over.
+		// still ends the wait once its grace period is over, and so does
+		// the client closing its connection (seen without reading, on
+		// Linux), so that a client cannot hold a pinned connection, and
+		// its place under max_pinned_connections, after it has gone.
 		t := time.NewTicker(drainGrace / 4)
 		defer t.Stop()
 		for {
@@ -149,6 +152,11 @@ func (c *session) watchClient(d *pool.Dedicated) *clientWatch {
 			}
 			if c.interrupted.Load() && time.Now().UnixNano() >= c.drainBy.Load() {
 				w.interrupted = true
+				d.Close()
+				return
+			}
+			if peerGone(nc) {
+				w.err = io.EOF
 				d.Close()
 				return
 			}

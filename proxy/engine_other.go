@@ -39,6 +39,7 @@ func (*Engine) adopt(*Server, net.Conn) (*evClient, error)   { return nil, errNo
 func (*eloop) post(func()) bool                              { return false }
 func (*eloop) do(_ *Server, p *pool.Pool, req *pool.Request) { p.Do(req) }
 func (*evClient) ready()                                     {}
+func (*evClient) progress()                                  {}
 func (*evClient) send([]byte, []bigReply) error              { return errNoEngine }
 func (*evClient) interrupt()                                 {}
 func (*evClient) resetFD()                                   {}

@@ -588,6 +588,26 @@ func TestPinnedShutdownFullClient(t *testing.T) {
 	waitBlocked(t, servers, 0)
 }
 
+// TestPinnedFullClientCloses checks that a client that closes its
+// connection while its blocking command waits, after sending more than
+// the proxy keeps for it meanwhile, gives back its server connection and
+// its place under max_pinned_connections at once, not when the command
+// returns (here never: BLPOP … 0).
+func TestPinnedFullClientCloses(t *testing.T) {
+	bs := startBackends(t, protocol.Redis, 2)
+	s, addr := startProxy(t, protocol.Redis, bs, nil)
+	servers := []string{bs[0].Addr, bs[1].Addr}
+	c := rawDial(t, addr)
+	c.send(cmd("BLPOP", "{t}a", "0"))
+	waitBlocked(t, servers, 1)
+	c.send(cmd("SET", "{t}b", strings.Repeat("v", 80<<10)))
+	time.Sleep(100 * time.Millisecond) // read up to the proxy's limit
+	require.Equal(t, int64(1), s.Stats().PinnedConnections)
+	c.nc.Close()
+	waitBlocked(t, servers, 0)
+	require.Eventually(t, func() bool { return s.Stats().PinnedConnections == 0 }, 5*time.Second, 5*time.Millisecond)
+}
+
 // TestPinnedInProcessClient checks that the in-process Client, which has
 // no connection of its own, refuses the pinned commands clearly.
 func TestPinnedInProcessClient(t *testing.T) {
