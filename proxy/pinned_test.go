@@ -568,10 +568,10 @@ func TestPinnedShutdown(t *testing.T) {
 	waitBlocked(t, servers, 0)
 }
 
-// TestPinnedShutdownFullClient checks that Shutdown also ends the wait of
-// a blocking command whose client has sent more than the proxy keeps for
-// it meanwhile (the proxy no longer reads that client then).
-func TestPinnedShutdownFullClient(t *testing.T) {
+// blockedFullClient starts a proxy over two servers and a client blocked
+// in BLPOP … 0 that has then sent more than the proxy keeps for it while it
+// waits (the proxy no longer reads it then).
+func blockedFullClient(t *testing.T) (*proxy.Server, []string, *rawRedis) {
 	bs := startBackends(t, protocol.Redis, 2)
 	s, addr := startProxy(t, protocol.Redis, bs, nil)
 	servers := []string{bs[0].Addr, bs[1].Addr}
@@ -580,6 +580,14 @@ func TestPinnedShutdownFullClient(t *testing.T) {
 	waitBlocked(t, servers, 1)
 	c.send(cmd("SET", "{t}b", strings.Repeat("v", 80<<10)))
 	time.Sleep(100 * time.Millisecond) // read up to the proxy's limit
+	return s, servers, c
+}
+
+// TestPinnedShutdownFullClient checks that Shutdown also ends the wait of
+// a blocking command whose client has sent more than the proxy keeps for
+// it meanwhile (the proxy no longer reads that client then).
+func TestPinnedShutdownFullClient(t *testing.T) {
+	s, servers, _ := blockedFullClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -594,14 +602,7 @@ func TestPinnedShutdownFullClient(t *testing.T) {
 // its place under max_pinned_connections at once, not when the command
 // returns (here never: BLPOP … 0).
 func TestPinnedFullClientCloses(t *testing.T) {
-	bs := startBackends(t, protocol.Redis, 2)
-	s, addr := startProxy(t, protocol.Redis, bs, nil)
-	servers := []string{bs[0].Addr, bs[1].Addr}
-	c := rawDial(t, addr)
-	c.send(cmd("BLPOP", "{t}a", "0"))
-	waitBlocked(t, servers, 1)
-	c.send(cmd("SET", "{t}b", strings.Repeat("v", 80<<10)))
-	time.Sleep(100 * time.Millisecond) // read up to the proxy's limit
+	s, servers, c := blockedFullClient(t)
 	require.Equal(t, int64(1), s.Stats().PinnedConnections)
 	c.nc.Close()
 	waitBlocked(t, servers, 0)

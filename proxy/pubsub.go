@@ -358,14 +358,7 @@ func (ps *pubsub) subscribe(fam int, verb string, names [][]byte) {
 		e := &psEntry{verb: verb, name: name}
 		entries[i] = e
 		for _, srv := range srvs {
-			s := bySrv[srv]
-			if s == nil {
-				s = &psSend{srv: srv}
-				bySrv[srv] = s
-				sends = append(sends, s)
-			}
-			s.names = append(s.names, name)
-			s.entries = append(s.entries, e)
+			sends = addSend(bySrv, sends, srv, name, e)
 		}
 	}
 	sends, err := ps.dial(sends)
@@ -418,14 +411,7 @@ func (ps *pubsub) unsubscribe(fam int, verb string, names [][]byte) {
 			if ps.conns[srv] == nil {
 				continue // an ejected server the pattern was not sent to
 			}
-			s := bySrv[srv]
-			if s == nil {
-				s = &psSend{srv: srv}
-				bySrv[srv] = s
-				sends = append(sends, s)
-			}
-			s.names = append(s.names, name)
-			s.entries = append(s.entries, e)
+			sends = addSend(bySrv, sends, srv, name, e)
 		}
 	}
 	if silent { // RESET: ends them all without confirmations
@@ -918,4 +904,18 @@ func appendNumSub(out []byte, calls []*call) ([]byte, bool) {
 		out = resp.AppendInt(out, counts[j])
 	}
 	return out, true
+}
+
+// addSend adds name, confirmed by e, to the send of server srv (made and
+// appended to sends if it has none yet) and returns sends.
+func addSend(bySrv map[int]*psSend, sends []*psSend, srv int, name []byte, e *psEntry) []*psSend {
+	s := bySrv[srv]
+	if s == nil {
+		s = &psSend{srv: srv}
+		bySrv[srv] = s
+		sends = append(sends, s)
+	}
+	s.names = append(s.names, name)
+	s.entries = append(s.entries, e)
+	return sends
 }
